@@ -1,0 +1,262 @@
+//! The OCALL ring: untrusted shared memory outside ELRANGE through which the
+//! LibOS asks the host to do what it cannot do itself.
+//!
+//! Layout (from the ring base, see [`RingLayout`]): one header page, the boot
+//! block, one [`OcallSlot`] per thread slot, then one data area of
+//! [`SLOT_DATA_SIZE`] bytes per thread slot. The number of slots comes from
+//! the measured enclave info, never from the host, so both sides compute the
+//! same layout and the host cannot move anything.
+//!
+//! A request carries a call number ([`Ocall`]), six scalar arguments and
+//! *offsets into its own data area* — never host or enclave pointers. The
+//! host checks that every offset and length stays inside the data area; the
+//! LibOS checks every reply (see `libos/src/host/`), and treats a reply that
+//! cannot be true as an attack.
+
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+
+use crate::layout::PAGE_SIZE;
+
+/// Magic value at the start of the ring header.
+pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"CONFRING");
+/// Bytes of data area each thread slot owns.
+pub const SLOT_DATA_SIZE: u64 = 256 * 1024;
+/// Bytes reserved for the boot block (argv, env passthrough, abort message).
+pub const BOOT_BLOCK_SIZE: u64 = 256 * 1024;
+/// Largest host file descriptor the LibOS accepts from a reply.
+pub const MAX_HOST_FD: i64 = 1 << 20;
+
+/// Request states, in [`OcallSlot::state`].
+pub mod state {
+    pub const FREE: u32 = 0;
+    /// The enclave wrote a request; a worker may take it.
+    pub const POSTED: u32 = 1;
+    /// A worker is running it.
+    pub const TAKEN: u32 = 2;
+    /// The result is in `ret`/`aux` (and the data area).
+    pub const DONE: u32 = 3;
+}
+
+/// Where each part of the ring lives, relative to the ring base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingLayout {
+    pub nslots: u64,
+    pub boot_offset: u64,
+    pub slots_offset: u64,
+    pub data_offset: u64,
+    pub total_size: u64,
+}
+
+impl RingLayout {
+    pub const fn new(nslots: u64) -> RingLayout {
+        let boot_offset = PAGE_SIZE;
+        let slots_offset = boot_offset + BOOT_BLOCK_SIZE;
+        let slots_bytes = nslots * core::mem::size_of::<OcallSlot>() as u64;
+        let data_offset = (slots_offset + slots_bytes + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
+        RingLayout {
+            nslots,
+            boot_offset,
+            slots_offset,
+            data_offset,
+            total_size: data_offset + nslots * SLOT_DATA_SIZE,
+        }
+    }
+
+    pub const fn slot_offset(&self, slot: u64) -> u64 {
+        self.slots_offset + slot * core::mem::size_of::<OcallSlot>() as u64
+    }
+
+    pub const fn data_area_offset(&self, slot: u64) -> u64 {
+        self.data_offset + slot * SLOT_DATA_SIZE
+    }
+}
+
+/// The first bytes of the ring.
+#[repr(C)]
+pub struct RingHeader {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub nslots: AtomicU32,
+    /// Number of host workers currently parked (asleep); the enclave exits to
+    /// wake one when it posts while all are parked.
+    pub parked_workers: AtomicU32,
+    pub _pad: AtomicU32,
+    /// Futex word the parked workers sleep on.
+    pub worker_wake: AtomicU32,
+}
+
+/// One thread slot's request. Everything here is shared with the host and
+/// may change under the enclave's feet: the LibOS reads each field once.
+#[repr(C, align(64))]
+pub struct OcallSlot {
+    pub state: AtomicU32,
+    /// 1 while the enclave thread sleeps on `state` (exited with `WaitOcall`).
+    pub sleeping: AtomicU32,
+    pub nr: AtomicU32,
+    /// Counter the host increments to wake this thread from `ThreadSleep`.
+    pub wake_seq: AtomicU32,
+    pub args: [AtomicU64; 6],
+    pub ret: AtomicI64,
+    pub aux: AtomicU64,
+    /// Bit n-1 set: the host saw signal n for the enclave (a hint).
+    pub signals: AtomicU64,
+}
+
+/// The boot block, filled by the host before the first EENTER. Untrusted: the
+/// LibOS uses the host-supplied argv and environment only where the manifest
+/// allows it.
+#[repr(C)]
+pub struct BootBlock {
+    pub magic: u64,
+    /// Host process id (for logs only).
+    pub host_pid: u64,
+    /// Log level the command line asked for, or u64::MAX for the manifest's.
+    pub log_level: u64,
+    /// NUL-separated command-line arguments, at `data[argv_off..argv_off+argv_len]`
+    /// relative to the boot block.
+    pub argv_off: u64,
+    pub argv_len: u64,
+    pub argc: u64,
+    /// NUL-separated `NAME=value` strings of the host environment for
+    /// passthrough variables.
+    pub env_off: u64,
+    pub env_len: u64,
+    /// Bit n set: host fd n (0..2) is a terminal.
+    pub tty_mask: u64,
+    /// Host-side resolution of the current time at boot, ns since the epoch.
+    pub realtime_ns: u64,
+    /// Where the LibOS writes an abort message (offset/len in the boot block).
+    pub abort_msg_off: u64,
+    pub abort_msg_cap: u64,
+}
+
+/// Magic of the [`BootBlock`].
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"CONFBOOT");
+
+macro_rules! ocalls {
+    ($($(#[$doc:meta])* $name:ident = $num:literal,)*) => {
+        /// The host operations the LibOS may ask for. The host runs only these;
+        /// an unknown number is refused with ENOSYS.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Ocall { $($(#[$doc])* $name = $num,)* }
+
+        impl Ocall {
+            pub fn from_raw(raw: u32) -> Option<Ocall> {
+                match raw { $($num => Some(Ocall::$name),)* _ => None }
+            }
+            pub fn name(self) -> &'static str {
+                match self { $(Ocall::$name => stringify!($name),)* }
+            }
+        }
+    };
+}
+
+ocalls! {
+    /// write(fd, data[a1..a1+a2]) → bytes written.
+    Write = 1,
+    /// read(fd, len a2) into data[a1..] → bytes read.
+    Read = 2,
+    /// pread(fd, len a2, offset a3) into data[a1..].
+    Pread = 3,
+    /// pwrite(fd, data[a1..a1+a2], offset a3).
+    Pwrite = 4,
+    /// openat(AT_FDCWD, path data[a0..a0+a1], flags a2, mode a3) → host fd.
+    Open = 5,
+    /// close(fd).
+    Close = 6,
+    /// fstat(fd) → struct stat at data[a1..a1+144].
+    Fstat = 7,
+    /// stat/lstat(path data[a0..a0+a1]) → struct stat at data[a2..]; a3 = 1 for lstat.
+    Stat = 8,
+    /// lseek(fd, off a1, whence a2).
+    Lseek = 9,
+    /// getdents64(fd) into data[a1..a1+a2] → bytes.
+    Getdents64 = 10,
+    /// readlink(path data[a0..a0+a1]) into data[a2..a2+a3] → bytes.
+    Readlink = 11,
+    /// ioctl(fd, request a1, argument data[a2..]) — terminal requests only.
+    Ioctl = 12,
+    /// fcntl(fd, cmd a1, arg a2) — F_GETFL/F_SETFL/F_SETLK/F_SETLKW/F_GETLK
+    /// (lock struct at data[a3..]).
+    Fcntl = 13,
+    /// pipe2(flags a0) → aux = read fd | write fd << 32.
+    Pipe2 = 14,
+    /// mprotect(enclave address a0, len a1, prot a2): only inside ELRANGE.
+    Mprotect = 15,
+    /// Give back enclave pages a0..a0+a1: they read as zero afterwards (as
+    /// after EREMOVE + EAUG). Only inside ELRANGE.
+    Decommit = 16,
+    /// clock_gettime(clock a0) → timespec at data[a1..a1+16].
+    ClockGettime = 17,
+    /// Sleep a0 nanoseconds (relative), waking early if signal hint arrives.
+    Sleep = 18,
+    /// mkdir(path data[a0..a0+a1], mode a2).
+    Mkdir = 19,
+    /// unlinkat(AT_FDCWD, path data[a0..a0+a1], flags a2).
+    Unlink = 20,
+    /// rename(data[a0..a0+a1], data[a2..a2+a3]).
+    Rename = 21,
+    /// symlink(target data[a0..a0+a1], path data[a2..a2+a3]).
+    Symlink = 22,
+    /// link(data[a0..a0+a1], data[a2..a2+a3]).
+    Link = 23,
+    /// ftruncate(fd, len a1).
+    Ftruncate = 24,
+    /// fsync(fd) (a1 = 1: fdatasync).
+    Fsync = 25,
+    /// utimensat(AT_FDCWD or fd, path data[a0..a0+a1] or empty, times data[a2..a2+32], flags a3, fd a4).
+    Utimens = 26,
+    /// fchmod(fd, mode a1).
+    Fchmod = 27,
+    /// chmod(path data[a0..a0+a1], mode a2).
+    Chmod = 28,
+    /// statfs(path data[a0..a0+a1]) → struct statfs at data[a2..a2+120].
+    Statfs = 29,
+    /// flock(fd, op a1).
+    Flock = 30,
+    /// poll(pollfd array data[a0..a0+8*a1], timeout ms a2) → ready count.
+    Poll = 31,
+    /// truncate(path data[a0..a0+a1], len a2).
+    Truncate = 32,
+    /// Start a host thread that enters thread slot a0 with `ThreadStart`.
+    SpawnThread = 40,
+    /// Sleep until this slot's `wake_seq` differs from a0, or a1 ns pass
+    /// (u64::MAX: no timeout) → 0, or -ETIMEDOUT.
+    ThreadSleep = 41,
+    /// Increment slot a0's `wake_seq` and wake it.
+    ThreadWake = 42,
+    /// Chunk digests of the trusted file open as host fd a0: chunks a1..a1+a2
+    /// into data[a3..a3+32*a2]. The host may compute them; the LibOS checks
+    /// them against the manifest's root.
+    ChunkDigests = 43,
+    /// Raise signal a0 in the whole host process group of conf-run (used to
+    /// die of the same signal); a1 unused.
+    Kill = 44,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_layout_is_disjoint_and_aligned() {
+        for n in [1u64, 2, 7, 64, 1024] {
+            let l = RingLayout::new(n);
+            assert!(l.boot_offset >= core::mem::size_of::<RingHeader>() as u64);
+            assert!(l.slots_offset >= l.boot_offset + BOOT_BLOCK_SIZE);
+            assert!(l.data_offset >= l.slot_offset(n));
+            assert_eq!(l.data_offset % PAGE_SIZE, 0);
+            assert_eq!(l.total_size, l.data_area_offset(n));
+        }
+    }
+
+    #[test]
+    fn ocall_numbers_round_trip() {
+        for raw in 0..100 {
+            if let Some(o) = Ocall::from_raw(raw) {
+                assert_eq!(o as u32, raw);
+            }
+        }
+    }
+}

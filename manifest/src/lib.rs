@@ -1,0 +1,1 @@
+pub use conf_abi::manifest::ResolvedManifest;
