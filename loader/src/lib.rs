@@ -1,1 +1,4 @@
+//! conf-loader: the untrusted host side of conf.
 
+pub mod exit;
+pub mod image;
