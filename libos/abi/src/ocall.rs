@@ -108,6 +108,9 @@ pub struct OcallSlot {
 #[repr(C)]
 pub struct BootBlock {
     pub magic: u64,
+    /// [`BACKEND_SIM`] or [`BACKEND_SGX`]. Under sim, EEXIT is a jump to the
+    /// host's exit address; a host that lies about it only stops the enclave.
+    pub backend: u64,
     /// Host process id (for logs only).
     pub host_pid: u64,
     /// Log level the command line asked for, or u64::MAX for the manifest's.
@@ -129,6 +132,9 @@ pub struct BootBlock {
     pub abort_msg_off: u64,
     pub abort_msg_cap: u64,
 }
+
+pub const BACKEND_SIM: u64 = 1;
+pub const BACKEND_SGX: u64 = 2;
 
 /// Magic of the [`BootBlock`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"CONFBOOT");

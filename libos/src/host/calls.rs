@@ -1,0 +1,374 @@
+//! Typed wrappers around each OCALL, with the reply checks each needs.
+//!
+//! Layout of the data area per call follows the doc comments of
+//! `conf_abi::ocall::Ocall`. Paths go first (offset 0), output buffers after.
+
+use conf_abi::ocall::{Ocall, MAX_HOST_FD, SLOT_DATA_SIZE};
+use conf_abi::Errno;
+
+use super::{call, hostile, Data};
+
+/// Where output buffers start when a path is also passed.
+const OUT: u64 = 8192;
+/// Longest path accepted (Linux PATH_MAX).
+pub const PATH_MAX: usize = 4096;
+/// Largest transfer one call moves.
+pub const MAX_IO: usize = (SLOT_DATA_SIZE - OUT) as usize;
+
+/// A file descriptor in the host's table (never shown to the program).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostFd(pub i32);
+
+fn put_path(d: &Data, path: &[u8], at: u64) -> Result<(), Errno> {
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if path.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    d.put(at, path);
+    Ok(())
+}
+
+fn fd_result(nr: Ocall, r: super::Reply) -> Result<HostFd, Errno> {
+    let v = r.result(nr)?;
+    if v as i64 >= MAX_HOST_FD {
+        hostile(nr, "a file descriptor out of range");
+    }
+    Ok(HostFd(v as i32))
+}
+
+/// A byte count that must not exceed `asked`.
+fn len_result(nr: Ocall, r: super::Reply, asked: usize) -> Result<usize, Errno> {
+    let v = r.result(nr)?;
+    if v > asked as u64 {
+        hostile(nr, "more bytes than were asked for");
+    }
+    Ok(v as usize)
+}
+
+fn zero_result(nr: Ocall, r: super::Reply) -> Result<(), Errno> {
+    match r.result(nr)? {
+        0 => Ok(()),
+        _ => hostile(nr, "a non-zero success value"),
+    }
+}
+
+/// write(2) on a host fd; moves at most [`MAX_IO`] bytes.
+pub fn write(fd: HostFd, bytes: &[u8]) -> Result<usize, Errno> {
+    let n = bytes.len().min(MAX_IO);
+    let d = Data::mine();
+    d.put(OUT, &bytes[..n]);
+    len_result(Ocall::Write, call(Ocall::Write, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)
+}
+
+/// Write all of `bytes` to host fd `fd`, ignoring errors (used for logs).
+pub fn write_all_host(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match write(HostFd(fd), bytes) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => bytes = &bytes[n..],
+        }
+    }
+}
+
+/// read(2) into `buf` (at most [`MAX_IO`] bytes).
+pub fn read(fd: HostFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let n = buf.len().min(MAX_IO);
+    let got = len_result(Ocall::Read, call(Ocall::Read, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)?;
+    Data::mine().get(OUT, &mut buf[..got]);
+    Ok(got)
+}
+
+pub fn pread(fd: HostFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    let n = buf.len().min(MAX_IO);
+    let got = len_result(Ocall::Pread, call(Ocall::Pread, [fd.0 as u64, OUT, n as u64, offset, 0, 0]), n)?;
+    Data::mine().get(OUT, &mut buf[..got]);
+    Ok(got)
+}
+
+pub fn pwrite(fd: HostFd, bytes: &[u8], offset: u64) -> Result<usize, Errno> {
+    let n = bytes.len().min(MAX_IO);
+    Data::mine().put(OUT, &bytes[..n]);
+    len_result(Ocall::Pwrite, call(Ocall::Pwrite, [fd.0 as u64, OUT, n as u64, offset, 0, 0]), n)
+}
+
+/// Read exactly `buf.len()` bytes at `offset`, or fail with EIO on a short file.
+pub fn pread_exact(fd: HostFd, buf: &mut [u8], mut offset: u64) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = pread(fd, &mut buf[done..], offset)?;
+        if n == 0 {
+            return Err(Errno::EIO);
+        }
+        done += n;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+pub fn open(path: &[u8], flags: i32, mode: u32) -> Result<HostFd, Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    fd_result(Ocall::Open, call(Ocall::Open, [0, path.len() as u64, flags as u32 as u64, mode as u64, 0, 0]))
+}
+
+pub fn close(fd: HostFd) {
+    let _ = call(Ocall::Close, [fd.0 as u64, 0, 0, 0, 0, 0]);
+}
+
+/// Linux's `struct stat` (x86-64), as the host's kernel fills it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelStat {
+    pub st_dev: u64,
+    pub st_ino: u64,
+    pub st_nlink: u64,
+    pub st_mode: u32,
+    pub st_uid: u32,
+    pub st_gid: u32,
+    pub _pad0: u32,
+    pub st_rdev: u64,
+    pub st_size: i64,
+    pub st_blksize: i64,
+    pub st_blocks: i64,
+    pub st_atime: i64,
+    pub st_atime_nsec: i64,
+    pub st_mtime: i64,
+    pub st_mtime_nsec: i64,
+    pub st_ctime: i64,
+    pub st_ctime_nsec: i64,
+    pub _unused: [i64; 3],
+}
+
+const STAT_SIZE: usize = core::mem::size_of::<KernelStat>();
+const _: () = assert!(STAT_SIZE == 144);
+
+impl KernelStat {
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: plain integers, no padding beyond the explicit fields.
+        unsafe { core::slice::from_raw_parts(self as *const _ as *const u8, STAT_SIZE) }
+    }
+}
+
+fn read_stat(d: &Data, at: u64) -> KernelStat {
+    let mut st = KernelStat::default();
+    // SAFETY: KernelStat is plain integers; any bit pattern is valid.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut st as *mut _ as *mut u8, STAT_SIZE) };
+    d.get(at, bytes);
+    st
+}
+
+pub fn fstat(fd: HostFd) -> Result<KernelStat, Errno> {
+    zero_result(Ocall::Fstat, call(Ocall::Fstat, [fd.0 as u64, OUT, 0, 0, 0, 0]))?;
+    Ok(read_stat(&Data::mine(), OUT))
+}
+
+pub fn stat(path: &[u8], nofollow: bool) -> Result<KernelStat, Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Stat, call(Ocall::Stat, [0, path.len() as u64, OUT, nofollow as u64, 0, 0]))?;
+    Ok(read_stat(&d, OUT))
+}
+
+pub fn lseek(fd: HostFd, off: i64, whence: u32) -> Result<u64, Errno> {
+    let v = call(Ocall::Lseek, [fd.0 as u64, off as u64, whence as u64, 0, 0, 0]).result(Ocall::Lseek)?;
+    Ok(v)
+}
+
+/// getdents64 into `buf`; the caller parses the records defensively.
+pub fn getdents64(fd: HostFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let n = buf.len().min(MAX_IO);
+    let got = len_result(Ocall::Getdents64, call(Ocall::Getdents64, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)?;
+    Data::mine().get(OUT, &mut buf[..got]);
+    Ok(got)
+}
+
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    let n = buf.len().min(PATH_MAX);
+    let got = len_result(Ocall::Readlink, call(Ocall::Readlink, [0, path.len() as u64, OUT, n as u64, 0, 0]), n)?;
+    d.get(OUT, &mut buf[..got]);
+    Ok(got)
+}
+
+/// A terminal ioctl whose argument is `arg_len` bytes in and out.
+pub fn ioctl(fd: HostFd, request: u64, arg: &mut [u8]) -> Result<u64, Errno> {
+    let d = Data::mine();
+    d.put(OUT, arg);
+    let v = call(Ocall::Ioctl, [fd.0 as u64, request, OUT, arg.len() as u64, 0, 0]).result(Ocall::Ioctl)?;
+    d.get(OUT, arg);
+    Ok(v)
+}
+
+pub fn fcntl(fd: HostFd, cmd: u32, arg: u64) -> Result<u64, Errno> {
+    call(Ocall::Fcntl, [fd.0 as u64, cmd as u64, arg, 0, 0, 0]).result(Ocall::Fcntl)
+}
+
+pub fn pipe2(flags: i32) -> Result<(HostFd, HostFd), Errno> {
+    let r = call(Ocall::Pipe2, [flags as u32 as u64, 0, 0, 0, 0, 0]);
+    zero_result(Ocall::Pipe2, r)?;
+    let (a, b) = ((r.aux & 0xffff_ffff) as i64, (r.aux >> 32) as i64);
+    if a >= MAX_HOST_FD || b >= MAX_HOST_FD || a == b {
+        hostile(Ocall::Pipe2, "pipe descriptors out of range");
+    }
+    Ok((HostFd(a as i32), HostFd(b as i32)))
+}
+
+/// Change the host page protection of enclave pages.
+pub fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Mprotect, call(Ocall::Mprotect, [addr, len, prot as u64, 0, 0, 0]))
+}
+
+/// Return enclave pages to the host; they read as zero afterwards.
+pub fn decommit(addr: u64, len: u64) -> Result<(), Errno> {
+    zero_result(Ocall::Decommit, call(Ocall::Decommit, [addr, len, 0, 0, 0, 0]))
+}
+
+/// clock_gettime on the host: (seconds, nanoseconds).
+pub fn clock_gettime(clock: u32) -> Result<(i64, i64), Errno> {
+    zero_result(Ocall::ClockGettime, call(Ocall::ClockGettime, [clock as u64, OUT, 0, 0, 0, 0]))?;
+    let d = Data::mine();
+    let (s, ns) = (d.get_u64(OUT) as i64, d.get_u64(OUT + 8) as i64);
+    if !(0..1_000_000_000).contains(&ns) {
+        hostile(Ocall::ClockGettime, "nanoseconds out of range");
+    }
+    Ok((s, ns))
+}
+
+/// Sleep on the host for `ns` nanoseconds.
+pub fn sleep(ns: u64) -> Result<(), Errno> {
+    zero_result(Ocall::Sleep, call(Ocall::Sleep, [ns, 0, 0, 0, 0, 0]))
+}
+
+pub fn mkdir(path: &[u8], mode: u32) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Mkdir, call(Ocall::Mkdir, [0, path.len() as u64, mode as u64, 0, 0, 0]))
+}
+
+pub fn unlink(path: &[u8], flags: u32) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Unlink, call(Ocall::Unlink, [0, path.len() as u64, flags as u64, 0, 0, 0]))
+}
+
+fn two_paths(nr: Ocall, a: &[u8], b: &[u8]) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, a, 0)?;
+    put_path(&d, b, PATH_MAX as u64)?;
+    zero_result(nr, call(nr, [0, a.len() as u64, PATH_MAX as u64, b.len() as u64, 0, 0]))
+}
+
+pub fn rename(from: &[u8], to: &[u8]) -> Result<(), Errno> {
+    two_paths(Ocall::Rename, from, to)
+}
+
+pub fn symlink(target: &[u8], path: &[u8]) -> Result<(), Errno> {
+    two_paths(Ocall::Symlink, target, path)
+}
+
+pub fn link(from: &[u8], to: &[u8]) -> Result<(), Errno> {
+    two_paths(Ocall::Link, from, to)
+}
+
+pub fn ftruncate(fd: HostFd, len: u64) -> Result<(), Errno> {
+    zero_result(Ocall::Ftruncate, call(Ocall::Ftruncate, [fd.0 as u64, len, 0, 0, 0, 0]))
+}
+
+pub fn truncate(path: &[u8], len: u64) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Truncate, call(Ocall::Truncate, [0, path.len() as u64, len, 0, 0, 0]))
+}
+
+pub fn fsync(fd: HostFd, datasync: bool) -> Result<(), Errno> {
+    zero_result(Ocall::Fsync, call(Ocall::Fsync, [fd.0 as u64, datasync as u64, 0, 0, 0, 0]))
+}
+
+pub fn fchmod(fd: HostFd, mode: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Fchmod, call(Ocall::Fchmod, [fd.0 as u64, mode as u64, 0, 0, 0, 0]))
+}
+
+pub fn chmod(path: &[u8], mode: u32) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Chmod, call(Ocall::Chmod, [0, path.len() as u64, mode as u64, 0, 0, 0]))
+}
+
+/// utimensat on a path (fd < 0) or an fd (empty path); `times` is two timespecs.
+pub fn utimens(path: &[u8], fd: Option<HostFd>, times: &[u8; 32], flags: u32) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    d.put(OUT, times);
+    let fdv = fd.map(|f| f.0 as i64).unwrap_or(-1);
+    zero_result(Ocall::Utimens, call(Ocall::Utimens, [0, path.len() as u64, OUT, flags as u64, fdv as u64, 0]))
+}
+
+pub fn statfs(path: &[u8], out: &mut [u8; 120]) -> Result<(), Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    zero_result(Ocall::Statfs, call(Ocall::Statfs, [0, path.len() as u64, OUT, 0, 0, 0]))?;
+    d.get(OUT, out);
+    Ok(())
+}
+
+pub fn flock(fd: HostFd, op: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Flock, call(Ocall::Flock, [fd.0 as u64, op as u64, 0, 0, 0, 0]))
+}
+
+/// poll(2) over host fds: `fds` holds (fd, events) pairs; revents are written back.
+pub fn poll(fds: &mut [(HostFd, i16, i16)], timeout_ms: i32) -> Result<usize, Errno> {
+    let d = Data::mine();
+    if fds.len() * 8 > MAX_IO {
+        return Err(Errno::EINVAL);
+    }
+    for (i, (fd, ev, _)) in fds.iter().enumerate() {
+        let mut rec = [0u8; 8];
+        rec[..4].copy_from_slice(&fd.0.to_le_bytes());
+        rec[4..6].copy_from_slice(&ev.to_le_bytes());
+        d.put(OUT + i as u64 * 8, &rec);
+    }
+    let n = len_result(Ocall::Poll, call(Ocall::Poll, [OUT, fds.len() as u64, timeout_ms as i64 as u64, 0, 0, 0]), fds.len())?;
+    for (i, f) in fds.iter_mut().enumerate() {
+        let mut rec = [0u8; 8];
+        d.get(OUT + i as u64 * 8, &mut rec);
+        f.2 = i16::from_le_bytes([rec[6], rec[7]]);
+    }
+    Ok(n)
+}
+
+/// Chunk digests `first..first+out.len()` of the trusted file open as `fd`.
+pub fn chunk_digests(fd: HostFd, first: u64, out: &mut [[u8; 32]]) -> Result<(), Errno> {
+    let max = MAX_IO / 32;
+    let mut done = 0;
+    while done < out.len() {
+        let n = (out.len() - done).min(max);
+        let r = call(Ocall::ChunkDigests, [fd.0 as u64, first + done as u64, n as u64, OUT, 0, 0]);
+        zero_result(Ocall::ChunkDigests, r)?;
+        let d = Data::mine();
+        for (i, dig) in out[done..done + n].iter_mut().enumerate() {
+            d.get(OUT + i as u64 * 32, dig);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+pub fn spawn_thread(slot: u64) -> Result<(), Errno> {
+    zero_result(Ocall::SpawnThread, call(Ocall::SpawnThread, [slot, 0, 0, 0, 0, 0]))
+}
+
+/// Sleep until woken (wake sequence differs from `seq`) or `timeout_ns` passes.
+pub fn thread_sleep(seq: u32, timeout_ns: u64) -> Result<(), Errno> {
+    zero_result(Ocall::ThreadSleep, call(Ocall::ThreadSleep, [seq as u64, timeout_ns, 0, 0, 0, 0]))
+}
+
+pub fn thread_wake(slot: u64) -> Result<(), Errno> {
+    zero_result(Ocall::ThreadWake, call(Ocall::ThreadWake, [slot, 0, 0, 0, 0, 0]))
+}
+
+pub fn kill_host(sig: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Kill, call(Ocall::Kill, [sig as u64, 0, 0, 0, 0, 0]))
+}

@@ -1,0 +1,3 @@
+//! Enclave memory: the LibOS heap and the program's address space.
+
+pub mod heap;
