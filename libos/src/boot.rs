@@ -3,11 +3,12 @@
 
 use conf_abi::entry::{AbortCode, EnterReason};
 use conf_abi::layout::{EnclaveInfo, SlotRecord, ENCLAVE_INFO_MAGIC, SLOT_RECORD_MAGIC};
-use conf_abi::manifest::ResolvedManifest;
+use alloc::vec::Vec;
+use conf_abi::manifest::{EnvValue, LogLevel, ResolvedManifest};
 use conf_abi::ocall::{BootBlock, BACKEND_SIM};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::arch::tls::{gs_base, Tls};
+use crate::arch::tls::{gs_base, tls, Tls};
 use crate::host;
 use crate::util::Global;
 
@@ -58,12 +59,65 @@ fn init_tls(sim: bool) -> &'static mut Tls {
 
 /// Rust side of `enclave_entry` for every entry except an OCALL return.
 #[no_mangle]
-pub extern "C" fn libos_enter(reason: u64, arg1: u64, arg2: u64, cssa: u64) -> ! {
-    let _ = (arg2, cssa);
+pub extern "C" fn libos_enter(reason: u64, arg1: u64, _arg2: u64, _cssa: u64) -> ! {
     match EnterReason::from_raw(reason) {
         Some(EnterReason::Boot) => boot(arg1),
-        _ => early_abort(AbortCode::BadImage),
+        Some(EnterReason::Exception) => crate::entry::exception(true),
+        Some(EnterReason::HostSignal) => crate::entry::exception(false),
+        Some(EnterReason::ThreadStart) => crate::process::threads::start_current(),
+        _ => {
+            if BOOTED.load(Ordering::Acquire) == 2 {
+                host::abort(AbortCode::BadImage, format_args!("the host entered the enclave with an unknown reason {reason}"))
+            }
+            early_abort(AbortCode::BadImage)
+        }
     }
+}
+
+/// Number of CPUs the host says it has (a hint, clamped).
+pub fn host_cpus() -> u64 {
+    host::boot_field(core::mem::offset_of!(BootBlock, ncpus)).clamp(1, 1024)
+}
+
+/// argv and environment for the program, per the manifest.
+fn program_args(m: &ResolvedManifest) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let split = |bytes: Vec<u8>| -> Vec<Vec<u8>> { bytes.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect() };
+    let argv = if m.use_cmdline_argv {
+        let off = host::boot_field(core::mem::offset_of!(BootBlock, argv_off));
+        let len = host::boot_field(core::mem::offset_of!(BootBlock, argv_len));
+        host::boot_bytes(off, len).map(split).unwrap_or_default()
+    } else {
+        m.argv.iter().map(|a| a.clone().into_bytes()).collect()
+    };
+    let argv = if argv.is_empty() { alloc::vec![m.entrypoint.clone().into_bytes()] } else { argv };
+    let host_env = {
+        let off = host::boot_field(core::mem::offset_of!(BootBlock, env_off));
+        let len = host::boot_field(core::mem::offset_of!(BootBlock, env_len));
+        host::boot_bytes(off, len).map(split).unwrap_or_default()
+    };
+    let mut env = Vec::new();
+    for v in &m.env {
+        match &v.value {
+            EnvValue::Value(s) => {
+                let mut e = v.name.clone().into_bytes();
+                e.push(b'=');
+                e.extend_from_slice(s.as_bytes());
+                env.push(e);
+            }
+            EnvValue::Passthrough => {
+                let prefix = alloc::format!("{}=", v.name);
+                if let Some(e) = host_env.iter().find(|e| e.starts_with(prefix.as_bytes())) {
+                    env.push(e.clone());
+                }
+            }
+        }
+    }
+    (argv, env)
+}
+
+/// Bytes of the enclave heap the LibOS keeps for itself.
+fn libos_heap_size(heap: u64) -> u64 {
+    (heap / 8).clamp(64 << 20, 1 << 30).min(heap / 2)
 }
 
 fn boot(ring_addr: u64) -> ! {
@@ -84,6 +138,12 @@ fn boot(ring_addr: u64) -> ! {
         early_abort(AbortCode::BadImage);
     }
     t.sim = (host::boot_field(core::mem::offset_of!(BootBlock, backend)) == BACKEND_SIM) as u64;
+
+    let heap_lo = base + info.heap_offset;
+    let heap_hi = heap_lo + info.heap_size;
+    let libos_heap = libos_heap_size(info.heap_size);
+    crate::heap().init(heap_hi - libos_heap, heap_hi);
+
     // SAFETY: the manifest pages are measured and read-only.
     let mbytes = unsafe { core::slice::from_raw_parts((base + info.manifest_offset) as *const u8, info.manifest_len as usize) };
     let manifest = match ResolvedManifest::decode(mbytes) {
@@ -91,14 +151,37 @@ fn boot(ring_addr: u64) -> ! {
         Err(e) => host::abort(AbortCode::BadImage, format_args!("measured manifest does not decode: {e}")),
     };
     host::set_mode(manifest.ocall_mode);
-    crate::log::set_level(manifest.log_level);
+    let level = host::boot_field(core::mem::offset_of!(BootBlock, log_level));
+    let level = LogLevel::from_raw(level as u8).filter(|_| level <= 5).unwrap_or(manifest.log_level);
+    crate::log::set_level(level);
     ENCLAVE.set(Enclave { base, info, manifest });
-    crate::host::calls::write_all_host(1, b"hello from the enclave\n");
-    host::exit_process(0)
-}
+    BOOTED.store(2, Ordering::Release);
+    let m = &enclave().manifest;
 
-/// Rust side of `libos_syscall_entry` (rewritten syscall sites).
-#[no_mangle]
-pub extern "C" fn libos_fast_syscall() -> ! {
-    host::abort(AbortCode::Panic, format_args!("fast syscall path not enabled"))
+    crate::fs::policy::init(m);
+    let prog_hi = heap_hi - libos_heap - (1 << 20);
+    let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
+    crate::process::set_stack_top(prog_hi);
+    let proc = crate::process::Process::new(1, mm, m.start_dir.clone(), m.stack_size);
+    crate::process::init(proc);
+    let proc = crate::process::process();
+    {
+        use crate::fs::{host::HostFile, oflags, OpenFile};
+        let mut files = proc.files.lock();
+        for (fd, mode) in [(0, oflags::O_RDONLY), (1, oflags::O_WRONLY), (2, oflags::O_WRONLY)] {
+            let f = OpenFile::new(alloc::sync::Arc::new(HostFile::std_stream(fd)), mode, alloc::format!("/dev/pts/{fd}"));
+            let _ = files.insert(f, false, fd as usize);
+        }
+    }
+    crate::process::threads::init_main(proc.pid);
+    debug!("booted: enclave {} MiB, program area {:#x}-{:#x}, {} thread slots", info.enclave_size >> 20, heap_lo, prog_hi, info.nslots);
+
+    let (argv, env) = program_args(m);
+    let regs = match crate::process::exec::load(proc, m.entrypoint.as_bytes(), argv, env, m.stack_size, m.brk_max_size) {
+        Ok(r) => r,
+        Err(e) => host::abort(AbortCode::BootFailed, format_args!("cannot start {}: {}", m.entrypoint, e.message)),
+    };
+    let t = tls();
+    t.user = regs;
+    crate::entry::return_to_program()
 }

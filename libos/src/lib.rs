@@ -13,9 +13,15 @@ extern crate alloc;
 pub mod log;
 pub mod arch;
 pub mod boot;
+pub mod entry;
+pub mod fs;
 pub mod host;
 pub mod mm;
+pub mod process;
+pub mod signal;
 pub mod sync;
+pub mod syscall;
+pub mod time;
 pub mod util;
 
 #[cfg(not(test))]

@@ -1,4 +1,8 @@
 //! conf-loader: the untrusted host side of conf.
 
 pub mod exit;
+pub mod host;
 pub mod image;
+pub mod libos;
+pub mod run;
+pub mod sim;

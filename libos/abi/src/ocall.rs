@@ -83,6 +83,10 @@ pub struct RingHeader {
     pub _pad: AtomicU32,
     /// Futex word the parked workers sleep on.
     pub worker_wake: AtomicU32,
+    pub _pad1: AtomicU32,
+    /// Bit n-1 set: the host received signal n for the enclave (a hint; the
+    /// LibOS decides what it means). Cleared by the LibOS as it takes them.
+    pub pending_signals: AtomicU64,
 }
 
 /// One thread slot's request. Everything here is shared with the host and
@@ -126,6 +130,8 @@ pub struct BootBlock {
     pub env_len: u64,
     /// Bit n set: host fd n (0..2) is a terminal.
     pub tty_mask: u64,
+    /// Number of CPUs the host offers (a hint for sched_getaffinity).
+    pub ncpus: u64,
     /// Host-side resolution of the current time at boot, ns since the epoch.
     pub realtime_ns: u64,
     /// Where the LibOS writes an abort message (offset/len in the boot block).
@@ -191,7 +197,7 @@ ocalls! {
     /// mprotect(enclave address a0, len a1, prot a2): only inside ELRANGE.
     Mprotect = 15,
     /// Give back enclave pages a0..a0+a1: they read as zero afterwards (as
-    /// after EREMOVE + EAUG). Only inside ELRANGE.
+    /// after EREMOVE + EAUG) and get protection a2. Only inside the heap.
     Decommit = 16,
     /// clock_gettime(clock a0) → timespec at data[a1..a1+16].
     ClockGettime = 17,

@@ -27,15 +27,22 @@ const DT_RELR: i64 = 36;
 const R_X86_64_NONE: u64 = 0;
 const R_X86_64_RELATIVE: u64 = 8;
 
-extern "C" {
-    static __ehdr_start: u8;
-    static _DYNAMIC: Dyn;
+/// Load address of the LibOS image.
+///
+/// Taken with a RIP-relative `lea`: a Rust `extern static` would be reached
+/// through the GOT, which is not relocated yet.
+pub fn image_base() -> u64 {
+    let v: u64;
+    // SAFETY: computes an address.
+    unsafe { core::arch::asm!("lea {}, [rip + __ehdr_start]", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
 }
 
-/// Load address of the LibOS image.
-pub fn image_base() -> u64 {
-    // SAFETY: only the address of a linker symbol is taken.
-    &raw const __ehdr_start as u64
+fn dynamic_section() -> *const Dyn {
+    let v: u64;
+    // SAFETY: computes an address.
+    unsafe { core::arch::asm!("lea {}, [rip + _DYNAMIC]", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v as *const Dyn
 }
 
 /// Apply the image's relocations. Returns false if it holds a relocation
@@ -45,7 +52,7 @@ pub fn image_base() -> u64 {
 /// Call once, on the first entry, before any other thread runs.
 pub unsafe fn relocate_self() -> bool {
     let base = image_base();
-    let mut d = &raw const _DYNAMIC;
+    let mut d = dynamic_section();
     let (mut rela, mut relasz, mut relaent) = (0u64, 0u64, core::mem::size_of::<Rela>() as u64);
     let (mut relr, mut relrsz) = (0u64, 0u64);
     loop {

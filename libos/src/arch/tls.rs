@@ -63,6 +63,8 @@ pub struct Tls {
     pub _pad1: u64,
     /// The program's registers while the LibOS serves it.
     pub user: UserRegs,
+    /// Page-fault error code of the last fault (for the signal frame).
+    pub fault_err: u64,
 }
 
 pub mod off {

@@ -221,9 +221,10 @@ pub fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
     zero_result(Ocall::Mprotect, call(Ocall::Mprotect, [addr, len, prot as u64, 0, 0, 0]))
 }
 
-/// Return enclave pages to the host; they read as zero afterwards.
-pub fn decommit(addr: u64, len: u64) -> Result<(), Errno> {
-    zero_result(Ocall::Decommit, call(Ocall::Decommit, [addr, len, 0, 0, 0, 0]))
+/// Return enclave pages to the host; they read as zero afterwards and get
+/// protection `prot`.
+pub fn decommit(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Decommit, call(Ocall::Decommit, [addr, len, prot as u64, 0, 0, 0]))
 }
 
 /// clock_gettime on the host: (seconds, nanoseconds).

@@ -248,3 +248,21 @@ pub fn exit_thread() -> ! {
     // SAFETY: leaves the enclave; never returns.
     unsafe { libos_exit_final(ExitReason::ExitThread as u64, 0) }
 }
+
+/// This thread's wake counter in the ring (a hint: re-check after waking).
+pub fn wake_seq() -> u32 {
+    my_slot().0.wake_seq.load(Ordering::Acquire)
+}
+
+/// Take the signals the host recorded for the enclave (a hint).
+pub fn take_host_signals() -> u64 {
+    if !RING.is_set() {
+        return 0;
+    }
+    // SAFETY: the header is at the ring base (outside the enclave).
+    let hdr = unsafe { &*(ring().base as *const conf_abi::ocall::RingHeader) };
+    if hdr.pending_signals.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    hdr.pending_signals.swap(0, Ordering::AcqRel)
+}

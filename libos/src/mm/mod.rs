@@ -1,3 +1,362 @@
 //! Enclave memory: the LibOS heap and the program's address space.
+//!
+//! The program's mappings live in the enclave heap below the LibOS heap. The
+//! LibOS keeps the map of areas (`vmas`) and asks the host only to change
+//! page protections (so guard pages and W^X flips really fault) and to give
+//! pages back on unmap, which also guarantees they read as zero when they
+//! are mapped again (SGX2: EREMOVE, then EAUG gives zeroed pages).
 
 pub mod heap;
+pub mod vmas;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use conf_abi::Errno;
+
+use crate::host::calls as hc;
+use crate::sync::SpinLock;
+use crate::util::{align_down, align_up};
+pub use vmas::{Vma, VmaName, Vmas, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
+
+/// Where a new mapping may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Anywhere; `addr` is a hint.
+    Hint(u64),
+    /// Exactly at `addr`, replacing what is there (MAP_FIXED).
+    Replace(u64),
+    /// Exactly at `addr`, failing if anything is there (MAP_FIXED_NOREPLACE).
+    NoReplace(u64),
+}
+
+struct Inner {
+    vmas: Vmas,
+    brk_start: u64,
+    brk: u64,
+    brk_limit: u64,
+    /// New mappings go below this address, top down.
+    mmap_top: u64,
+}
+
+pub struct Mm {
+    inner: SpinLock<Inner>,
+    enclave_size: u64,
+}
+
+static OOM_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn out_of_memory(size: u64, want: u64, enclave_size: u64) -> Errno {
+    if !OOM_LOGGED.swap(true, Ordering::Relaxed) {
+        warn!(
+            "out of enclave memory: cannot map {} bytes (program area is {} MiB); raise sgx.enclave_size (now {} MiB) in the manifest",
+            want,
+            size >> 20,
+            enclave_size >> 20
+        );
+    }
+    Errno::ENOMEM
+}
+
+fn host_prot(prot: u32) -> u32 {
+    prot & (PROT_READ | PROT_WRITE | PROT_EXEC)
+}
+
+impl Mm {
+    /// The program area `[lo, hi)`.
+    pub fn new(lo: u64, hi: u64, enclave_size: u64) -> Mm {
+        Mm {
+            inner: SpinLock::new(Inner { vmas: Vmas::new(lo, hi), brk_start: 0, brk: 0, brk_limit: 0, mmap_top: hi }),
+            enclave_size,
+        }
+    }
+
+    /// Set where top-down mappings start (below the main stack).
+    pub fn set_mmap_top(&self, top: u64) {
+        self.inner.lock().mmap_top = top;
+    }
+
+    /// Map `len` bytes with `prot` and zero contents. The pages are made
+    /// writable first when `fill_prot` is given, so the caller can copy file
+    /// contents in before `finish_fill` sets the final protection.
+    pub fn map(&self, place: Placement, len: u64, prot: u32, vma: Vma, writable_for_fill: bool) -> Result<u64, Errno> {
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = align_up(len, PAGE);
+        let mut g = self.inner.lock();
+        let start = match place {
+            Placement::Replace(a) | Placement::NoReplace(a) => {
+                if a % PAGE != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let end = a.checked_add(len).ok_or(Errno::ENOMEM)?;
+                if a < g.vmas.lo || end > g.vmas.hi {
+                    return Err(Errno::ENOMEM);
+                }
+                if !g.vmas.is_free(a, end) {
+                    if matches!(place, Placement::NoReplace(_)) {
+                        return Err(Errno::EEXIST);
+                    }
+                    self.unmap_locked(&mut g, a, end)?;
+                }
+                a
+            }
+            Placement::Hint(h) => {
+                let h = align_down(h, PAGE);
+                if h != 0 && h.checked_add(len).is_some_and(|e| g.vmas.is_free(h, e)) {
+                    h
+                } else {
+                    let top = g.mmap_top;
+                    match g.vmas.find_free_below(top, len, PAGE) {
+                        Some(a) => a,
+                        None => return Err(out_of_memory(g.vmas.hi - g.vmas.lo, len, self.enclave_size)),
+                    }
+                }
+            }
+        };
+        let first_prot = if writable_for_fill { PROT_READ | PROT_WRITE } else { host_prot(prot) };
+        if first_prot != 0 {
+            hc::mprotect(start, len, first_prot)?;
+        }
+        let mut vma = vma;
+        vma.end = start + len;
+        vma.prot = prot;
+        g.vmas.insert(start, vma);
+        Ok(start)
+    }
+
+    /// Set the final protection after filling a mapping made with
+    /// `writable_for_fill`.
+    pub fn finish_fill(&self, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        let len = align_up(len, PAGE);
+        if host_prot(prot) != PROT_READ | PROT_WRITE {
+            hc::mprotect(start, len, host_prot(prot))?;
+        }
+        Ok(())
+    }
+
+    fn unmap_locked(&self, g: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
+        let removed = g.vmas.remove(start, end);
+        // Give back each removed piece; contiguous pieces in one call.
+        let mut run: Option<(u64, u64)> = None;
+        for (s, v) in removed {
+            match run {
+                Some((rs, re)) if re == s => run = Some((rs, v.end)),
+                Some((rs, re)) => {
+                    hc::decommit(rs, re - rs, 0)?;
+                    run = Some((s, v.end));
+                }
+                None => run = Some((s, v.end)),
+            }
+        }
+        if let Some((rs, re)) = run {
+            hc::decommit(rs, re - rs, 0)?;
+        }
+        Ok(())
+    }
+
+    pub fn unmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if addr % PAGE != 0 || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = addr.checked_add(align_up(len, PAGE)).ok_or(Errno::EINVAL)?;
+        let mut g = self.inner.lock();
+        self.unmap_locked(&mut g, addr, end)
+    }
+
+    pub fn protect(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = align_up(len, PAGE);
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut g = self.inner.lock();
+        if !g.vmas.protect(addr, end, prot) {
+            return Err(Errno::ENOMEM);
+        }
+        hc::mprotect(addr, len, host_prot(prot))
+    }
+
+    /// MADV_DONTNEED: the range reads as zero afterwards.
+    pub fn discard(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let len = align_up(len, PAGE);
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let g = self.inner.lock();
+        if !g.vmas.covered(addr, end, 0) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut at = addr;
+        while at < end {
+            let (_, v) = g.vmas.find(at).ok_or(Errno::ENOMEM)?;
+            let stop = v.end.min(end);
+            hc::decommit(at, stop - at, host_prot(v.prot))?;
+            at = stop;
+        }
+        Ok(())
+    }
+
+    /// mremap: grow or shrink in place, or move when allowed.
+    pub fn remap(&self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> Result<u64, Errno> {
+        if old % PAGE != 0 || new_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (old_len, new_len) = (align_up(old_len, PAGE), align_up(new_len, PAGE));
+        let mut g = self.inner.lock();
+        let (vstart, vma) = g.vmas.find(old).map(|(s, v)| (s, v.clone())).ok_or(Errno::EFAULT)?;
+        if old + old_len > vma.end && old_len != 0 {
+            return Err(Errno::EFAULT);
+        }
+        if fixed.is_none() {
+            if new_len <= old_len {
+                if new_len < old_len {
+                    self.unmap_locked(&mut g, old + new_len, old + old_len)?;
+                }
+                return Ok(old);
+            }
+            if old + old_len == vma.end && g.vmas.is_free(old + old_len, old + new_len) {
+                hc::mprotect(old + old_len, new_len - old_len, host_prot(vma.prot))?;
+                g.vmas.remove(vstart, vma.end);
+                let mut grown = vma.clone();
+                grown.end = old + new_len;
+                g.vmas.insert(vstart, grown);
+                return Ok(old);
+            }
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = match fixed {
+            Some(d) => {
+                if d % PAGE != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if !g.vmas.is_free(d, d + new_len) {
+                    self.unmap_locked(&mut g, d, d + new_len)?;
+                }
+                d
+            }
+            None => {
+                let top = g.mmap_top;
+                g.vmas.find_free_below(top, new_len, PAGE).ok_or_else(|| out_of_memory(g.vmas.hi - g.vmas.lo, new_len, self.enclave_size))?
+            }
+        };
+        hc::mprotect(dest, new_len, PROT_READ | PROT_WRITE)?;
+        let copy = old_len.min(new_len);
+        let readable = vma.prot & PROT_READ != 0;
+        if !readable {
+            hc::mprotect(old, copy, PROT_READ)?;
+        }
+        // SAFETY: both ranges are mapped enclave memory of at least `copy`
+        // bytes and do not overlap (dest was free).
+        unsafe { core::ptr::copy_nonoverlapping(old as *const u8, dest as *mut u8, copy as usize) };
+        if host_prot(vma.prot) != PROT_READ | PROT_WRITE {
+            hc::mprotect(dest, new_len, host_prot(vma.prot))?;
+        }
+        let mut moved = vma.clone();
+        moved.offset += old - vstart;
+        moved.end = dest + new_len;
+        self.unmap_locked(&mut g, old, old + old_len)?;
+        g.vmas.insert(dest, moved);
+        Ok(dest)
+    }
+
+    /// Set up the program break after the executable.
+    pub fn init_brk(&self, start: u64, max: u64) {
+        let mut g = self.inner.lock();
+        g.brk_start = start;
+        g.brk = start;
+        g.brk_limit = start.saturating_add(max);
+    }
+
+    /// brk(2): move the break; returns the (possibly unchanged) break.
+    pub fn brk(&self, want: u64) -> u64 {
+        let mut g = self.inner.lock();
+        let cur = g.brk;
+        if want < g.brk_start || want > g.brk_limit {
+            if want > g.brk_limit && want != 0 {
+                debug!("brk to {want:#x} refused: above sys.brk.max_size");
+            }
+            return cur;
+        }
+        let (old_end, new_end) = (align_up(cur, PAGE), align_up(want, PAGE));
+        if new_end > old_end {
+            if !g.vmas.is_free(old_end, new_end) {
+                return cur;
+            }
+            if hc::mprotect(old_end, new_end - old_end, PROT_READ | PROT_WRITE).is_err() {
+                return cur;
+            }
+            let start = g.brk_start;
+            let grows_existing = g.vmas.find(old_end.saturating_sub(1)).is_some_and(|(s, v)| v.name == VmaName::Heap && s >= align_down(start, PAGE));
+            if grows_existing {
+                let (s, v) = g.vmas.find(old_end - 1).map(|(s, v)| (s, v.clone())).unwrap();
+                g.vmas.remove(s, v.end);
+                let mut v = v;
+                v.end = new_end;
+                g.vmas.insert(s, v);
+            } else {
+                let mut v = Vma::anon(new_end, PROT_READ | PROT_WRITE);
+                v.name = VmaName::Heap;
+                g.vmas.insert(old_end, v);
+            }
+        } else if new_end < old_end && self.unmap_locked(&mut g, new_end, old_end).is_err() {
+            return cur;
+        }
+        g.brk = want;
+        want
+    }
+
+    /// Is `[addr, addr+len)` mapped with at least `prot`?
+    pub fn check(&self, addr: u64, len: u64, prot: u32) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let Some(end) = addr.checked_add(len) else { return false };
+        self.inner.lock().vmas.covered(addr, end, prot)
+    }
+
+    /// Lines of /proc/self/maps.
+    pub fn maps(&self) -> String {
+        use core::fmt::Write;
+        let g = self.inner.lock();
+        let mut out = String::new();
+        for (s, v) in g.vmas.iter() {
+            let p = |b: u32, c: char| if v.prot & b != 0 { c } else { '-' };
+            let name = match &v.name {
+                VmaName::Anon => "",
+                VmaName::Stack => "[stack]",
+                VmaName::Heap => "[heap]",
+                VmaName::File(f) => f,
+            };
+            let _ = writeln!(
+                out,
+                "{:08x}-{:08x} {}{}{}{} {:08x} 00:00 {:<10} {}",
+                s,
+                v.end,
+                p(PROT_READ, 'r'),
+                p(PROT_WRITE, 'w'),
+                p(PROT_EXEC, 'x'),
+                if v.shared { 's' } else { 'p' },
+                v.offset,
+                v.inode,
+                name
+            );
+        }
+        out
+    }
+
+    /// Total bytes mapped (for /proc/self/status and sysinfo).
+    pub fn mapped_bytes(&self) -> u64 {
+        self.inner.lock().vmas.iter().map(|(s, v)| v.end - s).sum()
+    }
+
+    /// Snapshot of the areas (for core-dump-like diagnostics).
+    pub fn areas(&self) -> Vec<(u64, Vma)> {
+        self.inner.lock().vmas.iter().map(|(s, v)| (s, v.clone())).collect()
+    }
+}

@@ -1,0 +1,165 @@
+//! Trusted files: read-only, every byte checked against the digest the
+//! manifest (and so MRENCLAVE) fixes, one 64 KiB chunk at a time.
+//!
+//! The chunk digests come from the host and are checked against the root
+//! digest once per file; each chunk read is then checked against its
+//! digest before any byte of it is used. A file that changed on the host
+//! fails with EIO and a log line naming it.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use conf_abi::manifest::TrustedFile as Entry;
+use conf_abi::trusted::{chunk_count, chunk_digest, root_digest, Digest32, CHUNK_SIZE};
+use conf_abi::Errno;
+
+use super::file::File;
+use super::host::KernelStat;
+use super::mode;
+use crate::host::calls::{self as hc, HostFd};
+use crate::sync::SpinLock;
+
+pub struct TrustedFile {
+    fd: HostFd,
+    path: String,
+    size: u64,
+    root: Digest32,
+    stat: KernelStat,
+    digests: SpinLock<Option<Arc<Vec<Digest32>>>>,
+    /// The last chunk verified, for runs of small sequential reads.
+    last: SpinLock<Option<(u64, Arc<Vec<u8>>)>>,
+}
+
+fn changed(path: &str) -> Errno {
+    error!(
+        "trusted file {path} does not match its digest in the manifest (it changed after the manifest was resolved); refusing to use it. Re-resolve or re-sign the manifest if the change is intended."
+    );
+    Errno::EIO
+}
+
+impl TrustedFile {
+    /// Open the trusted file described by `entry` (host path `entry.path`).
+    pub fn open(entry: &Entry) -> Result<TrustedFile, Errno> {
+        let fd = hc::open(entry.path.as_bytes(), 0 /* O_RDONLY */, 0)?;
+        let mut stat = match hc::fstat(fd) {
+            Ok(s) => s,
+            Err(e) => {
+                hc::close(fd);
+                return Err(e);
+            }
+        };
+        // Size and type come from the manifest, not the host.
+        stat.st_size = entry.size as i64;
+        stat.st_blocks = entry.size.div_ceil(512) as i64;
+        stat.st_mode = (stat.st_mode & !mode::S_IFMT & 0o7777 & !0o222) | mode::S_IFREG;
+        Ok(TrustedFile {
+            fd,
+            path: entry.path.clone(),
+            size: entry.size,
+            root: entry.digest,
+            stat,
+            digests: SpinLock::new(None),
+            last: SpinLock::new(None),
+        })
+    }
+
+    fn digests(&self) -> Result<Arc<Vec<Digest32>>, Errno> {
+        if let Some(d) = self.digests.lock().as_ref() {
+            return Ok(d.clone());
+        }
+        let n = chunk_count(self.size) as usize;
+        let mut d = alloc::vec![[0u8; 32]; n];
+        hc::chunk_digests(self.fd, 0, &mut d).map_err(|_| changed(&self.path))?;
+        if root_digest(self.size, &d) != self.root {
+            return Err(changed(&self.path));
+        }
+        let d = Arc::new(d);
+        *self.digests.lock() = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Chunk `idx`, verified.
+    fn chunk(&self, idx: u64) -> Result<Arc<Vec<u8>>, Errno> {
+        if let Some((i, c)) = self.last.lock().as_ref() {
+            if *i == idx {
+                return Ok(c.clone());
+            }
+        }
+        let start = idx * CHUNK_SIZE;
+        let len = (self.size - start).min(CHUNK_SIZE) as usize;
+        let mut buf = alloc::vec![0u8; len];
+        hc::pread_exact(self.fd, &mut buf, start).map_err(|_| changed(&self.path))?;
+        let got = chunk_digest(&buf);
+        let ok = if chunk_count(self.size) == 1 {
+            root_digest(self.size, &[got]) == self.root
+        } else {
+            self.digests()?[idx as usize] == got
+        };
+        if !ok {
+            return Err(changed(&self.path));
+        }
+        let c = Arc::new(buf);
+        *self.last.lock() = Some((idx, c.clone()));
+        Ok(c)
+    }
+
+    /// Check the whole file now (used for executables, so that a changed
+    /// program is refused before it starts).
+    pub fn verify_all(&self) -> Result<(), Errno> {
+        for i in 0..chunk_count(self.size) {
+            self.chunk(i)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TrustedFile {
+    fn drop(&mut self) {
+        hc::close(self.fd);
+    }
+}
+
+impl File for TrustedFile {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        if off >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let mut done = 0;
+        let mut at = off;
+        while done < buf.len() && at < self.size {
+            let idx = at / CHUNK_SIZE;
+            let c = self.chunk(idx)?;
+            let in_chunk = (at - idx * CHUNK_SIZE) as usize;
+            let n = (c.len() - in_chunk).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&c[in_chunk..in_chunk + n]);
+            done += n;
+            at += n as u64;
+        }
+        Ok(done)
+    }
+
+    fn write_at(&self, _off: u64, _buf: &[u8]) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+
+    fn stat(&self) -> Result<KernelStat, Errno> {
+        Ok(self.stat)
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.size)
+    }
+
+    fn host_fd(&self) -> Option<HostFd> {
+        Some(self.fd)
+    }
+
+    fn host_path(&self) -> Option<&str> {
+        Some(&self.path)
+    }
+
+    fn truncate(&self, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+}

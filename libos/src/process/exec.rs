@@ -1,0 +1,214 @@
+//! Loading a program into the address space: the executable, its
+//! interpreter (ld.so) and the initial stack. Used at boot and by execve.
+//!
+//! Only trusted files may be executed: every byte of every segment is
+//! verified against the manifest before the program can run it.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use conf_abi::Errno;
+
+use super::elf::{self, ElfError, ElfInfo};
+use super::stack;
+use super::Process;
+use crate::arch::tls::UserRegs;
+use crate::fs::policy::{self, Target};
+use crate::fs::trusted::TrustedFile;
+use crate::fs::File;
+use crate::mm::{Placement, Vma, VmaName, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::util::align_up;
+
+/// Where position-independent executables go (as traditional non-PIE
+/// programs, leaving the rest of the heap to mmap).
+const PIE_BASE: u64 = 0x40_0000;
+/// Linux's limit on nested `#!` interpreters.
+const MAX_SCRIPT_DEPTH: usize = 4;
+/// Gap kept free below the main stack so it can be told apart from mmaps.
+const STACK_GAP: u64 = 16 << 20;
+
+/// Why a program could not be loaded: an errno for execve and a sentence
+/// for the log when it is the entrypoint.
+pub struct ExecError {
+    pub errno: Errno,
+    pub message: String,
+}
+
+fn fail(errno: Errno, message: String) -> ExecError {
+    ExecError { errno, message }
+}
+
+/// Open `path` for execution: it must be a trusted file.
+fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), ExecError> {
+    let cwd = proc.cwd();
+    let shown = String::from_utf8_lossy(path).into_owned();
+    let p = policy::resolve(&cwd, path, true).map_err(|e| fail(e, format!("cannot resolve {shown}: {}", e.description())))?;
+    let ns = policy::ns();
+    match ns.classify(&p) {
+        Target::Trusted(entry) => {
+            let f = TrustedFile::open(entry).map_err(|e| fail(e, format!("cannot open {p}: {}", e.description())))?;
+            Ok((p, Arc::new(f)))
+        }
+        Target::Allowed(host) | Target::Metadata(host) => match crate::host::calls::stat(host.as_bytes(), false) {
+            Err(e) => Err(fail(e, format!("{p}: {}", e.description()))),
+            Ok(_) => Err(fail(
+                Errno::EACCES,
+                format!("{p} is not a trusted file and so cannot be executed; add it to sgx.trusted_files in the manifest"),
+            )),
+        },
+        Target::Device(_) => Err(fail(Errno::EACCES, format!("{p} is a device, not a program"))),
+    }
+}
+
+fn elf_prot(flags: u32) -> u32 {
+    let mut p = 0;
+    if flags & goblin::elf::program_header::PF_R != 0 {
+        p |= PROT_READ;
+    }
+    if flags & goblin::elf::program_header::PF_W != 0 {
+        p |= PROT_WRITE;
+    }
+    if flags & goblin::elf::program_header::PF_X != 0 {
+        p |= PROT_EXEC;
+    }
+    p
+}
+
+/// Map an ELF file's segments; returns the load bias.
+fn map_elf(proc: &Process, file: &TrustedFile, info: &ElfInfo, name: &str, place: Placement) -> Result<u64, ExecError> {
+    let (lo, hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{name}: {e:?}")))?;
+    let len = hi - lo;
+    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: 0, inode: file.stat().map(|s| s.st_ino).unwrap_or(0) };
+    let place = match place {
+        Placement::NoReplace(_) => Placement::NoReplace(lo),
+        p => p,
+    };
+    let start = proc.mm.map(place, len, 0, vma, false).map_err(|e| {
+        fail(e, format!("cannot map {name} ({} MiB) at {lo:#x}: {}; raise sgx.enclave_size if memory is short", len >> 20, e.description()))
+    })?;
+    let bias = start - lo;
+    let mut prev: Option<(u64, u32)> = None; // (last page, prot) of the previous segment
+    for p in info.loads() {
+        let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
+        let seg_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
+        proc.mm.protect(seg_lo, seg_hi - seg_lo, PROT_READ | PROT_WRITE).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+        if p.p_filesz > 0 {
+            // SAFETY: the destination lies inside the segment just made writable.
+            let dst = unsafe { core::slice::from_raw_parts_mut((bias + p.p_vaddr) as *mut u8, p.p_filesz as usize) };
+            let got = file.read_for_map(p.p_offset, dst).map_err(|e| fail(e, format!("cannot read {name}: {}", e.description())))?;
+            if got as u64 != p.p_filesz {
+                return Err(fail(Errno::ENOEXEC, format!("{name} is truncated")));
+            }
+        }
+        let mut prot = elf_prot(p.p_flags);
+        let mut from = seg_lo;
+        if let Some((last_page, pprot)) = prev {
+            if last_page == seg_lo {
+                // A page shared with the previous segment keeps both rights.
+                proc.mm.protect(seg_lo, PAGE, prot | pprot).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+                from = seg_lo + PAGE;
+                prot = elf_prot(p.p_flags);
+            }
+        }
+        if from < seg_hi {
+            proc.mm.protect(from, seg_hi - from, prot).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+        }
+        prev = Some((seg_hi - PAGE, prot));
+    }
+    Ok(bias)
+}
+
+fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    // SAFETY: CPUID is available on every x86-64 CPU.
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Replace the address space contents with `path` and return the registers
+/// to start it with.
+pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
+    let mut argv = argv;
+    let mut path = path.to_vec();
+    let mut depth = 0;
+    let (exe_path, file, info) = loop {
+        let (p, f) = open_exec(proc, &path)?;
+        match elf::read(f.as_ref()) {
+            Ok(info) => break (p, f, info),
+            Err(ElfError::Script(interp, arg)) => {
+                depth += 1;
+                if depth > MAX_SCRIPT_DEPTH {
+                    return Err(fail(Errno::ELOOP, format!("{p}: too many levels of #! interpreters")));
+                }
+                // As the kernel does: interp [arg] script args[1..].
+                let mut new = Vec::new();
+                new.push(interp.clone().into_bytes());
+                if let Some(a) = arg {
+                    new.push(a.into_bytes());
+                }
+                new.push(p.clone().into_bytes());
+                new.extend(argv.into_iter().skip(1));
+                argv = new;
+                path = interp.into_bytes();
+            }
+            Err(ElfError::NotElf) => return Err(fail(Errno::ENOEXEC, format!("{p} is neither an ELF program nor a #! script"))),
+            Err(ElfError::Io(e)) => return Err(fail(e, format!("cannot read {p}: {}", e.description()))),
+            Err(e) => return Err(fail(Errno::ENOEXEC, format!("{p} cannot be run: {e:?}"))),
+        }
+    };
+
+    let place = if info.is_pie() { Placement::Hint(PIE_BASE) } else { Placement::NoReplace(0) };
+    let bias = map_elf(proc, &file, &info, &exe_path, place)?;
+    let (_, exe_hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{e:?}")))?;
+    proc.mm.init_brk(bias + exe_hi, brk_max);
+
+    let mut entry = bias + info.header.e_entry;
+    let mut interp_base = 0;
+    if let Some(interp) = &info.interp {
+        let (ip, ifile) = open_exec(proc, interp.as_bytes())?;
+        let iinfo = match elf::read(ifile.as_ref()) {
+            Ok(i) => i,
+            Err(e) => return Err(fail(Errno::ENOEXEC, format!("interpreter {ip} of {exe_path} cannot be loaded: {e:?}"))),
+        };
+        let ibias = map_elf(proc, &ifile, &iinfo, &ip, Placement::Hint(0))?;
+        interp_base = ibias + iinfo.span().map(|s| s.0).unwrap_or(0);
+        entry = ibias + iinfo.header.e_entry;
+    }
+
+    // The main stack at the top of the program area.
+    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0 };
+    let top = super::stack_top();
+    let stack_lo = proc
+        .mm
+        .map(Placement::NoReplace(top - stack_size), stack_size, PROT_READ | PROT_WRITE, stack_vma, false)
+        .map_err(|e| fail(e, format!("cannot map the {} MiB stack (sys.stack.size): {}", stack_size >> 20, e.description())))?;
+    proc.mm.set_mmap_top(stack_lo - STACK_GAP);
+
+    let (_, _, _, hwcap) = cpuid(1, 0);
+    let (_, xsave_size, _, _) = cpuid(0xd, 0);
+    let auxv = [
+        (stack::AT_PHDR, info.phdr_addr(bias)),
+        (stack::AT_PHENT, 56),
+        (stack::AT_PHNUM, info.header.e_phnum as u64),
+        (stack::AT_PAGESZ, PAGE),
+        (stack::AT_BASE, interp_base),
+        (stack::AT_FLAGS, 0),
+        (stack::AT_ENTRY, bias + info.header.e_entry),
+        (stack::AT_UID, 0),
+        (stack::AT_EUID, 0),
+        (stack::AT_GID, 0),
+        (stack::AT_EGID, 0),
+        (stack::AT_SECURE, 0),
+        (stack::AT_HWCAP, hwcap as u64),
+        (stack::AT_HWCAP2, 2), // HWCAP2_FSGSBASE
+        (stack::AT_CLKTCK, 100),
+        (stack::AT_MINSIGSTKSZ, (xsave_size as u64 + 1024).max(2048)),
+    ];
+    let sp = stack::build(stack_lo, top, &argv, &envp, &auxv, exe_path.as_bytes()).map_err(|e| fail(e, String::from("argument list too long for the stack")))?;
+
+    *proc.exe.lock() = exe_path;
+    *proc.cmdline.lock() = argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
+    *proc.environ.lock() = envp.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
+    Ok(UserRegs { rsp: sp, rip: entry, rflags: 0x202, ..Default::default() })
+}

@@ -1,0 +1,256 @@
+//! Signals: dispositions, pending sets, and delivery to the program with a
+//! Linux signal frame (`frame.rs`).
+//!
+//! Signals reach a thread from three places: the program itself (kill,
+//! tgkill, raise), the host (SIGINT/SIGTERM to conf-run, recorded in the
+//! ring as a hint), and synchronous faults in program code (SIGSEGV, SIGFPE,
+//! SIGILL, SIGBUS, SIGTRAP). They are delivered when the thread next
+//! returns to the program.
+
+pub mod frame;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::tls::UserRegs;
+use crate::process::{current, process};
+
+pub const SIGHUP: u32 = 1;
+pub const SIGINT: u32 = 2;
+pub const SIGQUIT: u32 = 3;
+pub const SIGILL: u32 = 4;
+pub const SIGTRAP: u32 = 5;
+pub const SIGABRT: u32 = 6;
+pub const SIGBUS: u32 = 7;
+pub const SIGFPE: u32 = 8;
+pub const SIGKILL: u32 = 9;
+pub const SIGUSR1: u32 = 10;
+pub const SIGSEGV: u32 = 11;
+pub const SIGUSR2: u32 = 12;
+pub const SIGPIPE: u32 = 13;
+pub const SIGALRM: u32 = 14;
+pub const SIGTERM: u32 = 15;
+pub const SIGCHLD: u32 = 17;
+pub const SIGCONT: u32 = 18;
+pub const SIGSTOP: u32 = 19;
+pub const SIGTSTP: u32 = 20;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
+pub const SIGURG: u32 = 23;
+pub const SIGXCPU: u32 = 24;
+pub const SIGXFSZ: u32 = 25;
+pub const SIGVTALRM: u32 = 26;
+pub const SIGPROF: u32 = 27;
+pub const SIGWINCH: u32 = 28;
+pub const SIGIO: u32 = 29;
+pub const SIGPWR: u32 = 30;
+pub const SIGSYS: u32 = 31;
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+
+pub const SA_SIGINFO: u64 = 0x4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+
+/// The kernel's `struct sigaction` for rt_sigaction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// Details of one signal occurrence (fields of siginfo_t that matter).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigInfo {
+    pub signo: u32,
+    pub code: i32,
+    /// Fault address, or sender pid.
+    pub addr: u64,
+    pub pid: u32,
+}
+
+pub struct SignalState {
+    pub actions: [SigAction; 64],
+    /// Process-directed pending signals.
+    pub pending: u64,
+    pub info: [SigInfo; 64],
+}
+
+impl SignalState {
+    pub fn new() -> SignalState {
+        SignalState { actions: [SigAction::default(); 64], pending: 0, info: [SigInfo::default(); 64] }
+    }
+}
+
+impl Default for SignalState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn bit(sig: u32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// What a signal does with SIG_DFL.
+#[derive(PartialEq, Eq)]
+enum Default_ {
+    Terminate,
+    Ignore,
+    Stop,
+}
+
+fn default_action(sig: u32) -> Default_ {
+    match sig {
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH => Default_::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Default_::Stop,
+        _ => Default_::Terminate,
+    }
+}
+
+/// SI_USER: sent by kill().
+pub const SI_USER: i32 = 0;
+/// SI_TKILL: sent by tgkill().
+pub const SI_TKILL: i32 = -6;
+/// SI_KERNEL.
+pub const SI_KERNEL: i32 = 0x80;
+
+/// Make `sig` pending for the process (kill/raise).
+pub fn raise(sig: u32) {
+    let proc = process();
+    let mut st = proc.signals.lock();
+    st.pending |= bit(sig);
+    st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, addr: 0, pid: proc.pid };
+}
+
+/// Signals the host has seen for the enclave, folded into the pending set.
+fn take_host_signals() {
+    let hint = crate::host::take_host_signals();
+    if hint == 0 {
+        return;
+    }
+    let mut st = process().signals.lock();
+    for sig in 1..=64u32 {
+        if hint & bit(sig) != 0 && st.pending & bit(sig) == 0 {
+            st.pending |= bit(sig);
+            st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, addr: 0, pid: 0 };
+        }
+    }
+}
+
+/// Is a signal pending that would interrupt a blocking call?
+pub fn interrupt_pending() -> bool {
+    take_host_signals();
+    let mask = current().sigmask.load(Ordering::Relaxed);
+    let st = process().signals.lock();
+    let mut pend = st.pending & !mask;
+    while pend != 0 {
+        let sig = pend.trailing_zeros() + 1;
+        pend &= pend - 1;
+        let a = st.actions[sig as usize - 1];
+        let ignored = a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) != Default_::Terminate);
+        if !ignored {
+            return true;
+        }
+    }
+    false
+}
+
+/// Would an interrupted call be restarted (SA_RESTART) for the signal that
+/// will be delivered next?
+pub fn should_restart() -> bool {
+    let mask = current().sigmask.load(Ordering::Relaxed);
+    let st = process().signals.lock();
+    let pend = st.pending & !mask;
+    if pend == 0 {
+        return true;
+    }
+    let sig = pend.trailing_zeros() + 1;
+    st.actions[sig as usize - 1].flags & SA_RESTART != 0
+}
+
+/// Terminate the process because of `sig` (default action).
+pub fn die(sig: u32) -> ! {
+    debug!("program terminated by signal {sig}");
+    crate::process::exit::exit_group(sig as u64)
+}
+
+/// Deliver pending unblocked signals before returning to the program:
+/// run default actions, or set `regs` up to enter the handler.
+pub fn deliver_pending(regs: &mut UserRegs) {
+    take_host_signals();
+    let t = current();
+    loop {
+        let mask = t.sigmask.load(Ordering::Relaxed);
+        let proc = process();
+        let mut st = proc.signals.lock();
+        let pend = st.pending & !mask;
+        if pend == 0 {
+            return;
+        }
+        // Synchronous faults first, then lowest number first, as Linux.
+        let sig = pend.trailing_zeros() + 1;
+        st.pending &= !bit(sig);
+        let info = st.info[sig as usize - 1];
+        let action = st.actions[sig as usize - 1];
+        if action.flags & SA_RESETHAND != 0 && action.handler > SIG_IGN {
+            st.actions[sig as usize - 1] = SigAction::default();
+        }
+        drop(st);
+        match action.handler {
+            SIG_IGN => continue,
+            SIG_DFL => match default_action(sig) {
+                Default_::Ignore | Default_::Stop => continue,
+                Default_::Terminate => die(sig),
+            },
+            _ => {
+                if frame::push(regs, sig, &info, &action, mask).is_err() {
+                    // No room for the frame: Linux kills with SIGSEGV.
+                    die(SIGSEGV);
+                }
+                let mut new_mask = mask | action.mask;
+                if action.flags & SA_NODEFER == 0 {
+                    new_mask |= bit(sig);
+                }
+                t.sigmask.store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// A synchronous fault in program code: deliver `sig` now (it cannot be
+/// blocked or ignored, as in Linux), or terminate.
+pub fn fault(regs: &mut UserRegs, sig: u32, code: i32, addr: u64) {
+    let proc = process();
+    let t = current();
+    let mask = t.sigmask.load(Ordering::Relaxed);
+    let action = proc.signals.lock().actions[sig as usize - 1];
+    if action.handler <= SIG_IGN || mask & bit(sig) != 0 {
+        die(sig);
+    }
+    let info = SigInfo { signo: sig, code, addr, pid: 0 };
+    {
+        let mut st = proc.signals.lock();
+        if action.flags & SA_RESETHAND != 0 {
+            st.actions[sig as usize - 1] = SigAction::default();
+        }
+    }
+    if frame::push(regs, sig, &info, &action, mask).is_err() {
+        die(SIGSEGV);
+    }
+    let mut new_mask = mask | action.mask;
+    if action.flags & SA_NODEFER == 0 {
+        new_mask |= bit(sig);
+    }
+    t.sigmask.store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
+}
+
+/// Count of signals delivered (diagnostics).
+pub static DELIVERED: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,150 @@
+//! The host side of OCALLs: the ring, the allow-listed operations, and the
+//! workers that run them without the enclave thread leaving (exitless).
+//!
+//! The host trusts nothing the enclave sends either: every offset and length
+//! is checked against the slot's data area, every fd against the set the
+//! enclave was given, every address against the enclave heap.
+
+pub mod hostile;
+pub mod ops;
+pub mod ring;
+pub mod workers;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use conf_abi::ocall::{state, Ocall, MAX_HOST_FD};
+use conf_abi::trusted::Digest32;
+
+pub use ring::Ring;
+
+/// Where chunk digests of trusted files come from (the resolver's index).
+pub type ChunkLookup = Box<dyn Fn(&str) -> Option<Arc<[Digest32]>> + Send + Sync>;
+
+/// Starts a host thread for an enclave thread slot.
+pub type Spawner = Box<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
+
+/// A set of host fds, one bit each.
+pub struct FdSet {
+    bits: Vec<AtomicU64>,
+}
+
+impl FdSet {
+    fn new() -> FdSet {
+        FdSet { bits: (0..(MAX_HOST_FD as usize).div_ceil(64)).map(|_| AtomicU64::new(0)).collect() }
+    }
+    pub fn insert(&self, fd: i32) {
+        if (0..MAX_HOST_FD as i32).contains(&fd) {
+            self.bits[fd as usize / 64].fetch_or(1 << (fd % 64), Ordering::SeqCst);
+        }
+    }
+    pub fn remove(&self, fd: i32) {
+        if (0..MAX_HOST_FD as i32).contains(&fd) {
+            self.bits[fd as usize / 64].fetch_and(!(1 << (fd % 64)), Ordering::SeqCst);
+        }
+    }
+    pub fn contains(&self, fd: i64) -> bool {
+        (0..MAX_HOST_FD).contains(&fd) && self.bits[fd as usize / 64].load(Ordering::SeqCst) & (1 << (fd % 64)) != 0
+    }
+}
+
+pub struct Host {
+    pub ring: Ring,
+    /// The enclave heap: the only pages the enclave may ask to re-protect.
+    pub heap_lo: u64,
+    pub heap_hi: u64,
+    pub chunks: ChunkLookup,
+    /// Host path of each fd the enclave opened (to serve chunk digests).
+    fd_paths: Mutex<HashMap<i32, PathBuf>>,
+    /// Host fds the enclave may use: its std streams and what it opened.
+    pub fds: FdSet,
+    pub hostile: Option<hostile::Hostile>,
+    pub spawner: OnceLock<Spawner>,
+}
+
+impl Host {
+    pub fn new(ring: Ring, heap_lo: u64, heap_hi: u64, chunks: ChunkLookup, hostile: Option<hostile::Hostile>) -> Host {
+        let fds = FdSet::new();
+        for fd in 0..3 {
+            fds.insert(fd);
+        }
+        Host { ring, heap_lo, heap_hi, chunks, fd_paths: Mutex::new(HashMap::new()), fds, hostile, spawner: OnceLock::new() }
+    }
+
+    pub(crate) fn remember_path(&self, fd: i32, path: PathBuf) {
+        self.fd_paths.lock().unwrap().insert(fd, path);
+    }
+
+    pub(crate) fn forget_path(&self, fd: i32) {
+        self.fd_paths.lock().unwrap().remove(&fd);
+    }
+
+    pub(crate) fn path_of(&self, fd: i32) -> Option<PathBuf> {
+        self.fd_paths.lock().unwrap().get(&fd).cloned()
+    }
+
+    /// Run the request posted in `slot`, if it is still waiting. Returns
+    /// false if someone else (a worker) has taken it.
+    pub fn serve(&self, slot: u64) -> bool {
+        let s = self.ring.slot(slot);
+        if s.state.compare_exchange(state::POSTED, state::TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        let nr = s.nr.load(Ordering::Relaxed);
+        let args: [u64; 6] = std::array::from_fn(|i| s.args[i].load(Ordering::Relaxed));
+        let (mut ret, mut aux) = match Ocall::from_raw(nr) {
+            Some(op) => ops::execute(self, slot, op, args),
+            None => (-(libc::ENOSYS as i64), 0),
+        };
+        let mut final_state = state::DONE;
+        if let Some(h) = &self.hostile {
+            h.corrupt(nr, &args, &mut ret, &mut aux, &mut final_state, self.ring.data(slot));
+        }
+        s.ret.store(ret, Ordering::Relaxed);
+        s.aux.store(aux, Ordering::Relaxed);
+        s.state.store(final_state, Ordering::Release);
+        if s.sleeping.load(Ordering::Acquire) != 0 {
+            futex_wake(&s.state);
+        }
+        true
+    }
+
+    /// The enclave thread of `slot` exited to wait for an exitless request:
+    /// run it here if no worker took it, else sleep until it is done.
+    pub fn wait_or_steal(&self, slot: u64) {
+        if self.serve(slot) {
+            workers::poke(self);
+            return;
+        }
+        let s = self.ring.slot(slot);
+        s.sleeping.store(1, Ordering::SeqCst);
+        loop {
+            let st = s.state.load(Ordering::Acquire);
+            if st != state::TAKEN {
+                break;
+            }
+            futex_wait(&s.state, st, None);
+        }
+        s.sleeping.store(0, Ordering::SeqCst);
+    }
+}
+
+/// futex(FUTEX_WAIT) on a shared word.
+pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Option<libc::timespec>) -> i64 {
+    let ts = timeout.as_ref().map(|t| t as *const _).unwrap_or(std::ptr::null());
+    // SAFETY: futex on a valid, aligned u32.
+    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts, 0, 0) };
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL) as i64)
+    } else {
+        r
+    }
+}
+
+/// futex(FUTEX_WAKE) all waiters on a shared word.
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: futex on a valid, aligned u32.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+}

@@ -1,0 +1,405 @@
+//! The allow-listed host operations, one arm per OCALL.
+//!
+//! Each checks its arguments before doing anything: data offsets and lengths
+//! inside the slot's data area, fds in the set the enclave owns, addresses
+//! inside the enclave heap, and request codes pinned to the few the LibOS
+//! needs (ioctl, fcntl). Results are Linux's: a value, or -errno.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use conf_abi::ocall::{Ocall, SLOT_DATA_SIZE};
+use conf_abi::trusted::{chunk_count, chunk_digest, CHUNK_SIZE};
+
+use super::Host;
+
+type Reply = (i64, u64);
+
+fn err(e: i32) -> Reply {
+    (-(e as i64), 0)
+}
+
+fn last_err() -> Reply {
+    err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn sys(r: i64) -> Reply {
+    if r < 0 {
+        last_err()
+    } else {
+        (r, 0)
+    }
+}
+
+/// A range of the data area, or EFAULT.
+fn range(off: u64, len: u64) -> Result<std::ops::Range<usize>, Reply> {
+    match off.checked_add(len) {
+        Some(end) if end <= SLOT_DATA_SIZE => Ok(off as usize..end as usize),
+        _ => Err(err(libc::EFAULT)),
+    }
+}
+
+fn path_at(data: &[u8], off: u64, len: u64) -> Result<CString, Reply> {
+    let r = range(off, len)?;
+    CString::new(&data[r]).map_err(|_| err(libc::EINVAL))
+}
+
+/// An fd argument the enclave is allowed to use.
+fn fd_arg(host: &Host, v: u64) -> Result<i32, Reply> {
+    let fd = v as i64;
+    if host.fds.contains(fd) {
+        Ok(fd as i32)
+    } else {
+        Err(err(libc::EBADF))
+    }
+}
+
+/// Pages inside the enclave heap.
+fn heap_range(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
+    let end = addr.checked_add(len).ok_or(err(libc::EINVAL))?;
+    if addr % 4096 != 0 || len % 4096 != 0 || addr < host.heap_lo || end > host.heap_hi {
+        return Err(err(libc::EINVAL));
+    }
+    Ok(())
+}
+
+/// Terminal ioctls the LibOS forwards for the program's std streams, with
+/// the size of their argument.
+const IOCTLS: &[(u64, usize, &str)] = &[
+    (libc::TCGETS, 36, "read terminal attributes (isatty, line editing)"),
+    (libc::TCSETS, 36, "set terminal attributes (raw mode for REPLs)"),
+    (libc::TCSETSW, 36, "set terminal attributes after draining output"),
+    (libc::TCSETSF, 36, "set terminal attributes after flushing input"),
+    (libc::TIOCGWINSZ, 8, "read the window size"),
+    (libc::TIOCSWINSZ, 8, "set the window size"),
+    (libc::TIOCGPGRP, 4, "foreground process group (job control)"),
+    (libc::TIOCSPGRP, 4, "set the foreground process group"),
+    (libc::FIONREAD, 4, "bytes available to read"),
+];
+
+/// fcntl commands forwarded to host fds.
+const FCNTLS: &[(u32, &str)] = &[
+    (libc::F_GETFL as u32, "read status flags"),
+    (libc::F_SETFL as u32, "set O_NONBLOCK / O_APPEND"),
+    (libc::F_GETLK as u32, "query a POSIX record lock"),
+    (libc::F_SETLK as u32, "take a POSIX record lock"),
+    (libc::F_SETLKW as u32, "take a POSIX record lock, waiting"),
+    (libc::F_OFD_GETLK as u32, "query an open-file-description lock"),
+    (libc::F_OFD_SETLK as u32, "take an open-file-description lock"),
+    (libc::F_OFD_SETLKW as u32, "take an open-file-description lock, waiting"),
+];
+
+const CLOCKS: &[i32] = &[
+    libc::CLOCK_REALTIME,
+    libc::CLOCK_MONOTONIC,
+    libc::CLOCK_PROCESS_CPUTIME_ID,
+    libc::CLOCK_THREAD_CPUTIME_ID,
+    libc::CLOCK_MONOTONIC_RAW,
+    libc::CLOCK_REALTIME_COARSE,
+    libc::CLOCK_MONOTONIC_COARSE,
+    libc::CLOCK_BOOTTIME,
+];
+
+pub fn execute(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Reply {
+    match run(host, slot, op, a) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
+    let data = host.ring.data(slot);
+    // SAFETY (for the libc calls below): every pointer handed to the kernel
+    // is into `data` within a range checked by `range`, or a local.
+    Ok(match op {
+        Ocall::Write => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            sys(unsafe { libc::write(fd, data[r.clone()].as_ptr() as *const _, r.len()) } as i64)
+        }
+        Ocall::Read => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            sys(unsafe { libc::read(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len()) } as i64)
+        }
+        Ocall::Pread => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            sys(unsafe { libc::pread(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len(), a[3] as i64) } as i64)
+        }
+        Ocall::Pwrite => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            sys(unsafe { libc::pwrite(fd, data[r.clone()].as_ptr() as *const _, r.len(), a[3] as i64) } as i64)
+        }
+        Ocall::Open => {
+            let p = path_at(data, a[0], a[1])?;
+            // Host fds never leak into processes conf-run starts.
+            let fd = unsafe { libc::open(p.as_ptr(), (a[2] as i32) | libc::O_CLOEXEC, a[3] as libc::c_uint) };
+            if fd < 0 {
+                last_err()
+            } else {
+                host.fds.insert(fd);
+                host.remember_path(fd, PathBuf::from(std::ffi::OsStr::from_bytes(p.as_bytes())));
+                (fd as i64, 0)
+            }
+        }
+        Ocall::Close => {
+            let fd = fd_arg(host, a[0])?;
+            if fd <= 2 {
+                // The enclave's std streams stay open on the host.
+                (0, 0)
+            } else {
+                host.fds.remove(fd);
+                host.forget_path(fd);
+                sys(unsafe { libc::close(fd) } as i64)
+            }
+        }
+        Ocall::Fstat => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], 144)?;
+            sys(unsafe { libc::fstat(fd, data[r].as_mut_ptr() as *mut libc::stat) } as i64)
+        }
+        Ocall::Stat => {
+            let p = path_at(data, a[0], a[1])?;
+            let r = range(a[2], 144)?;
+            let out = data[r].as_mut_ptr() as *mut libc::stat;
+            sys(unsafe { if a[3] != 0 { libc::lstat(p.as_ptr(), out) } else { libc::stat(p.as_ptr(), out) } } as i64)
+        }
+        Ocall::Lseek => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::lseek(fd, a[1] as i64, a[2] as i32) })
+        }
+        Ocall::Getdents64 => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            sys(unsafe { libc::syscall(libc::SYS_getdents64, fd, data[r.clone()].as_mut_ptr(), r.len()) })
+        }
+        Ocall::Readlink => {
+            let p = path_at(data, a[0], a[1])?;
+            let r = range(a[2], a[3])?;
+            sys(unsafe { libc::readlink(p.as_ptr(), data[r.clone()].as_mut_ptr() as *mut _, r.len()) } as i64)
+        }
+        Ocall::Ioctl => {
+            let fd = fd_arg(host, a[0])?;
+            let Some(&(req, size, _)) = IOCTLS.iter().find(|(r, _, _)| *r == a[1]) else {
+                return Err(err(libc::ENOTTY));
+            };
+            let r = range(a[2], size as u64)?;
+            sys(unsafe { libc::ioctl(fd, req, data[r].as_mut_ptr()) } as i64)
+        }
+        Ocall::Fcntl => {
+            let fd = fd_arg(host, a[0])?;
+            let cmd = a[1] as u32;
+            if !FCNTLS.iter().any(|(c, _)| *c == cmd) {
+                return Err(err(libc::EINVAL));
+            }
+            let is_lock = ![libc::F_GETFL as u32, libc::F_SETFL as u32].contains(&cmd);
+            if is_lock {
+                let r = range(a[2], std::mem::size_of::<libc::flock>() as u64)?;
+                sys(unsafe { libc::fcntl(fd, cmd as i32, data[r].as_mut_ptr()) } as i64)
+            } else {
+                sys(unsafe { libc::fcntl(fd, cmd as i32, a[2] as libc::c_int) } as i64)
+            }
+        }
+        Ocall::Pipe2 => {
+            let mut fds = [0i32; 2];
+            let flags = (a[0] as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) | libc::O_CLOEXEC;
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } < 0 {
+                last_err()
+            } else {
+                host.fds.insert(fds[0]);
+                host.fds.insert(fds[1]);
+                (0, fds[0] as u32 as u64 | (fds[1] as u32 as u64) << 32)
+            }
+        }
+        Ocall::Mprotect => {
+            heap_range(host, a[0], a[1])?;
+            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            sys(unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, prot) } as i64)
+        }
+        Ocall::Decommit => {
+            heap_range(host, a[0], a[1])?;
+            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            if unsafe { libc::madvise(a[0] as *mut _, a[1] as usize, libc::MADV_DONTNEED) } < 0 {
+                last_err()
+            } else {
+                sys(unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, prot) } as i64)
+            }
+        }
+        Ocall::ClockGettime => {
+            let clock = a[0] as i32;
+            if !CLOCKS.contains(&clock) {
+                return Err(err(libc::EINVAL));
+            }
+            let r = range(a[1], 16)?;
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            if unsafe { libc::clock_gettime(clock, &mut ts) } < 0 {
+                last_err()
+            } else {
+                data[r.start..r.start + 8].copy_from_slice(&(ts.tv_sec as u64).to_le_bytes());
+                data[r.start + 8..r.end].copy_from_slice(&(ts.tv_nsec as u64).to_le_bytes());
+                (0, 0)
+            }
+        }
+        Ocall::Sleep => {
+            let ts = libc::timespec { tv_sec: (a[0] / 1_000_000_000) as i64, tv_nsec: (a[0] % 1_000_000_000) as i64 };
+            sys(unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) } as i64)
+        }
+        Ocall::Mkdir => {
+            let p = path_at(data, a[0], a[1])?;
+            sys(unsafe { libc::mkdir(p.as_ptr(), a[2] as libc::mode_t) } as i64)
+        }
+        Ocall::Unlink => {
+            let p = path_at(data, a[0], a[1])?;
+            let flags = a[2] as i32 & libc::AT_REMOVEDIR;
+            sys(unsafe { libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags) } as i64)
+        }
+        Ocall::Rename | Ocall::Symlink | Ocall::Link => {
+            let p1 = path_at(data, a[0], a[1])?;
+            let p2 = path_at(data, a[2], a[3])?;
+            sys(unsafe {
+                match op {
+                    Ocall::Rename => libc::rename(p1.as_ptr(), p2.as_ptr()),
+                    Ocall::Symlink => libc::symlink(p1.as_ptr(), p2.as_ptr()),
+                    _ => libc::link(p1.as_ptr(), p2.as_ptr()),
+                }
+            } as i64)
+        }
+        Ocall::Ftruncate => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::ftruncate(fd, a[1] as i64) } as i64)
+        }
+        Ocall::Truncate => {
+            let p = path_at(data, a[0], a[1])?;
+            sys(unsafe { libc::truncate(p.as_ptr(), a[2] as i64) } as i64)
+        }
+        Ocall::Fsync => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { if a[1] != 0 { libc::fdatasync(fd) } else { libc::fsync(fd) } } as i64)
+        }
+        Ocall::Utimens => {
+            let times = range(a[2], 32)?;
+            let flags = a[3] as i32 & libc::AT_SYMLINK_NOFOLLOW;
+            let ts = data[times].as_ptr() as *const libc::timespec;
+            if a[4] as i64 >= 0 {
+                let fd = fd_arg(host, a[4])?;
+                sys(unsafe { libc::futimens(fd, ts) } as i64)
+            } else {
+                let p = path_at(data, a[0], a[1])?;
+                sys(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts, flags) } as i64)
+            }
+        }
+        Ocall::Fchmod => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::fchmod(fd, (a[1] & 0o7777) as libc::mode_t) } as i64)
+        }
+        Ocall::Chmod => {
+            let p = path_at(data, a[0], a[1])?;
+            sys(unsafe { libc::chmod(p.as_ptr(), (a[2] & 0o7777) as libc::mode_t) } as i64)
+        }
+        Ocall::Statfs => {
+            let p = path_at(data, a[0], a[1])?;
+            let r = range(a[2], 120)?;
+            sys(unsafe { libc::statfs(p.as_ptr(), data[r].as_mut_ptr() as *mut libc::statfs) } as i64)
+        }
+        Ocall::Flock => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::flock(fd, a[1] as i32) } as i64)
+        }
+        Ocall::Poll => {
+            let n = a[1];
+            let r = range(a[0], n.checked_mul(8).ok_or(err(libc::EINVAL))?)?;
+            let fds = data[r].as_mut_ptr() as *mut libc::pollfd;
+            for i in 0..n as usize {
+                // SAFETY: inside the checked range.
+                let fd = unsafe { (*fds.add(i)).fd };
+                if fd >= 0 && !host.fds.contains(fd as i64) {
+                    return Err(err(libc::EBADF));
+                }
+            }
+            sys(unsafe { libc::poll(fds, n as libc::nfds_t, a[2] as i64 as i32) } as i64)
+        }
+        Ocall::SpawnThread => {
+            let Some(spawn) = host.spawner.get() else { return Err(err(libc::EAGAIN)) };
+            if a[0] == 0 || a[0] >= host.ring.layout.nslots {
+                return Err(err(libc::EINVAL));
+            }
+            match spawn(a[0]) {
+                Ok(()) => (0, 0),
+                Err(e) => err(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+            }
+        }
+        Ocall::ThreadSleep => {
+            let s = host.ring.slot(slot);
+            let timeout = (a[1] != u64::MAX).then(|| libc::timespec { tv_sec: (a[1] / 1_000_000_000) as i64, tv_nsec: (a[1] % 1_000_000_000) as i64 });
+            let r = super::futex_wait(&s.wake_seq, a[0] as u32, timeout);
+            match r {
+                r if r == -(libc::ETIMEDOUT as i64) => (r, 0),
+                r if r == -(libc::EINTR as i64) => (r, 0),
+                _ => (0, 0),
+            }
+        }
+        Ocall::ThreadWake => {
+            if a[0] >= host.ring.layout.nslots {
+                return Err(err(libc::EINVAL));
+            }
+            let s = host.ring.slot(a[0]);
+            s.wake_seq.fetch_add(1, Ordering::SeqCst);
+            super::futex_wake(&s.wake_seq);
+            (0, 0)
+        }
+        Ocall::ChunkDigests => {
+            let fd = fd_arg(host, a[0])?;
+            let (first, count) = (a[1], a[2]);
+            let r = range(a[3], count.checked_mul(32).ok_or(err(libc::EINVAL))?)?;
+            let digests = chunk_digests_for(host, fd)?;
+            let end = first.checked_add(count).ok_or(err(libc::EINVAL))?;
+            if end > digests.len() as u64 {
+                return Err(err(libc::EINVAL));
+            }
+            for (i, d) in digests[first as usize..end as usize].iter().enumerate() {
+                data[r.start + i * 32..r.start + i * 32 + 32].copy_from_slice(d);
+            }
+            (0, 0)
+        }
+        Ocall::Kill => {
+            let sig = a[0] as i32;
+            if !(1..=64).contains(&sig) {
+                return Err(err(libc::EINVAL));
+            }
+            sys(unsafe { libc::kill(libc::getpid(), sig) } as i64)
+        }
+    })
+}
+
+/// Chunk digests of the file open as `fd`: from the resolver's index when it
+/// has them, else computed now (the LibOS checks them against the root).
+fn chunk_digests_for(host: &Host, fd: i32) -> Result<std::sync::Arc<[[u8; 32]]>, Reply> {
+    let path = host.path_of(fd).ok_or(err(libc::EBADF))?;
+    if let Some(d) = path.to_str().and_then(|p| (host.chunks)(p)) {
+        return Ok(d);
+    }
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(last_err());
+    }
+    let size = st.st_size as u64;
+    let mut buf = vec![0u8; CHUNK_SIZE as usize];
+    let mut out = Vec::with_capacity(chunk_count(size) as usize);
+    for i in 0..chunk_count(size) {
+        let off = i * CHUNK_SIZE;
+        let len = (size - off).min(CHUNK_SIZE) as usize;
+        let mut done = 0;
+        while done < len {
+            let n = unsafe { libc::pread(fd, buf[done..].as_mut_ptr() as *mut _, len - done, (off + done as u64) as i64) };
+            if n <= 0 {
+                return Err(if n < 0 { last_err() } else { err(libc::EIO) });
+            }
+            done += n as usize;
+        }
+        out.push(chunk_digest(&buf[..len]));
+    }
+    Ok(out.into())
+}

@@ -1,0 +1,202 @@
+//! One run of a program in an enclave: create the enclave, connect the ring,
+//! enter on the first thread slot, serve OCALLs until the program exits.
+
+use std::sync::Arc;
+
+use conf_abi::entry::{AbortCode, EnterReason, ExitReason};
+use conf_abi::manifest::{LogLevel, OcallMode};
+use conf_abi::ocall::BACKEND_SIM;
+
+use crate::host::{hostile, ring::BootInfo, ChunkLookup, Host, Ring};
+use crate::image::EnclaveLayout;
+use crate::sim::{self, gate, signals, thread::SimThread, SimEnclave};
+
+/// Which enclave implementation runs the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Emulated enclave in this process (any Linux x86-64 ≥ 5.11).
+    Sim,
+    /// Intel SGX through the Linux driver (/dev/sgx_enclave).
+    Sgx,
+}
+
+pub struct RunOptions {
+    pub backend: Backend,
+    /// Command-line argv, passed to the enclave (used only where the
+    /// manifest allows).
+    pub argv: Vec<Vec<u8>>,
+    /// `NAME=value` of host variables the manifest passes through.
+    pub env: Vec<Vec<u8>>,
+    pub log_level: Option<LogLevel>,
+    pub hostile: Option<(hostile::Mode, u64)>,
+    pub ocall_mode: OcallMode,
+    pub ocall_workers: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the sgx backend needs /dev/sgx_enclave, which this machine does not have (no SGX, or the Linux SGX driver is not loaded); use --backend sim to run in the emulated enclave")]
+    NoSgxDevice,
+    #[error("the sgx backend is not implemented yet; use --backend sim")]
+    SgxNotImplemented,
+    #[error(transparent)]
+    Sim(#[from] sim::SimError),
+    #[error("could not set up the OCALL ring: {0}")]
+    Ring(std::io::Error),
+    #[error("{0}")]
+    Boot(String),
+}
+
+/// Exit status of conf-run for a Linux wait status, as a shell reports it.
+pub fn exit_code_of(wait_status: u64) -> i32 {
+    let sig = (wait_status & 0x7f) as i32;
+    if sig != 0 {
+        128 + sig
+    } else {
+        ((wait_status >> 8) & 0xff) as i32
+    }
+}
+
+/// How an enclave thread's host loop ended.
+enum ThreadEnd {
+    Thread,
+    Process(u64),
+    Abort(u64),
+}
+
+fn thread_loop(host: &Host, sim: *mut SimThread, slot: u64, first: EnterReason, arg: u64) -> ThreadEnd {
+    let (mut reason, mut a1) = (first as u64, arg);
+    loop {
+        // SAFETY: `sim` is this thread's attached SimThread; the enclave is loaded.
+        let regs = unsafe { gate::conf_sim_eenter(sim, reason, a1, 0) };
+        match ExitReason::from_raw(regs.reason) {
+            Some(ExitReason::Ocall) => {
+                host.serve(slot);
+            }
+            Some(ExitReason::WaitOcall) => host.wait_or_steal(slot),
+            Some(ExitReason::ExitThread) => return ThreadEnd::Thread,
+            Some(ExitReason::ExitProcess) => return ThreadEnd::Process(regs.arg),
+            Some(ExitReason::Abort) => return ThreadEnd::Abort(regs.arg),
+            Some(ExitReason::Resume) | None => return ThreadEnd::Abort(AbortCode::BadImage as u64),
+        }
+        reason = EnterReason::OcallReturn as u64;
+        a1 = 0;
+    }
+}
+
+/// Report how the enclave ended and leave the process with the right status.
+fn finish(host: &Host, end: ThreadEnd) -> i32 {
+    match end {
+        ThreadEnd::Process(status) => exit_code_of(status),
+        ThreadEnd::Thread => 0,
+        ThreadEnd::Abort(code) => {
+            let msg = host.ring.abort_message();
+            let what = match AbortCode::from_raw(code) {
+                Some(AbortCode::Panic) => "the LibOS hit a bug",
+                Some(AbortCode::HostileHost) => "the host broke the OCALL contract",
+                Some(AbortCode::LibosSyscall) => "the LibOS made a raw system call",
+                Some(AbortCode::LibosFault) => "the LibOS faulted",
+                Some(AbortCode::BadImage) => "the enclave image or entry was invalid",
+                Some(AbortCode::BootFailed) => "the program could not be started",
+                None => "unknown reason",
+            };
+            if msg.is_empty() {
+                eprintln!("[conf] error: the enclave stopped: {what}");
+            } else {
+                eprintln!("[conf] error: the enclave stopped: {msg}");
+            }
+            if code == AbortCode::BootFailed as u64 {
+                crate::exit::ExitCode::CannotRun as i32
+            } else {
+                crate::exit::ExitCode::SetupFailed as i32
+            }
+        }
+    }
+}
+
+fn tty_mask() -> u64 {
+    (0..3).filter(|&fd| unsafe { libc::isatty(fd) } == 1).fold(0, |m, fd| m | 1 << fd)
+}
+
+/// Run the enclave described by `layout` to completion; returns conf-run's
+/// exit status. Other threads are stopped by the process exit.
+pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Result<i32, RunError> {
+    if opts.backend == Backend::Sgx {
+        if !std::path::Path::new("/dev/sgx_enclave").exists() {
+            return Err(RunError::NoSgxDevice);
+        }
+        return Err(RunError::SgxNotImplemented);
+    }
+    let enclave = SimEnclave::create(layout)?;
+    let nslots = layout.info.nslots as u64;
+    let ring = Ring::new(nslots).map_err(RunError::Ring)?;
+    ring.write_boot(&BootInfo {
+        backend: BACKEND_SIM,
+        argv: &opts.argv,
+        env: &opts.env,
+        log_level: opts.log_level.map(|l| l as u8),
+        tty_mask: tty_mask(),
+    })
+    .map_err(RunError::Boot)?;
+    let ring_base = ring.base;
+    let hostile = opts.hostile.map(|(m, seed)| hostile::Hostile::new(m, seed));
+    let heap_lo = enclave.base + layout.info.heap_offset;
+    let heap_hi = heap_lo + layout.info.heap_size;
+    let host = Arc::new(Host::new(ring, heap_lo, heap_hi, chunks, hostile));
+    let _ = signals::GLOBALS.set(signals::SimGlobals {
+        enclave_lo: enclave.base,
+        enclave_hi: enclave.base + enclave.size,
+        libos_lo: enclave.base + layout.info.libos_offset,
+        libos_hi: enclave.base + layout.info.libos_offset + layout.info.libos_size,
+        ring: ring_base as *const _,
+    });
+
+    let slot_addrs = {
+        let base = enclave.base;
+        let l = layout.clone();
+        move |slot: u64| (base + l.tcs_offset(slot), base + l.tls_offset(slot), base + l.entry_offset, base + l.ssa_offset(slot))
+    };
+    let spawn_host = host.clone();
+    let spawn_addrs = slot_addrs.clone();
+    let _ = host.spawner.set(Box::new(move |slot| {
+        let h = spawn_host.clone();
+        let (tcs, tls, oentry, ssa) = spawn_addrs(slot);
+        // The new thread starts with every signal blocked and unblocks them
+        // once its alternate stack is in place.
+        // SAFETY: signal mask manipulation of the calling thread.
+        let old = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            old
+        };
+        let spawned = std::thread::Builder::new().name(format!("conf-slot-{slot}")).stack_size(256 * 1024).spawn(move || {
+            let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("[conf] error: could not start enclave thread {slot}: {e}");
+                    std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
+                }
+            };
+            // SAFETY: restores the creator's mask in this thread.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            match thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0) {
+                ThreadEnd::Thread => {}
+                end => std::process::exit(finish(&h, end)),
+            }
+        });
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        spawned.map(|_| ())
+    }));
+
+    if opts.ocall_mode != OcallMode::Exit && opts.ocall_workers > 0 {
+        crate::host::workers::start(host.clone(), opts.ocall_workers).map_err(RunError::Ring)?;
+    }
+    let (tcs, tls, oentry, ssa) = slot_addrs(0);
+    let sim = sim::thread::attach_current(0, tcs, tls, oentry, ssa).map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
+    signals::install().map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
+    let end = thread_loop(&host, sim, 0, EnterReason::Boot, ring_base);
+    Ok(finish(&host, end))
+}
