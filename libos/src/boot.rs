@@ -117,7 +117,7 @@ fn program_args(m: &ResolvedManifest) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 
 /// Bytes of the enclave heap the LibOS keeps for itself.
 fn libos_heap_size(heap: u64) -> u64 {
-    (heap / 8).clamp(64 << 20, 1 << 30).min(heap / 2)
+    crate::util::align_down((heap / 8).clamp(64 << 20, 1 << 30).min(heap / 2), 1 << 20)
 }
 
 fn boot(ring_addr: u64) -> ! {

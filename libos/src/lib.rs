@@ -106,3 +106,11 @@ mod mem_builtins {
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Landing pads in the precompiled `alloc` end in this call; with
+/// panic=abort no unwinding ever starts, so it is never reached.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    host::abort(conf_abi::entry::AbortCode::Panic, format_args!("unwinding is not supported in the LibOS"))
+}

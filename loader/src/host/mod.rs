@@ -62,6 +62,8 @@ pub struct Host {
     pub fds: FdSet,
     pub hostile: Option<hostile::Hostile>,
     pub spawner: OnceLock<Spawner>,
+    /// Print every OCALL and its result (CONF_TRACE_OCALLS=1; debugging).
+    pub trace_ocalls: bool,
 }
 
 impl Host {
@@ -70,7 +72,17 @@ impl Host {
         for fd in 0..3 {
             fds.insert(fd);
         }
-        Host { ring, heap_lo, heap_hi, chunks, fd_paths: Mutex::new(HashMap::new()), fds, hostile, spawner: OnceLock::new() }
+        Host {
+            ring,
+            heap_lo,
+            heap_hi,
+            chunks,
+            fd_paths: Mutex::new(HashMap::new()),
+            fds,
+            hostile,
+            spawner: OnceLock::new(),
+            trace_ocalls: std::env::var_os("CONF_TRACE_OCALLS").is_some(),
+        }
     }
 
     pub(crate) fn remember_path(&self, fd: i32, path: PathBuf) {
@@ -94,10 +106,13 @@ impl Host {
         }
         let nr = s.nr.load(Ordering::Relaxed);
         let args: [u64; 6] = std::array::from_fn(|i| s.args[i].load(Ordering::Relaxed));
-        let (mut ret, mut aux) = match Ocall::from_raw(nr) {
+        let (mut ret, mut aux): (i64, u64) = match Ocall::from_raw(nr) {
             Some(op) => ops::execute(self, slot, op, args),
             None => (-(libc::ENOSYS as i64), 0),
         };
+        if self.trace_ocalls {
+            eprintln!("[conf-host] slot {slot} {:?}({:#x?}) = {ret} aux {aux:#x}", Ocall::from_raw(nr), &args[..4]);
+        }
         let mut final_state = state::DONE;
         if let Some(h) = &self.hostile {
             h.corrupt(nr, &args, &mut ret, &mut aux, &mut final_state, self.ring.data(slot));
