@@ -223,6 +223,12 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 /// the same last component in another table, e.g. `sgx.stack.size` for
 /// `sys.stack.size`).
 pub(crate) fn suggest(key: &str, candidates: &[&str]) -> Option<String> {
+    suggest_within(key, candidates, 3)
+}
+
+/// [`suggest`], accepting an edit distance up to a `1/divisor` of the key's
+/// length (at least 2).
+fn suggest_within(key: &str, candidates: &[&str], divisor: usize) -> Option<String> {
     if key.len() > 200 {
         return None;
     }
@@ -231,14 +237,19 @@ pub(crate) fn suggest(key: &str, candidates: &[&str]) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let mut score = edit_distance(key, c);
-        if !key_last.is_empty() && key_last == last(c) {
+        let c_last = last(c);
+        if !key_last.is_empty() && key_last == c_last {
             score = score.min(1);
+        }
+        // A shortened or over-long spelling of the last component.
+        if key_last.len() >= 3 && (c_last.starts_with(&key_last) || key_last.starts_with(&c_last)) {
+            score = score.min(2);
         }
         if best.is_none_or(|(s, _)| score < s) {
             best = Some((score, c));
         }
     }
-    let limit = (key.chars().count() / 3).max(2);
+    let limit = (key.chars().count() / divisor).max(2);
     best.filter(|(s, _)| *s <= limit)
         .map(|(_, c)| c.to_string())
 }
@@ -319,7 +330,8 @@ impl Parser<'_> {
         full: impl Fn(&str) -> String,
     ) -> ManifestError {
         let last = key.rsplit('.').next().unwrap_or(key);
-        let suggestion = suggest(last, candidates).map(|s| full(&s));
+        // Few candidates: a looser match is still a useful hint.
+        let suggestion = suggest_within(last, candidates, 2).map(|s| full(&s));
         ManifestError::UnknownKey {
             at: self.loc(span),
             key: key.to_string(),
@@ -432,16 +444,38 @@ impl Parser<'_> {
                 }
                 continue;
             }
-            return Err(self.unknown_top(&key, &e.key_span));
+            return Err(self.unknown_top(&key, e));
         }
         Ok(())
     }
 
-    fn unknown_top(&self, key: &str, span: &Span) -> ManifestError {
+    /// An unknown key outside the tables with their own key lists. A table
+    /// holding a single key (`sgx.stack.size = 1`) is reported by that
+    /// key's full path, so the suggestion can be a whole key.
+    fn unknown_top(&self, key: &str, e: &Entry) -> ManifestError {
+        let (mut full, mut span, mut node) = (key.to_string(), &e.key_span, &e.value);
+        while let Kind::Table(sub) = &node.kind {
+            let [only] = sub.as_slice() else { break };
+            full = format!("{full}.{}", quote_key(&only.key));
+            span = &only.key_span;
+            node = &only.value;
+        }
+        let suggestion = if matches!(node.kind, Kind::Table(_)) {
+            // Several keys below: suggest a table.
+            let mut tables: Vec<&str> = KNOWN_KEYS
+                .iter()
+                .flat_map(|k| k.match_indices('.').map(move |(i, _)| &k[..i]))
+                .collect();
+            tables.sort_unstable();
+            tables.dedup();
+            suggest(&full, &tables)
+        } else {
+            suggest(&full, KNOWN_KEYS)
+        };
         ManifestError::UnknownKey {
             at: self.loc(span),
-            key: key.to_string(),
-            suggestion: suggest(key, KNOWN_KEYS),
+            key: full,
+            suggestion,
         }
     }
 
