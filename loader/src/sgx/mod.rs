@@ -30,7 +30,7 @@ pub mod hex {
     /// Parse hex (either case); `None` unless `s` is an even number of hex digits.
     pub fn decode(s: &str) -> Option<Vec<u8>> {
         let s = s.as_bytes();
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return None;
         }
         let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

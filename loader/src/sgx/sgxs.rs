@@ -56,20 +56,17 @@ pub struct SgxsInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SgxsError {
-    #[error("cannot read SGXS file {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
-    InFile {
-        path: PathBuf,
-        source: Box<SgxsError>,
-    },
+    #[error("cannot read SGXS file {}: {err}", path.display())]
+    Open { path: PathBuf, err: io::Error },
+    #[error("{}: {err}", path.display())]
+    InFile { path: PathBuf, err: Box<SgxsError> },
     #[error("reading the SGXS stream failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("the SGXS stream is empty: it must start with an ECREATE record")]
     Empty,
     #[error(
         "truncated SGXS stream: the {what} at byte {at} has {have} of its {need} bytes; \
-         the file was cut short, write it again"
+         the file was cut short; write it again (conf measure MANIFEST --write-sgxs FILE)"
     )]
     Truncated {
         what: &'static str,
@@ -104,6 +101,14 @@ pub enum SgxsError {
     Reserved { at: u64, what: &'static str },
 }
 
+// Not `#[from]`: that would also make the io::Error the `source`, and
+// error reports would print it twice.
+impl From<io::Error> for SgxsError {
+    fn from(e: io::Error) -> Self {
+        SgxsError::Io(e)
+    }
+}
+
 /// Read an SGXS stream, check that it is canonical and well formed, and
 /// compute its MRENCLAVE.
 pub fn read_sgxs(reader: impl Read) -> Result<SgxsInfo, SgxsError> {
@@ -112,13 +117,13 @@ pub fn read_sgxs(reader: impl Read) -> Result<SgxsInfo, SgxsError> {
 
 /// [`read_sgxs`] on the file at `path`; errors name the file.
 pub fn read_sgxs_file(path: &Path) -> Result<SgxsInfo, SgxsError> {
-    let file = File::open(path).map_err(|source| SgxsError::Open {
+    let file = File::open(path).map_err(|err| SgxsError::Open {
         path: path.to_owned(),
-        source,
+        err,
     })?;
     read_sgxs(BufReader::new(file)).map_err(|e| SgxsError::InFile {
         path: path.to_owned(),
-        source: Box::new(e),
+        err: Box::new(e),
     })
 }
 
@@ -244,7 +249,7 @@ impl<R: Read> Reader<R> {
                         return Err(SgxsError::Reserved { at, what: "EADD" });
                     }
                     let flags = u64::from_le_bytes(rec[16..24].try_into().expect("8 bytes"));
-                    if offset % PAGE_BYTES as u64 != 0 {
+                    if !offset.is_multiple_of(PAGE_BYTES as u64) {
                         return Err(bad("the offset is not page aligned".into()));
                     }
                     if offset >= size {
@@ -287,7 +292,7 @@ impl<R: Read> Reader<R> {
                     let Some(page) = current else {
                         return Err(bad("a chunk before any EADD record".into()));
                     };
-                    if offset % CHUNK_SIZE as u64 != 0 {
+                    if !offset.is_multiple_of(CHUNK_SIZE as u64) {
                         return Err(bad("the offset is not 256-byte aligned".into()));
                     }
                     if offset < page || offset - page >= PAGE_BYTES as u64 {
@@ -381,7 +386,7 @@ impl<W: Write> SgxsWriter<W> {
         contents: &[u8; PAGE_BYTES],
         measured: bool,
     ) -> io::Result<()> {
-        if offset % PAGE_BYTES as u64 != 0 || offset < self.next || offset >= self.size {
+        if !offset.is_multiple_of(PAGE_BYTES as u64) || offset < self.next || offset >= self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("SGXS page offset {offset:#x} is unaligned, out of order or outside the enclave"),

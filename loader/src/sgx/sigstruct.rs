@@ -159,7 +159,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -297,24 +299,32 @@ pub enum SigstructError {
          create one with `conf keygen -o KEY.pem`"
     )]
     WrongKey { bits: usize, exponent: String },
-    #[error("cannot read signing key {}: {source}{}", path.display(), key_hint(source))]
-    KeyRead { path: PathBuf, source: io::Error },
+    #[error("cannot read signing key {}: {err}{}", path.display(), key_hint(err))]
+    KeyRead { path: PathBuf, err: io::Error },
     #[error(
         "{}: not an RSA private key in PEM form (PKCS#1 \"RSA PRIVATE KEY\" or PKCS#8 \"PRIVATE KEY\"): {reason}; \
          create one with `conf keygen -o KEY.pem`", path.display()
     )]
     KeyParse { path: PathBuf, reason: String },
-    #[error("cannot read SIGSTRUCT {}: {source}", path.display())]
-    SigRead { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read SIGSTRUCT {}: {err}", path.display())]
+    SigRead { path: PathBuf, err: io::Error },
+    #[error("{}: {err}", path.display())]
     InFile {
         path: PathBuf,
-        source: Box<SigstructError>,
+        err: Box<SigstructError>,
     },
     #[error("invalid date {input:?}: {reason}; give it as YYYYMMDD, e.g. 20250131")]
     BadDate { input: String, reason: String },
     #[error("RSA signing failed: {0}")]
-    Rsa(#[from] rsa::Error),
+    Rsa(rsa::Error),
+}
+
+// Not `#[from]`: that would also make the rsa::Error the `source`, and
+// error reports would print it twice.
+impl From<rsa::Error> for SigstructError {
+    fn from(e: rsa::Error) -> Self {
+        SigstructError::Rsa(e)
+    }
 }
 
 fn key_hint(e: &io::Error) -> &'static str {
@@ -329,7 +339,7 @@ impl SigstructError {
     fn in_file(self, path: &Path) -> SigstructError {
         SigstructError::InFile {
             path: path.to_owned(),
-            source: Box::new(self),
+            err: Box::new(self),
         }
     }
 }
@@ -366,9 +376,9 @@ pub fn parse_signing_key_pem(pem: &str) -> Result<RsaPrivateKey, String> {
 
 /// Read and check the signing key at `path`. Every error names the file.
 pub fn read_signing_key(path: &Path) -> Result<RsaPrivateKey, SigstructError> {
-    let bytes = std::fs::read(path).map_err(|source| SigstructError::KeyRead {
+    let bytes = std::fs::read(path).map_err(|err| SigstructError::KeyRead {
         path: path.to_owned(),
-        source,
+        err,
     })?;
     let text = String::from_utf8(bytes).map_err(|_| SigstructError::KeyParse {
         path: path.to_owned(),
@@ -473,9 +483,9 @@ impl Sigstruct {
 
     /// Read and parse the SIGSTRUCT file at `path`; errors name the file.
     pub fn read_file(path: &Path) -> Result<Sigstruct, SigstructError> {
-        let bytes = std::fs::read(path).map_err(|source| SigstructError::SigRead {
+        let bytes = std::fs::read(path).map_err(|err| SigstructError::SigRead {
             path: path.to_owned(),
-            source,
+            err,
         })?;
         Sigstruct::parse(&bytes).map_err(|e| e.in_file(path))
     }
