@@ -24,7 +24,7 @@ fn main() {
     };
     let cache = tempfile::tempdir().expect("temp dir");
     let opts = ResolveOptions {
-        progress: Progress::Never,
+        progress: Progress::Auto,
         cache_dir: Some(cache.path().to_path_buf()),
         threads,
     };
