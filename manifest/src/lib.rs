@@ -75,7 +75,7 @@ pub struct Manifest {
     /// followed by an absolute host path (mapped into the enclave through
     /// `fs_root` and `mounts` at resolve time).
     pub entrypoint: String,
-    /// `loader.argv`, including argv[0]. Empty: `[entrypoint]`, unless
+    /// `loader.argv`, including `argv[0]`. Empty: `[entrypoint]`, unless
     /// `use_cmdline_argv`.
     pub argv: Vec<String>,
     /// `loader.insecure__use_cmdline_argv`.
