@@ -5,4 +5,5 @@ pub mod host;
 pub mod image;
 pub mod libos;
 pub mod run;
+pub mod sgx;
 pub mod sim;
