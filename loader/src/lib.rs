@@ -1,5 +1,6 @@
 //! conf-loader: the untrusted host side of conf.
 
+pub mod cli;
 pub mod exit;
 pub mod host;
 pub mod image;
@@ -7,3 +8,4 @@ pub mod libos;
 pub mod run;
 pub mod sgx;
 pub mod sim;
+pub mod synth;

@@ -87,6 +87,17 @@ pub trait File: Send + Sync {
         }
         Ok(done)
     }
+    /// pread on a file whose position lives elsewhere (`host_seek`).
+    fn positional_read(&self, _off: u64, _buf: &mut [u8]) -> Result<usize, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    fn positional_write(&self, _off: u64, _buf: &[u8]) -> Result<usize, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    /// For files whose position the host keeps: lseek there.
+    fn host_seek(&self, _off: i64, _whence: u32) -> Option<Result<u64, Errno>> {
+        None
+    }
     /// Host path for statfs and for naming in /proc (if any).
     fn host_path(&self) -> Option<&str> {
         None
@@ -168,7 +179,7 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         if self.file.is_stream() {
-            return Err(Errno::ESPIPE);
+            return self.file.positional_read(off, buf);
         }
         if self.file.is_dir() {
             return Err(Errno::EISDIR);
@@ -181,12 +192,15 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         if self.file.is_stream() {
-            return Err(Errno::ESPIPE);
+            return self.file.positional_write(off, buf);
         }
         self.file.write_at(off, buf)
     }
 
     pub fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
+        if let Some(r) = self.file.host_seek(off, whence) {
+            return r;
+        }
         if self.file.is_stream() {
             return Err(Errno::ESPIPE);
         }

@@ -18,6 +18,9 @@ pub enum HostKind {
     /// Terminal, pipe, FIFO, socket: no file position.
     Stream,
     Dir,
+    /// A regular file whose position lives on the host, shared with other
+    /// processes (a std stream redirected to a file by the shell).
+    SharedRegular,
 }
 
 pub struct HostFile {
@@ -37,7 +40,7 @@ impl HostFile {
     /// One of the host's std streams (never closed on the host).
     pub fn std_stream(fd: i32) -> HostFile {
         let kind = match hc::fstat(HostFd(fd)) {
-            Ok(st) if st.st_mode & mode::S_IFMT == mode::S_IFREG => HostKind::Regular,
+            Ok(st) if st.st_mode & mode::S_IFMT == mode::S_IFREG => HostKind::SharedRegular,
             _ => HostKind::Stream,
         };
         HostFile { fd: HostFd(fd), kind, path: String::new(), own: false }
@@ -79,7 +82,7 @@ impl File for HostFile {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         match self.kind {
             HostKind::Regular => hc::pread(self.fd, buf, off),
-            HostKind::Stream => hc::read(self.fd, buf),
+            HostKind::Stream | HostKind::SharedRegular => hc::read(self.fd, buf),
             HostKind::Dir => Err(Errno::EISDIR),
         }
     }
@@ -87,9 +90,27 @@ impl File for HostFile {
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
         match self.kind {
             HostKind::Regular => hc::pwrite(self.fd, buf, off),
-            HostKind::Stream => hc::write(self.fd, buf),
+            HostKind::Stream | HostKind::SharedRegular => hc::write(self.fd, buf),
             HostKind::Dir => Err(Errno::EISDIR),
         }
+    }
+
+    fn positional_read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        match self.kind {
+            HostKind::Regular | HostKind::SharedRegular => hc::pread(self.fd, buf, off),
+            _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    fn positional_write(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
+        match self.kind {
+            HostKind::Regular | HostKind::SharedRegular => hc::pwrite(self.fd, buf, off),
+            _ => Err(Errno::ESPIPE),
+        }
+    }
+
+    fn host_seek(&self, off: i64, whence: u32) -> Option<Result<u64, Errno>> {
+        (self.kind == HostKind::SharedRegular).then(|| hc::lseek(self.fd, off, whence))
     }
 
     fn stat(&self) -> Result<KernelStat, Errno> {
@@ -97,7 +118,7 @@ impl File for HostFile {
     }
 
     fn is_stream(&self) -> bool {
-        self.kind == HostKind::Stream
+        matches!(self.kind, HostKind::Stream | HostKind::SharedRegular)
     }
 
     fn is_dir(&self) -> bool {

@@ -158,6 +158,15 @@ pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>,
         }
     };
 
+    // The main stack at the top of the program area.
+    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0 };
+    let top = super::stack_top();
+    let stack_lo = proc
+        .mm
+        .map(Placement::NoReplace(top - stack_size), stack_size, PROT_READ | PROT_WRITE, stack_vma, false)
+        .map_err(|e| fail(e, format!("cannot map the {} MiB stack (sys.stack.size): {}", stack_size >> 20, e.description())))?;
+    proc.mm.set_mmap_top(stack_lo - STACK_GAP);
+
     let place = if info.is_pie() { Placement::Hint(PIE_BASE) } else { Placement::NoReplace(0) };
     let bias = map_elf(proc, &file, &info, &exe_path, place)?;
     let (_, exe_hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{e:?}")))?;
@@ -175,15 +184,6 @@ pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>,
         interp_base = ibias + iinfo.span().map(|s| s.0).unwrap_or(0);
         entry = ibias + iinfo.header.e_entry;
     }
-
-    // The main stack at the top of the program area.
-    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0 };
-    let top = super::stack_top();
-    let stack_lo = proc
-        .mm
-        .map(Placement::NoReplace(top - stack_size), stack_size, PROT_READ | PROT_WRITE, stack_vma, false)
-        .map_err(|e| fail(e, format!("cannot map the {} MiB stack (sys.stack.size): {}", stack_size >> 20, e.description())))?;
-    proc.mm.set_mmap_top(stack_lo - STACK_GAP);
 
     let (_, _, _, hwcap) = cpuid(1, 0);
     let (_, xsave_size, _, _) = cpuid(0xd, 0);

@@ -1,29 +1,14 @@
-//! conf-run: run a program inside an enclave (development stub).
+//! conf-run: run a Linux program inside an enclave. See `conf-run --help`.
 
-use std::process::ExitCode;
+use clap::Parser;
 
-use conf_abi::manifest::ResolvedManifest;
-use conf_loader::image::EnclaveLayout;
-use conf_loader::run::{run, Backend, RunOptions};
-
-fn main() -> ExitCode {
-    let m = ResolvedManifest { entrypoint: "/bin/true".into(), enclave_size: 1 << 30, ..Default::default() };
-    let bytes = m.encode();
-    let layout = EnclaveLayout::build(conf_loader::libos::LIBOS_ELF, &m, &bytes).unwrap();
-    let opts = RunOptions {
-        backend: Backend::Sim,
-        argv: vec![],
-        env: vec![],
-        log_level: None,
-        hostile: None,
-        ocall_mode: m.ocall_mode,
-        ocall_workers: 0,
-    };
-    match run(&layout, Box::new(|_| None), opts) {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("[conf] error: {e}");
-            ExitCode::from(125)
+fn main() -> std::process::ExitCode {
+    let args = conf_loader::cli::Args::parse();
+    match conf_loader::cli::main_exec(args) {
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+        Err(f) => {
+            eprintln!("[conf] error: {:#}", f.error);
+            f.code.into()
         }
     }
 }

@@ -1,23 +1,60 @@
-//! From a manifest file to a laid-out, measured enclave image.
+//! From a manifest to a laid-out enclave image.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use conf_abi::manifest::ResolvedManifest;
+use conf_manifest::{ChunkIndex, Manifest, ResolveOptions, ResolveStats};
 
 use super::EnclaveLayout;
 
 /// Everything known about an enclave before it runs.
 pub struct BuiltImage {
     pub resolved: ResolvedManifest,
-    /// Canonical bytes of `resolved`.
+    /// Canonical bytes of `resolved` (what is measured).
     pub manifest_bytes: Vec<u8>,
     pub layout: EnclaveLayout,
+    /// Chunk digests of the trusted files, served to the LibOS at run time.
+    pub chunks: ChunkIndex,
+    pub stats: Option<ResolveStats>,
 }
 
-/// Parse, resolve and lay out the manifest at `path` with template variables
-/// `defines`.
+/// The LibOS every image carries unless a test build overrides it.
+pub fn default_libos() -> &'static [u8] {
+    crate::libos::LIBOS_ELF
+}
+
+/// Lay out an image for an already resolved manifest.
+pub fn build_resolved(resolved: ResolvedManifest, chunks: ChunkIndex, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+    let manifest_bytes = resolved.encode();
+    let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
+    Ok(BuiltImage { resolved, manifest_bytes, layout, chunks, stats: None })
+}
+
+/// Resolve `manifest` (hash its trusted files) and lay out its image.
+pub fn build_from_manifest(manifest: &Manifest, opts: &ResolveOptions, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+    let res = conf_manifest::resolve(manifest, opts)?;
+    let mut img = build_resolved(res.manifest, res.chunks, libos)?;
+    img.stats = Some(res.stats);
+    Ok(img)
+}
+
+/// Parse, resolve and lay out the manifest at `path` with template
+/// variables `defines`. A file holding resolved canonical bytes (as `conf
+/// sign --resolved-out` writes) is used as is, without re-hashing.
 pub fn build_image(path: &Path, defines: &BTreeMap<String, String>) -> anyhow::Result<BuiltImage> {
-    let _ = (path, defines);
-    anyhow::bail!("building an image from a manifest is not wired up yet")
+    build_image_with(path, defines, &ResolveOptions::default(), default_libos())
+}
+
+pub fn build_image_with(path: &Path, defines: &BTreeMap<String, String>, opts: &ResolveOptions, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;
+    if bytes.starts_with(conf_abi::manifest::MANIFEST_MAGIC) {
+        let resolved = ResolvedManifest::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return build_resolved(resolved, ChunkIndex::default(), libos);
+    }
+    let manifest = conf_manifest::parse_file(path, defines)?;
+    for w in &manifest.warnings {
+        eprintln!("[conf] warning: {w}");
+    }
+    build_from_manifest(&manifest, opts, libos)
 }

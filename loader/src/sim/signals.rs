@@ -58,24 +58,35 @@ pub const ASYNC_SIGNALS: &[i32] = &[
     libc::SIGTSTP,
 ];
 
+/// The kernel's `struct sigaction` (glibc's wrapper would replace our
+/// restorer with its own, whose `syscall` lies outside the gate).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Install the gate's handler for every signal the sim handles, and ignore
 /// SIGPIPE (a write to a closed pipe must come back to the LibOS as EPIPE).
 pub fn install() -> std::io::Result<()> {
+    let mut mask = 0u64;
+    // Async signals must not interrupt the AEX emulation of a sync one.
+    for &s in ASYNC_SIGNALS {
+        mask |= 1 << (s - 1);
+    }
     for &sig in SYNC_SIGNALS.iter().chain(ASYNC_SIGNALS) {
-        // SAFETY: a zeroed sigaction is valid; we fill in handler and flags.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = gate::conf_sim_signal_entry as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | SA_RESTORER;
-            sa.sa_restorer = Some(std::mem::transmute::<unsafe extern "C" fn(), extern "C" fn()>(gate::conf_sim_sigreturn));
-            libc::sigemptyset(&mut sa.sa_mask);
-            // Async signals must not interrupt the AEX emulation of a sync one.
-            for &s in ASYNC_SIGNALS {
-                libc::sigaddset(&mut sa.sa_mask, s);
-            }
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+        let act = KernelSigaction {
+            handler: gate::conf_sim_signal_entry as *const () as usize,
+            flags: (libc::SA_SIGINFO | libc::SA_ONSTACK | SA_RESTORER) as u64,
+            restorer: gate::conf_sim_sigreturn as *const () as usize,
+            mask,
+        };
+        // SAFETY: rt_sigaction with a valid kernel sigaction of 8-byte masks.
+        let r = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &act as *const KernelSigaction, std::ptr::null_mut::<KernelSigaction>(), 8) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
     // SAFETY: setting a disposition.
@@ -201,7 +212,7 @@ unsafe fn enter_on_return(sim: &mut SimThread, uc: &mut libc::ucontext_t, reason
     g[libc::REG_RDX as usize] = 0;
     g[libc::REG_RAX as usize] = 1; // CSSA after the AEX
     g[libc::REG_RBX as usize] = sim.tcs as i64;
-    g[libc::REG_RCX as usize] = gate::conf_sim_eexit_landing as usize as i64;
+    g[libc::REG_RCX as usize] = gate::conf_sim_eexit_landing as *const () as usize as i64;
     g[libc::REG_RSP as usize] = sim.host_rsp as i64;
     g[libc::REG_EFL as usize] = 0x202;
     sim.resume_fs = sim.tls;

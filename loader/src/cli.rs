@@ -1,0 +1,208 @@
+//! The `conf-run` command line.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use conf_abi::manifest::{EnvValue, LogLevel};
+use conf_manifest::ResolveOptions;
+
+use crate::exit::ExitCode;
+use crate::host::hostile;
+use crate::image::{self, BuiltImage};
+use crate::run::{self, Backend, RunOptions};
+
+/// Run a Linux program inside an enclave.
+///
+/// With a command and no --manifest, conf-run synthesizes a manifest: the
+/// program found on PATH, its interpreter and libraries, its runtime's own
+/// files (Python's prefix, JAVA_HOME) and the working directory are trusted
+/// (contents verified), /tmp is in enclave memory, and the environment is
+/// carried in. The program's exit status is conf-run's exit status (128+n
+/// when it dies of signal n); conf-run's own failures exit with 125 (setup),
+/// 126 (the program cannot be run) or 127 (not found).
+#[derive(Parser, Debug)]
+#[command(name = "conf-run", version, about, long_about = None)]
+#[command(after_help = "Examples:\n  conf-run python3 app.py\n  conf-run --manifest app.toml\n  conf-run --manifest app.toml --sig app.sig\n  conf-run --allow ./data python3 app.py")]
+pub struct Args {
+    /// Manifest (TOML, or resolved bytes from `conf sign --resolved-out`).
+    #[arg(long, value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// Template variable for the manifest, NAME=VALUE (repeatable).
+    #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define)]
+    pub define: Vec<(String, String)>,
+
+    /// Check this SIGSTRUCT (signature and MRENCLAVE) before running.
+    #[arg(long, value_name = "SIG")]
+    pub sig: Option<PathBuf>,
+
+    /// LibOS log level: error, warning, info, debug or trace (trace prints
+    /// every system call). Overrides loader.log_level.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<LogLevel>,
+
+    /// Enclave backend.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub backend: Backend,
+
+    /// Without --manifest: make this host directory (or file) writable
+    /// inside the enclave (sgx.allowed_files; not protected). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub allow: Vec<PathBuf>,
+
+    /// Without --manifest: also trust this file or directory. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub trust: Vec<PathBuf>,
+
+    /// Testing only: make the host lie in its OCALL replies
+    /// (lengths|errno|fds|state|data|random[:SEED]).
+    #[arg(long, hide = true, value_name = "MODE")]
+    pub insecure_hostile_host: Option<String>,
+
+    /// Development only: use this LibOS ELF instead of the built-in one.
+    #[arg(long, hide = true, value_name = "ELF")]
+    pub insecure_libos: Option<PathBuf>,
+
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+fn parse_define(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+fn parse_log_level(s: &str) -> Result<LogLevel, String> {
+    LogLevel::parse(s).ok_or_else(|| format!("`{s}` is not a log level; use error, warning, info, debug or trace"))
+}
+
+/// A failure with the exit code conf-run reports for it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: ExitCode,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure { code: ExitCode::SetupFailed, error: e.into() }
+    }
+}
+
+fn resolve_options() -> ResolveOptions {
+    ResolveOptions::default()
+}
+
+fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
+    if let Some(path) = &args.manifest {
+        let defines = args.define.iter().cloned().collect();
+        let img = image::build_image_with(path, &defines, &resolve_options(), libos)
+            .with_context(|| format!("cannot use manifest {}", path.display()))?;
+        if !args.command.is_empty() && !img.resolved.use_cmdline_argv {
+            return Err(Failure {
+                code: ExitCode::Usage,
+                error: anyhow::anyhow!(
+                    "the manifest {} fixes the program's arguments (loader.argv); remove the command after the options, or set loader.insecure__use_cmdline_argv = true in the manifest",
+                    path.display()
+                ),
+            });
+        }
+        return Ok(img);
+    }
+    if args.command.is_empty() {
+        return Err(Failure { code: ExitCode::Usage, error: anyhow::anyhow!("nothing to run: give a command (conf-run python3 app.py) or --manifest FILE") });
+    }
+    let synth = crate::synth::synthesize(&args.command, &synth_options(args)).map_err(|e| {
+        let code = if matches!(e, crate::synth::SynthError::NotFound { .. }) { ExitCode::NotFound } else { ExitCode::SetupFailed };
+        Failure { code, error: e.into() }
+    })?;
+    let img = image::build_from_manifest(&synth.manifest, &resolve_options(), libos)?;
+    Ok(img)
+}
+
+fn synth_options(args: &Args) -> crate::synth::SynthOptions {
+    crate::synth::SynthOptions {
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        path_env: std::env::var_os("PATH"),
+        env: std::env::vars_os().collect(),
+        allow: args.allow.clone(),
+        trust: args.trust.clone(),
+        cache_dir: None,
+    }
+}
+
+fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {
+    use crate::sgx::sigstruct::Sigstruct;
+    let sig = Sigstruct::read_file(path)?;
+    sig.verify().with_context(|| format!("the signature in {} is not valid", path.display()))?;
+    let ours = img.layout.mrenclave();
+    if sig.mrenclave() != ours {
+        bail!(
+            "refusing to run: MRENCLAVE differs from the signed one in {} (this enclave measures {}, the signature covers {}). The manifest, a trusted file or conf itself changed since signing; re-sign with `conf sign`, or use the resolved manifest saved at signing time (`conf sign --resolved-out`) to have the changed file named",
+            path.display(),
+            crate::sgx::hex::encode(&ours),
+            crate::sgx::hex::encode(&sig.mrenclave())
+        );
+    }
+    Ok(())
+}
+
+/// Host environment entries the manifest passes through.
+fn passthrough_env(img: &BuiltImage) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for v in &img.resolved.env {
+        if v.value == EnvValue::Passthrough {
+            if let Some(val) = std::env::var_os(&v.name) {
+                let mut e = v.name.clone().into_bytes();
+                e.push(b'=');
+                e.extend_from_slice(val.as_bytes());
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Run conf-run with parsed arguments; returns the exit status.
+pub fn main_exec(args: Args) -> Result<i32, Failure> {
+    let hostile = match &args.insecure_hostile_host {
+        Some(m) => Some(hostile::Mode::parse(m).ok_or_else(|| Failure {
+            code: ExitCode::Usage,
+            error: anyhow::anyhow!("--insecure-hostile-host: unknown mode `{m}`; use lengths, errno, fds, state, data or random, optionally with :SEED"),
+        })?),
+        None => None,
+    };
+    let custom_libos;
+    let libos: &[u8] = match &args.insecure_libos {
+        Some(p) => {
+            custom_libos = std::fs::read(p).with_context(|| format!("cannot read LibOS {}", p.display()))?;
+            &custom_libos
+        }
+        None => image::default_libos(),
+    };
+    if args.backend == Backend::Sgx && !std::path::Path::new("/dev/sgx_enclave").exists() {
+        return Err(run::RunError::NoSgxDevice.into());
+    }
+    let img = build(&args, libos)?;
+    if let Some(sig) = &args.sig {
+        check_signature(sig, &img)?;
+    }
+    let chunks = img.chunks.clone();
+    let opts = RunOptions {
+        backend: args.backend,
+        argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: passthrough_env(&img),
+        log_level: args.log_level,
+        hostile,
+        ocall_mode: img.resolved.ocall_mode,
+        ocall_workers: img.resolved.ocall_workers,
+    };
+    let code = run::run(&img.layout, Box::new(move |p| chunks.get(p)), opts)?;
+    Ok(code)
+}
