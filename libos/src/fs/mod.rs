@@ -14,6 +14,7 @@ pub mod file;
 pub mod host;
 pub mod path;
 pub mod policy;
+pub mod proc;
 pub mod trusted;
 
 pub use file::{DirEntry, File, OpenFile};
@@ -54,16 +55,7 @@ pub mod oflags {
     pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
 }
 
-/// Targets of the LibOS's own /proc links (`/proc/self/exe`, `cwd`, `fd/N`).
+/// Target of a /proc link (`/proc/self/exe`, `cwd`, `fd/N`).
 pub fn proc_link(p: &str) -> Result<alloc::string::String, conf_abi::Errno> {
-    let proc = crate::process::process();
-    let rest = p.strip_prefix("/proc/self/").ok_or(conf_abi::Errno::ENOENT)?;
-    match rest {
-        "exe" => Ok(proc.exe.lock().clone()),
-        "cwd" => Ok(proc.cwd()),
-        _ => {
-            let n: i32 = rest.strip_prefix("fd/").and_then(|s| s.parse().ok()).ok_or(conf_abi::Errno::ENOENT)?;
-            Ok(proc.files.lock().get(n)?.path.clone())
-        }
-    }
+    proc::readlink(&proc::follow(p, false)?)
 }

@@ -146,6 +146,9 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
     let ns = ns();
     let follow = flags & oflags::O_NOFOLLOW == 0;
     let p = path::resolve(cwd, path, follow, &ns.links)?;
+    if super::proc::owns(&p) {
+        return super::proc::open(&p, flags);
+    }
     let file: Arc<dyn File> = match ns.classify(&p) {
         Target::Device(d) => Arc::new(d),
         Target::Trusted(entry) => {
@@ -198,6 +201,9 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
 pub fn stat(cwd: &str, path: &[u8], follow: bool) -> Result<KernelStat, Errno> {
     let ns = ns();
     let p = path::resolve(cwd, path, follow, &ns.links)?;
+    if super::proc::owns(&p) {
+        return super::proc::stat(&p, follow);
+    }
     if !follow {
         // A measured symlink is reported as what it is.
         if let Some(target) = ns.links.get(&ns.host_path(&p)) {
@@ -227,6 +233,12 @@ pub fn stat(cwd: &str, path: &[u8], follow: bool) -> Result<KernelStat, Errno> {
 pub fn readlink(cwd: &str, path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
     let ns = ns();
     let p = path::resolve(cwd, path, false, &ns.links)?;
+    if super::proc::owns(&p) {
+        let t = super::proc::readlink(&super::proc::follow(&p, false)?)?;
+        let n = t.len().min(buf.len());
+        buf[..n].copy_from_slice(&t.as_bytes()[..n]);
+        return Ok(n);
+    }
     let host = ns.host_path(&p);
     if let Some(t) = ns.links.get(&host) {
         let n = t.len().min(buf.len());

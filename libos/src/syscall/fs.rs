@@ -146,14 +146,6 @@ fn readlink_at(dirfd: u64, path_ptr: u64, buf: u64, len: u64) -> Result<u64, Err
         return Err(Errno::EINVAL);
     }
     let base = base_for(dirfd, &path)?;
-    let p = policy::resolve(&base, &path, false)?;
-    // The LibOS's own links.
-    if p == "/proc/self/exe" || p.starts_with("/proc/self/fd/") || p == "/proc/self/cwd" {
-        let target = crate::fs::proc_link(&p)?;
-        let n = target.len().min(len as usize);
-        uaccess::copy_out(buf, &target.as_bytes()[..n])?;
-        return Ok(n as u64);
-    }
     let mut tmp = alloc::vec![0u8; (len as usize).min(4096)];
     let n = policy::readlink(&base, &path, &mut tmp)?;
     uaccess::copy_out(buf, &tmp[..n])?;
