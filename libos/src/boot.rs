@@ -158,6 +158,13 @@ fn boot(ring_addr: u64) -> ! {
     BOOTED.store(2, Ordering::Release);
     let m = &enclave().manifest;
 
+    #[cfg(feature = "selftest-raw-syscall")]
+    {
+        // Test build only: break the boundary rule on purpose, to prove the
+        // backend catches a LibOS that makes its own system call.
+        // SAFETY: getpid has no effect; the point is that it must never run.
+        unsafe { core::arch::asm!("syscall", inlateout("rax") 39u64 => _, out("rcx") _, out("r11") _, options(nostack)) };
+    }
     crate::fs::policy::init(m);
     let prog_hi = heap_hi - libos_heap - (1 << 20);
     let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);

@@ -93,6 +93,7 @@ pub fn exception(is_exception: bool) -> ! {
     match info & exitinfo::VECTOR_MASK {
         exitinfo::VECTOR_UD if is_syscall_insn(rip) => {
             // As the CPU would have: RCX = next instruction, R11 = RFLAGS.
+            crate::syscall::rewrite::on_trap(rip, t.user.rax);
             t.user.rip = rip + 2;
             t.user.rcx = rip + 2;
             t.user.r11 = t.user.rflags;

@@ -23,9 +23,14 @@ pub fn level() -> LogLevel {
 }
 
 /// Format and write one line (no heap: lines longer than 2 KiB are cut).
-pub fn write_line(args: core::fmt::Arguments<'_>) {
+pub fn write_line(level: LogLevel, args: core::fmt::Arguments<'_>) {
     let mut buf = crate::util::FixedBuf::<2048>::new();
-    let _ = core::fmt::write(&mut buf, format_args!("[conf] {args}\n"));
+    let tag = match level {
+        LogLevel::Error => "error: ",
+        LogLevel::Warning => "warning: ",
+        _ => "",
+    };
+    let _ = core::fmt::write(&mut buf, format_args!("[conf] {tag}{args}\n"));
     crate::host::calls::write_all_host(2, buf.as_bytes());
 }
 
@@ -33,7 +38,7 @@ pub fn write_line(args: core::fmt::Arguments<'_>) {
 macro_rules! log_at {
     ($lvl:expr, $($arg:tt)*) => {
         if $crate::log::enabled($lvl) {
-            $crate::log::write_line(format_args!($($arg)*));
+            $crate::log::write_line($lvl, format_args!($($arg)*));
         }
     };
 }

@@ -33,7 +33,7 @@ pub struct TrustedFile {
 
 fn changed(path: &str) -> Errno {
     error!(
-        "trusted file {path} does not match its digest in the manifest (it changed after the manifest was resolved); refusing to use it. Re-resolve or re-sign the manifest if the change is intended."
+        "trusted file {path} does not match its digest in the manifest: it changed after the manifest was resolved (or the host altered it); refusing to use it. If the change is intended, resolve or sign the manifest again"
     );
     Errno::EIO
 }

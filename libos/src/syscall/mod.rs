@@ -15,6 +15,7 @@ pub mod misc;
 pub mod mmap;
 pub mod names;
 pub mod process;
+pub mod rewrite;
 pub mod signal;
 pub mod table;
 pub mod time;
