@@ -165,7 +165,9 @@ fn boot(ring_addr: u64) -> ! {
         // SAFETY: getpid has no effect; the point is that it must never run.
         unsafe { core::arch::asm!("syscall", inlateout("rax") 39u64 => _, out("rcx") _, out("r11") _, options(nostack)) };
     }
-    crate::fs::policy::init(m);
+    if let Err(e) = crate::fs::policy::init(m) {
+        host::abort(AbortCode::BootFailed, format_args!("{e}"));
+    }
     let prog_hi = heap_hi - libos_heap - (1 << 20);
     let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
     crate::process::set_stack_top(prog_hi);

@@ -15,6 +15,7 @@ pub mod host;
 pub mod path;
 pub mod policy;
 pub mod proc;
+pub mod tmpfs;
 pub mod trusted;
 
 pub use file::{DirEntry, File, OpenFile};

@@ -42,6 +42,11 @@ fn components(s: &str) -> impl Iterator<Item = &str> {
 /// Resolve `path` (relative to `cwd`) to an absolute, normalized path,
 /// following measured symlinks (the last component only if `follow_last`).
 pub fn resolve(cwd: &str, path: &[u8], follow_last: bool, links: &Symlinks) -> Result<String, Errno> {
+    resolve_with(cwd, path, follow_last, &|p| links.get(p).map(String::from))
+}
+
+/// As [`resolve`], with `link_of` saying which paths are symlinks.
+pub fn resolve_with(cwd: &str, path: &[u8], follow_last: bool, link_of: &dyn Fn(&str) -> Option<String>) -> Result<String, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -64,11 +69,11 @@ pub fn resolve(cwd: &str, path: &[u8], follow_last: bool, links: &Symlinks) -> R
         }
         out.push(c);
         let last = todo.is_empty();
-        if links.is_empty() || (last && !follow_last && !trailing_slash) {
+        if last && !follow_last && !trailing_slash {
             continue;
         }
         let here = join(&out);
-        if let Some(target) = links.get(&here) {
+        if let Some(target) = link_of(&here) {
             hops += 1;
             if hops > MAX_LINKS {
                 return Err(Errno::ELOOP);
@@ -77,7 +82,7 @@ pub fn resolve(cwd: &str, path: &[u8], follow_last: bool, links: &Symlinks) -> R
             if target.starts_with('/') {
                 out.clear();
             }
-            for (i, t) in components(target).enumerate() {
+            for (i, t) in components(&target).enumerate() {
                 todo.insert(i, String::from(t));
             }
         }

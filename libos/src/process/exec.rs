@@ -58,7 +58,11 @@ fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), 
                 format!("{p} is not a trusted file and so cannot be executed; add it to sgx.trusted_files in the manifest"),
             )),
         },
-        Target::Device(_) => Err(fail(Errno::EACCES, format!("{p} is a device, not a program"))),
+        Target::Device(_) | Target::Proc => Err(fail(Errno::EACCES, format!("{p} is not a program"))),
+        Target::Tmp(..) => Err(fail(
+            Errno::EACCES,
+            format!("{p} is in a tmpfs mount and so cannot be executed: only trusted files run in the enclave"),
+        )),
     }
 }
 

@@ -114,7 +114,7 @@ fn access_at(dirfd: u64, path_ptr: u64, mode: u64, flags: u64) -> Result<u64, Er
     const X_OK: u64 = 1;
     if mode & W_OK != 0 {
         match ns.classify(&p) {
-            Target::Trusted(_) => return Err(Errno::EACCES),
+            Target::Trusted(_) | Target::Proc => return Err(Errno::EACCES),
             Target::Metadata(_) if st.st_mode & crate::fs::mode::S_IFMT != crate::fs::mode::S_IFDIR => return Err(Errno::EACCES),
             _ => {}
         }
@@ -200,16 +200,8 @@ pub fn sys_fchdir(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     set_cwd(f.path.clone())
 }
 
-/// A path the program wants to change: it must be under sgx.allowed_files.
-fn writable_host_path(dirfd: u64, path_ptr: u64, follow: bool) -> Result<String, Errno> {
-    let path = uaccess::path(path_ptr)?;
-    let base = base_for(dirfd, &path)?;
-    let p = policy::resolve(&base, &path, follow)?;
-    let ns = policy::ns();
-    match ns.classify(&p) {
-        Target::Allowed(host) => Ok(host),
-        Target::Trusted(_) | Target::Metadata(_) | Target::Device(_) => Err(ns.deny(&p, true)),
-    }
+fn cwd_for(dirfd: u64, path: &[u8]) -> Result<String, Errno> {
+    base_for(dirfd, path)
 }
 
 /// implements mkdir(2)
@@ -223,21 +215,21 @@ pub fn sys_mkdirat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 }
 
 fn mkdir_at(dirfd: u64, path: u64, mode: u64) -> Result<u64, Errno> {
-    let host = writable_host_path(dirfd, path, false)?;
+    let p = uaccess::path(path)?;
     let mode = mode as u32 & !process().umask.load(core::sync::atomic::Ordering::Relaxed) & 0o7777;
-    hc::mkdir(host.as_bytes(), mode).map(|_| 0)
+    policy::mkdir(&cwd_for(dirfd, &p)?, &p, mode).map(|_| 0)
 }
 
 /// implements unlink(2)
 pub fn sys_unlink(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let host = writable_host_path(AT_FDCWD as i64 as u64, a[0], false)?;
-    hc::unlink(host.as_bytes(), 0).map(|_| 0)
+    let p = uaccess::path(a[0])?;
+    policy::unlink(&process().cwd(), &p, false).map(|_| 0)
 }
 
 /// implements rmdir(2)
 pub fn sys_rmdir(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let host = writable_host_path(AT_FDCWD as i64 as u64, a[0], false)?;
-    hc::unlink(host.as_bytes(), AT_REMOVEDIR as u32).map(|_| 0)
+    let p = uaccess::path(a[0])?;
+    policy::unlink(&process().cwd(), &p, true).map(|_| 0)
 }
 
 /// implements unlinkat(2)
@@ -245,17 +237,16 @@ pub fn sys_unlinkat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[2] & !AT_REMOVEDIR != 0 {
         return Err(Errno::EINVAL);
     }
-    let host = writable_host_path(a[0], a[1], false)?;
-    hc::unlink(host.as_bytes(), a[2] as u32).map(|_| 0)
+    let p = uaccess::path(a[1])?;
+    policy::unlink(&cwd_for(a[0], &p)?, &p, a[2] & AT_REMOVEDIR != 0).map(|_| 0)
 }
 
 fn rename_at(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Result<u64, Errno> {
     if flags != 0 {
         return Err(Errno::EINVAL);
     }
-    let from = writable_host_path(olddir, old, false)?;
-    let to = writable_host_path(newdir, new, false)?;
-    hc::rename(from.as_bytes(), to.as_bytes()).map(|_| 0)
+    let (from, to) = (uaccess::path(old)?, uaccess::path(new)?);
+    policy::rename(&cwd_for(olddir, &from)?, &from, &cwd_for(newdir, &to)?, &to).map(|_| 0)
 }
 
 /// implements rename(2)
@@ -286,8 +277,8 @@ pub fn sys_symlinkat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 fn symlink_at(target: u64, dirfd: u64, path: u64) -> Result<u64, Errno> {
     let t = uaccess::path(target)?;
-    let host = writable_host_path(dirfd, path, false)?;
-    hc::symlink(&t, host.as_bytes()).map(|_| 0)
+    let p = uaccess::path(path)?;
+    policy::symlink(&t, &cwd_for(dirfd, &p)?, &p).map(|_| 0)
 }
 
 /// implements link(2)
@@ -302,21 +293,20 @@ pub fn sys_linkat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 }
 
 fn link_at(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Result<u64, Errno> {
-    let from = writable_host_path(olddir, old, flags & AT_SYMLINK_FOLLOW != 0)?;
-    let to = writable_host_path(newdir, new, false)?;
-    hc::link(from.as_bytes(), to.as_bytes()).map(|_| 0)
+    let (from, to) = (uaccess::path(old)?, uaccess::path(new)?);
+    policy::link(&cwd_for(olddir, &from)?, &from, &cwd_for(newdir, &to)?, &to, flags & AT_SYMLINK_FOLLOW != 0).map(|_| 0)
 }
 
 /// implements chmod(2)
 pub fn sys_chmod(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let host = writable_host_path(AT_FDCWD as i64 as u64, a[0], true)?;
-    hc::chmod(host.as_bytes(), a[1] as u32).map(|_| 0)
+    let p = uaccess::path(a[0])?;
+    policy::chmod(&process().cwd(), &p, a[1] as u32).map(|_| 0)
 }
 
 /// implements fchmodat(2)
 pub fn sys_fchmodat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let host = writable_host_path(a[0], a[1], true)?;
-    hc::chmod(host.as_bytes(), a[2] as u32).map(|_| 0)
+    let p = uaccess::path(a[1])?;
+    policy::chmod(&cwd_for(a[0], &p)?, &p, a[2] as u32).map(|_| 0)
 }
 
 /// implements fchmod(2)
@@ -325,22 +315,24 @@ pub fn sys_fchmod(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 }
 
 /// implements chown(2) family: identity is fixed inside the enclave, so
-/// changing owners succeeds without effect when it would be a no-op.
+/// changing owners succeeds without effect.
 pub fn sys_chown(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
     Ok(0)
 }
 
 /// implements truncate(2)
 pub fn sys_truncate(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let host = writable_host_path(AT_FDCWD as i64 as u64, a[0], true)?;
-    hc::truncate(host.as_bytes(), a[1]).map(|_| 0)
+    let p = uaccess::path(a[0])?;
+    if (a[1] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    policy::truncate(&process().cwd(), &p, a[1]).map(|_| 0)
 }
 
 /// implements utimensat(2)
 pub fn sys_utimensat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let mut times = [0u8; 32];
     if a[2] == 0 {
-        // Both "now".
         const UTIME_NOW: u64 = (1 << 30) - 1;
         times[8..16].copy_from_slice(&UTIME_NOW.to_le_bytes());
         times[24..32].copy_from_slice(&UTIME_NOW.to_le_bytes());
@@ -350,29 +342,26 @@ pub fn sys_utimensat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[1] == 0 {
         return super::file::fd_file(a[0])?.file.utimens(&times).map(|_| 0);
     }
-    let host = writable_host_path(a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW == 0)?;
-    hc::utimens(host.as_bytes(), None, &times, (a[3] & AT_SYMLINK_NOFOLLOW) as u32).map(|_| 0)
+    let p = uaccess::path(a[1])?;
+    policy::utimens(&cwd_for(a[0], &p)?, &p, &times, a[3] & AT_SYMLINK_NOFOLLOW == 0).map(|_| 0)
 }
 
 /// implements statfs(2)
 pub fn sys_statfs(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let path = uaccess::path(a[0])?;
-    let p = policy::resolve(&process().cwd(), &path, true)?;
-    let host = policy::ns().host_path(&p);
+    let p = uaccess::path(a[0])?;
     let mut b = [0u8; 120];
-    hc::statfs(host.as_bytes(), &mut b)?;
+    policy::statfs(&process().cwd(), &p, &mut b)?;
     uaccess::copy_out(a[1], &b).map(|_| 0)
 }
 
 /// implements fstatfs(2)
 pub fn sys_fstatfs(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let f = super::file::fd_file(a[0])?;
-    let host = match f.file.host_path() {
-        Some(h) => String::from(h),
-        None => policy::ns().host_path(&f.path),
-    };
     let mut b = [0u8; 120];
-    hc::statfs(host.as_bytes(), &mut b)?;
+    match f.file.host_path() {
+        Some(h) => hc::statfs(h.as_bytes(), &mut b)?,
+        None => policy::statfs("/", f.path.as_bytes(), &mut b)?,
+    }
     uaccess::copy_out(a[1], &b).map(|_| 0)
 }
 

@@ -42,12 +42,18 @@ pub type Handler = fn(&mut Ctx<'_>, [u64; 6]) -> Result<u64, Errno>;
 /// One bit per syscall number already reported as unimplemented.
 static REPORTED: [AtomicU64; names::COUNT.div_ceil(64) + 1] = [const { AtomicU64::new(0) }; names::COUNT.div_ceil(64) + 1];
 
-fn report_once(nr: u64, what: &str, reason: &str) {
+/// Log an unimplemented (`expected` false: warning) or deliberately refused
+/// (`expected` true: debug) call once per number.
+fn report_once(nr: u64, what: &str, reason: &str, expected: bool) {
     let i = (nr as usize).min(names::COUNT);
     let bit = 1u64 << (i % 64);
     if REPORTED[i / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
         let name = names::NAMES.get(nr as usize).copied().filter(|n| !n.is_empty()).unwrap_or("unknown");
-        warn!("system call {name} ({nr}) {what}{reason}");
+        if expected {
+            debug!("system call {name} ({nr}) {what}{reason}");
+        } else {
+            warn!("system call {name} ({nr}) {what}{reason}");
+        }
     }
 }
 
@@ -64,11 +70,11 @@ pub fn dispatch(regs: &mut UserRegs) {
     let result = match table::TABLE.get(nr as usize).copied().unwrap_or(Entry::Missing) {
         Entry::Supported(h) | Entry::Partial(h, _) => h(&mut ctx, args),
         Entry::Unsupported(e, reason) => {
-            report_once(nr, "is not supported: ", reason);
+            report_once(nr, "is not supported: ", reason, true);
             Err(e)
         }
         Entry::Missing => {
-            report_once(nr, "is not implemented", "");
+            report_once(nr, "is not implemented", "", false);
             Err(Errno::ENOSYS)
         }
     };
