@@ -1,0 +1,214 @@
+//! The C test programs of tests/c/, each built static, static-pie and
+//! dynamic, run first natively (to prove the program itself is right) and
+//! then through conf-run. A program prints "ok <check>" per passed check and
+//! "FAIL <check>: <why>" for a failed one.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use conf_e2e::{assert_exit, conf_lines, host_time, pattern, process::clip, run_with_timeout, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT};
+
+const TRUSTED_SIZE: usize = 200_000;
+
+/// One prepared run: the sandbox, the program, its manifest and arguments.
+struct Case {
+    sb: Sandbox,
+    bin: PathBuf,
+    manifest: Manifest,
+    args: Vec<String>,
+    /// conf-run flags for the enclave run.
+    flags: Vec<&'static str>,
+}
+
+impl Case {
+    fn new(name: &str, variant: Variant) -> Case {
+        let sb = Sandbox::new();
+        let bin = sb.compile(name, variant);
+        let mut manifest = Manifest::for_program(&bin);
+        manifest.allow(sb.data());
+        if std::env::var_os("CONF_E2E_KEEP_GOING").is_some() {
+            manifest.env("CONF_E2E_KEEP_GOING", "1");
+        }
+        Case { sb, bin, manifest, args: Vec::new(), flags: Vec::new() }
+    }
+
+    /// A trusted file of TRUSTED_SIZE pattern bytes.
+    fn trusted_data(&mut self) -> PathBuf {
+        let p = self.sb.write("trusted/data.bin", pattern(TRUSTED_SIZE));
+        self.manifest.trust(&p);
+        p
+    }
+
+    fn argv(&self) -> Vec<String> {
+        let mut v = vec![self.bin.to_str().unwrap().to_string()];
+        v.extend(self.args.iter().cloned());
+        v
+    }
+
+    /// Run natively, with only the manifest's environment, from /.
+    fn native(&self) -> Output {
+        let mut c = Command::new(&self.bin);
+        c.args(&self.args).env_clear().current_dir("/").env("CONF_E2E_NATIVE", "1");
+        for (k, v) in &self.manifest.env {
+            c.env(k, v);
+        }
+        run_with_timeout(&mut c, RUN_TIMEOUT)
+    }
+
+    fn enclave(&self) -> (PathBuf, Output) {
+        let m = self.sb.manifest("m", &self.manifest);
+        let out = self.sb.conf_run(&m, &self.flags, &self.argv());
+        (m, out)
+    }
+
+    /// Native run must pass; then the enclave run must exit `code`. On
+    /// failure the message shows the failed checks and the end of a trace.
+    fn check(&self, code: i32) -> Output {
+        let native = self.native();
+        if native.code() != Some(code) {
+            panic!("the test program itself fails natively (a bug in the test, not in conf):\n{}", native.describe());
+        }
+        let (m, out) = self.enclave();
+        if out.code() != Some(code) || out.timed_out {
+            let fails: Vec<&str> = out.stdout.split(|&b| b == b'\n').filter_map(|l| std::str::from_utf8(l).ok()).filter(|l| l.starts_with("FAIL")).collect();
+            panic!(
+                "in the enclave: expected exit {code}, got {}\nfailed checks:\n  {}\n{}\n--- end of a traced re-run ---\n{}",
+                out.how(),
+                fails.join("\n  "),
+                out.describe(),
+                self.sb.trace_tail(&m, &self.argv(), 50)
+            );
+        }
+        out
+    }
+}
+
+fn passed(out: &Output) {
+    let s = out.stdout_str();
+    assert!(s.contains("all checks passed"), "no \"all checks passed\" line:\n{}", out.describe());
+}
+
+fn no_conf_lines(out: &Output) {
+    let e = out.stderr_str();
+    let lines = conf_lines(&e);
+    assert!(lines.is_empty(), "unexpected LibOS messages at the default log level:\n{}", clip(&e, 30, 4000));
+}
+
+// ---- io ----
+
+fn io(variant: Variant) {
+    let mut c = Case::new("io", variant);
+    let trusted = c.trusted_data();
+    let denied = c.sb.write("denied/secret.txt", "not for the enclave\n");
+    let dir = c.sb.data().join("io");
+    std::fs::create_dir(&dir).unwrap();
+    c.args = vec![dir.to_str().unwrap().into(), trusted.to_str().unwrap().into(), TRUSTED_SIZE.to_string(), denied.to_str().unwrap().into()];
+    let out = c.check(0);
+    passed(&out);
+    // The denial names the path and the key that would allow it.
+    let err = out.stderr_str();
+    let denied_s = denied.to_str().unwrap();
+    assert!(
+        conf_lines(&err).iter().any(|l| l.contains(denied_s) && l.contains("sgx.trusted_files")),
+        "no [conf] line names the denied file {denied_s} and sgx.trusted_files:\n{}",
+        out.describe()
+    );
+    let trusted_s = trusted.to_str().unwrap();
+    assert!(!conf_lines(&err).iter().any(|l| l.contains(trusted_s) && l.contains("denied reading")), "reading the trusted file was reported as denied:\n{}", out.describe());
+}
+
+// ---- mem ----
+
+fn mem(variant: Variant) {
+    let mut c = Case::new("mem", variant);
+    let trusted = c.trusted_data();
+    c.manifest.enclave_size("256M");
+    // The hint is a warning (logged once): not shown at the default level.
+    c.flags = vec!["--log-level", "warning"];
+    c.args = vec![trusted.to_str().unwrap().into(), TRUSTED_SIZE.to_string()];
+    let out = c.check(0);
+    passed(&out);
+    let err = out.stderr_str();
+    assert!(
+        conf_lines(&err).iter().any(|l| l.contains("sgx.enclave_size")),
+        "running out of enclave memory printed no [conf] line naming sgx.enclave_size:\n{}",
+        out.describe()
+    );
+}
+
+// ---- proc ----
+
+fn proc_all(variant: Variant) {
+    let mut c = Case::new("proc", variant);
+    c.args = vec!["all".into(), host_time().to_string()];
+    let out = c.check(0);
+    passed(&out);
+    no_conf_lines(&out);
+}
+
+fn proc_exit(variant: Variant) {
+    for (mode, code) in [("exit42", 42), ("exit_group42", 42), ("sigterm", 128 + 15)] {
+        let mut c = Case::new("proc", variant);
+        c.args = vec![mode.into()];
+        let native = c.native();
+        let native_ok = match mode {
+            "sigterm" => native.signal() == Some(15),
+            _ => native.code() == Some(code),
+        };
+        assert!(native_ok, "proc {mode} natively:\n{}", native.describe());
+        let (_, out) = c.enclave();
+        assert_exit(&out, code, &format!("proc {mode} ({})", variant.name()));
+        assert!(!out.stdout_str().contains("still alive"), "{}", out.describe());
+        no_conf_lines(&out);
+    }
+}
+
+// ---- auxv ----
+
+fn auxv(variant: Variant) {
+    let mut c = Case::new("auxv", variant);
+    c.manifest.env("CONF_E2E_VAR", "hello world").env("CONF_E2E_EMPTY", "");
+    c.args = vec![c.bin.to_str().unwrap().into(), "alpha".into(), "with space".into(), String::new()];
+    let out = c.check(0);
+    passed(&out);
+    no_conf_lines(&out);
+}
+
+/// The same checks with argv fixed by the manifest (loader.argv) instead of
+/// taken from the conf-run command line.
+fn auxv_manifest_argv(variant: Variant) {
+    let mut c = Case::new("auxv", variant);
+    c.manifest.env("CONF_E2E_VAR", "hello world").env("CONF_E2E_EMPTY", "");
+    let bin = c.bin.to_str().unwrap().to_string();
+    c.manifest.argv(&[&bin, &bin, "alpha", "with space", ""]);
+    c.args = vec![bin.clone(), "alpha".into(), "with space".into(), String::new()];
+    let native = c.native();
+    assert_exit(&native, 0, "auxv natively");
+    let m = c.sb.manifest("m", &c.manifest);
+    let out = c.sb.conf_run(&m, &[], &[] as &[&str]);
+    assert_exit(&out, 0, "auxv with loader.argv");
+    passed(&out);
+    no_conf_lines(&out);
+}
+
+macro_rules! per_variant {
+    ($($family:ident),* $(,)?) => {$(
+        mod $family {
+            use super::*;
+            #[test]
+            fn static_nonpie() {
+                super::$family(Variant::Static)
+            }
+            #[test]
+            fn static_pie() {
+                super::$family(Variant::StaticPie)
+            }
+            #[test]
+            fn dynamic() {
+                super::$family(Variant::Dynamic)
+            }
+        }
+    )*};
+}
+
+per_variant!(io, mem, proc_all, proc_exit, auxv, auxv_manifest_argv);
