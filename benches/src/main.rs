@@ -1,1 +1,265 @@
-fn main() {}
+//! conf-bench: native vs conf vs gVisor, side by side, in one run.
+//!
+//!     cargo run --release -p conf-bench -- [SCENARIO...] [--json OUT.json] [--quick]
+//!
+//! See docs/benchmarks.md.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+mod env;
+mod manifest;
+mod report;
+mod scenarios;
+
+/// Measure native vs conf (conf-run, sim backend) vs gVisor (runsc do), side
+/// by side in one run, and print each as a ratio to native.
+#[derive(Parser, Debug)]
+#[command(name = "conf-bench", about, long_about = None)]
+#[command(
+    after_help = "Examples:\n  cargo run --release -p conf-bench\n  cargo run --release -p conf-bench -- syscall ocall --quick\n  cargo run --release -p conf-bench -- --json results.json"
+)]
+struct Args {
+    /// Scenarios to run (default: all); see --list.
+    #[arg(value_name = "SCENARIO")]
+    scenarios: Vec<String>,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+
+    /// Shorter runs and fewer repetitions (a smoke check, e.g. in CI).
+    #[arg(long)]
+    quick: bool,
+
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+
+    /// Use this conf-run (default: <workspace>/target/release/conf-run,
+    /// built if missing).
+    #[arg(long, value_name = "PATH")]
+    conf_run: Option<PathBuf>,
+
+    /// Rebuild conf-run and conf (cargo build --release) before measuring.
+    #[arg(long)]
+    build: bool,
+
+    /// Keep the scratch directory (generated manifests, C programs).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("conf-bench: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<i32> {
+    let all = scenarios::all();
+    if args.list {
+        for s in &all {
+            println!("{:10} {}", s.name(), s.about());
+        }
+        return Ok(0);
+    }
+    for name in &args.scenarios {
+        if !all.iter().any(|s| s.name() == name) {
+            let known: Vec<&str> = all.iter().map(|s| s.name()).collect();
+            anyhow::bail!("unknown scenario `{name}`; known: {}", known.join(", "));
+        }
+    }
+    let chosen: Vec<_> = all
+        .into_iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name()))
+        .collect();
+
+    let opts = env::Options {
+        quick: args.quick,
+        conf_run: args.conf_run.clone(),
+        build: args.build,
+    };
+    let mut env = env::Env::new(opts)?;
+    let host = host_info(&env);
+    println!(
+        "conf-bench {} | {} | {}",
+        host.date,
+        host.summary(),
+        host.conf
+    );
+    if host.load1 > 0.5 {
+        println!(
+            "warning: load average {:.2} at start: other work on this machine skews the numbers",
+            host.load1
+        );
+    }
+    if args.quick {
+        println!("--quick: short runs, numbers are rough");
+    }
+    println!();
+
+    let mut reports = Vec::new();
+    for s in &chosen {
+        let r = match s.run(&mut env) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = report::ScenarioReport::new(s.name(), s.about(), &[]);
+                r.error = Some(format!("{e:#}"));
+                r
+            }
+        };
+        println!("{}", r.render());
+        reports.push(r);
+    }
+
+    let mut problems = Vec::new();
+    for r in &reports {
+        if let Some(e) = &r.error {
+            problems.push(format!("{}: {e}", r.name));
+        }
+        for f in r.failures() {
+            problems.push(format!("{}: {f}", r.name));
+        }
+    }
+
+    if let Some(out) = &args.json {
+        let scen: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).expect("reports serialize");
+                v["ratios"] = serde_json::Value::Array(r.ratios());
+                v
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "tool": "conf-bench",
+            "date": host.date,
+            "host": { "cpus": host.cpus, "cpu": host.cpu, "kernel": host.kernel, "load_average_at_start": host.load1 },
+            "conf": host.conf,
+            "quick": args.quick,
+            "scenarios": scen,
+        });
+        std::fs::write(out, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("conf-bench: wrote {}", out.display());
+    }
+    if args.keep {
+        eprintln!(
+            "conf-bench: kept the scratch directory {}",
+            env.keep_scratch().display()
+        );
+    }
+    if problems.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("conf-bench: {} measurement(s) failed:", problems.len());
+        for p in &problems {
+            eprintln!("  {}", p.lines().next().unwrap_or(""));
+        }
+        Ok(1)
+    }
+}
+
+struct HostInfo {
+    date: String,
+    cpus: usize,
+    cpu: String,
+    kernel: String,
+    /// One-minute load average when the run started.
+    load1: f64,
+    conf: String,
+}
+
+impl HostInfo {
+    fn summary(&self) -> String {
+        format!("{} CPUs ({}) | Linux {}", self.cpus, self.cpu, self.kernel)
+    }
+}
+
+fn host_info(env: &env::Env) -> HostInfo {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let rev = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(&env.workspace)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown revision".into());
+    let load1 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0);
+    HostInfo {
+        date: utc_now(),
+        cpus,
+        cpu,
+        kernel,
+        load1,
+        conf: format!("conf {rev}"),
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86400) as i64);
+    let s = secs % 86400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+    }
+}

@@ -1,0 +1,76 @@
+//! The scenarios, one module each. To add one: write a module with a type
+//! implementing [`Scenario`] and list it in [`all`].
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::env::{self, Env, Runner};
+use crate::report::{Cell, Stat};
+
+mod fileread;
+mod ocall;
+mod resolve;
+mod startup;
+mod syscall;
+
+pub trait Scenario {
+    /// The name given on the command line.
+    fn name(&self) -> &'static str;
+    /// One line: what is measured.
+    fn about(&self) -> &'static str;
+    /// Measure. An `Err` means the scenario could not run at all; a column
+    /// that fails is recorded in its cell instead.
+    fn run(&self, env: &mut Env) -> anyhow::Result<crate::report::ScenarioReport>;
+}
+
+/// Every scenario, in the order they run by default.
+pub fn all() -> Vec<Box<dyn Scenario>> {
+    vec![
+        Box::new(syscall::Syscall),
+        Box::new(ocall::Ocall),
+        Box::new(resolve::Resolve),
+        Box::new(startup::Startup),
+        Box::new(fileread::FileRead),
+    ]
+}
+
+/// The C sources the scenarios compile.
+pub const MICRO_C: &str = include_str!("../../c/micro.c");
+pub const FILEREAD_C: &str = include_str!("../../c/fileread.c");
+pub const HELLO_C: &str = include_str!("../../c/hello.c");
+
+pub const NATIVE: &str = crate::report::NATIVE;
+pub const CONF: &str = "conf";
+pub const GVISOR: &str = "gvisor";
+
+/// native, conf with `manifest`, gVisor.
+pub fn standard_columns(manifest: &Path) -> Vec<(&'static str, Runner)> {
+    vec![
+        (NATIVE, Runner::Native),
+        (
+            CONF,
+            Runner::Conf {
+                manifest: manifest.to_path_buf(),
+            },
+        ),
+        (GVISOR, Runner::Gvisor),
+    ]
+}
+
+/// Run `argv` with `runner`; each line of its output is one sample (the
+/// first number on the line).
+pub fn sample(env: &mut Env, runner: &Runner, argv: &[OsString]) -> Cell {
+    let cmd = match env.command(runner, argv) {
+        Ok(c) => c,
+        Err(why) => return Cell::skipped(why),
+    };
+    match env::run_ok(cmd).and_then(|out| env::parse_first_fields(&out)) {
+        Ok(v) => Cell::Ok(Stat::from_samples(v).expect("parse_first_fields returns at least one")),
+        Err(e) => Cell::failed(format!("{e:#}")),
+    }
+}
+
+/// Progress on stderr, so the tables on stdout stay clean.
+pub fn progress(scenario: &str, what: &str, column: &str) {
+    eprintln!("conf-bench: {scenario}: {what} [{column}]");
+}

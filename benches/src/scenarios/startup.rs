@@ -1,0 +1,203 @@
+//! `startup`: wall time from exec to exit of small programs. conf's number
+//! includes conf-run's own work (resolution with a warm digest cache,
+//! building and loading the enclave): what a user pays per start.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::{progress, standard_columns, Scenario, CONF, GVISOR, HELLO_C, NATIVE};
+use crate::env::{self, argv, Env, Runner};
+use crate::manifest::Spec;
+use crate::report::{Better, Cell, Metric, ScenarioReport, Stat};
+
+pub struct Startup;
+
+impl Scenario for Startup {
+    fn name(&self) -> &'static str {
+        "startup"
+    }
+
+    fn about(&self) -> &'static str {
+        "start-up wall time: python3 -S -c pass, python3 -c pass, a static C hello"
+    }
+
+    fn run(&self, env: &mut Env) -> anyhow::Result<ScenarioReport> {
+        let mut r = ScenarioReport::new(self.name(), self.about(), &[NATIVE, CONF, GVISOR]);
+        let py = "/usr/bin/python3";
+        let progs: Vec<(&str, anyhow::Result<(Vec<OsString>, std::path::PathBuf)>)> = vec![
+            (
+                "python3 -S -c pass",
+                Spec::python(false)
+                    .and_then(|s| s.write(&env.scratch().join("python-nosite.toml")))
+                    .map(|m| (argv([py, "-S", "-c", "pass"]), m)),
+            ),
+            (
+                "python3 -c pass",
+                Spec::python(true)
+                    .and_then(|s| s.write(&env.scratch().join("python-site.toml")))
+                    .map(|m| (argv([py, "-c", "pass"]), m)),
+            ),
+            (
+                "static C hello",
+                env.compile("hello", HELLO_C, &["-static"]).and_then(|bin| {
+                    Spec::new(&bin)
+                        .write(&env.scratch().join("hello.toml"))
+                        .map(|m| (argv([bin]), m))
+                }),
+            ),
+        ];
+        for (label, prog) in progs {
+            let mut m = Metric::new(label, "ms", Better::Lower);
+            match prog {
+                Err(e) => {
+                    for c in [NATIVE, CONF, GVISOR] {
+                        m.set(c, Cell::failed(format!("cannot prepare {label}: {e:#}")));
+                    }
+                }
+                Ok((args, manifest)) => {
+                    for (col, runner) in standard_columns(&manifest) {
+                        progress(self.name(), label, col);
+                        m.set(col, time(env, &runner, &args));
+                    }
+                }
+            }
+            r.metrics.push(m);
+        }
+        if let Err(why) = &env.hyperfine {
+            r.note(why.clone());
+        } else {
+            r.note(format!("hyperfine -N, 1 warm-up run (plus one checked run before it), {} timed runs: mean ± stddev", env.opts.startup_runs()));
+        }
+        r.note("conf: explicit manifests (the program, its ldd closure, /etc/ld.so.cache; for python also its standard library, C.utf8 locale, gconv, /etc/localtime), enclave 1G (2G for python), digest cache warm");
+        r.note("python3 -c pass imports site, which reads the .pth files in the dist-packages directories: its manifest trusts those directories too and passes HOME, PATH, LANG and LC_ALL through, so conf does the same work as native");
+        Ok(r)
+    }
+}
+
+/// Time `args` under `runner`: one checked run (fills conf's digest cache,
+/// and a failure is reported with its stderr), then hyperfine or our timer.
+fn time(env: &mut Env, runner: &Runner, args: &[OsString]) -> Cell {
+    let check = match env.command(runner, args) {
+        Ok(c) => c,
+        Err(why) => return Cell::skipped(why),
+    };
+    if let Err(e) = env::run_ok(check) {
+        return Cell::failed(format!("{e:#}"));
+    }
+    let cmd = env.command(runner, args).expect("worked above");
+    let runs = env.opts.startup_runs();
+    let res = match env.hyperfine.clone() {
+        Ok(hf) => hyperfine(&hf, &cmd, runs, env.scratch()),
+        Err(_) => own_timer(cmd, runs),
+    };
+    res.map(Cell::Ok)
+        .unwrap_or_else(|e| Cell::failed(format!("{e:#}")))
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=+:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn hyperfine(hf: &Path, cmd: &Command, runs: usize, scratch: &Path) -> anyhow::Result<Stat> {
+    let mut line = shell_quote(&cmd.get_program().to_string_lossy());
+    for a in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&a.to_string_lossy()));
+    }
+    let json = tempfile::Builder::new()
+        .prefix("hyperfine-")
+        .suffix(".json")
+        .tempfile_in(scratch)?;
+    let mut c = Command::new(hf);
+    c.args([
+        "-N",
+        "--style",
+        "none",
+        "--warmup",
+        "1",
+        "--runs",
+        &runs.to_string(),
+        "--output",
+        "null",
+        "--export-json",
+    ])
+    .arg(json.path())
+    .arg(&line);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    env::run_ok(c)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json.path())?).context("hyperfine's JSON")?;
+    let res = &v["results"][0];
+    let get = |k: &str| {
+        res[k]
+            .as_f64()
+            .with_context(|| format!("hyperfine's JSON has no results[0].{k}"))
+    };
+    let times: Vec<f64> = res["times"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_f64())
+                .map(|t| t * 1e3)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Stat::given(
+        get("mean")? * 1e3,
+        get("stddev").unwrap_or(0.0) * 1e3,
+        times,
+    ))
+}
+
+fn own_timer(mut cmd: Command, runs: usize) -> anyhow::Result<Stat> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let what = env::describe(&cmd);
+    let mut ms = Vec::new();
+    // One warm-up, then the timed runs.
+    for i in 0..=runs {
+        let t = Instant::now();
+        let st = cmd
+            .status()
+            .with_context(|| format!("cannot start `{what}`"))?;
+        let dt = t.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(st.success(), "`{what}` failed ({st})");
+        if i > 0 {
+            ms.push(dt);
+        }
+    }
+    Stat::from_samples(ms).context("no runs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/usr/bin/python3"), "/usr/bin/python3");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
