@@ -57,6 +57,16 @@ fn init_tls(sim: bool) -> &'static mut Tls {
     t
 }
 
+/// Prepare the TLS of a slot entered for a new thread (after boot).
+pub fn init_thread_tls() -> &'static mut Tls {
+    if BOOTED.load(Ordering::Acquire) != 2 {
+        early_abort(AbortCode::BadImage);
+    }
+    let t = init_tls(true);
+    t.sim = (host::boot_field(core::mem::offset_of!(BootBlock, backend)) == BACKEND_SIM) as u64;
+    t
+}
+
 /// Rust side of `enclave_entry` for every entry except an OCALL return.
 #[no_mangle]
 pub extern "C" fn libos_enter(reason: u64, arg1: u64, _arg2: u64, _cssa: u64) -> ! {

@@ -71,7 +71,9 @@ fn thread_loop(host: &Host, sim: *mut SimThread, slot: u64, first: EnterReason, 
         let regs = unsafe { gate::conf_sim_eenter(sim, reason, a1, 0) };
         match ExitReason::from_raw(regs.reason) {
             Some(ExitReason::Ocall) => {
-                host.serve(slot);
+                if !host.serve_inline(slot) {
+                    // Not posted for us: let the enclave's own checks decide.
+                }
             }
             Some(ExitReason::WaitOcall) => host.wait_or_steal(slot),
             Some(ExitReason::ExitThread) => return ThreadEnd::Thread,
@@ -158,8 +160,16 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     };
     let spawn_host = host.clone();
     let spawn_addrs = slot_addrs.clone();
+    // A slot's previous OS thread must have left it (EEXIT done) before a
+    // new one enters: SGX refuses EENTER on a busy TCS, the sim must too.
+    let busy: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new((0..nslots).map(|_| std::sync::atomic::AtomicBool::new(false)).collect());
     let _ = host.spawner.set(Box::new(move |slot| {
         let h = spawn_host.clone();
+        let busy = busy.clone();
+        while busy[slot as usize].load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        busy[slot as usize].store(true, std::sync::atomic::Ordering::Release);
         let (tcs, tls, oentry, ssa) = spawn_addrs(slot);
         // The new thread starts with every signal blocked and unblocks them
         // once its alternate stack is in place.
@@ -171,6 +181,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
             old
         };
+        let busy_on_error = busy.clone();
         let spawned = std::thread::Builder::new().name(format!("conf-slot-{slot}")).stack_size(256 * 1024).spawn(move || {
             let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
                 Ok(s) => s,
@@ -179,15 +190,27 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
                     std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
                 }
             };
-            // SAFETY: restores the creator's mask in this thread.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-            match thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0) {
+            // Enclave threads take every signal the sim handles, whatever
+            // the mask of the thread that created them (often a worker, with
+            // all signals blocked).
+            // SAFETY: sets this thread's signal mask.
+            unsafe {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            }
+            let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
+            busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
+            match end {
                 ThreadEnd::Thread => {}
                 end => std::process::exit(finish(&h, end)),
             }
         });
         // SAFETY: as above.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        if spawned.is_err() {
+            busy_on_error[slot as usize].store(false, std::sync::atomic::Ordering::Release);
+        }
         spawned.map(|_| ())
     }));
 

@@ -27,7 +27,7 @@ impl Scenario for FileRead {
     fn run(&self, env: &mut Env) -> anyhow::Result<ScenarioReport> {
         let mb: usize = if env.opts.quick { 64 } else { 256 };
         let bin = env.compile("fileread", FILEREAD_C, &[])?;
-        let data = env.scratch().join("fileread");
+        let data = env.scratch().join("fileread-data");
         std::fs::create_dir_all(&data)?;
         let file = data.join("big.bin");
         progress(self.name(), &format!("writing a {mb} MB file"), NATIVE);

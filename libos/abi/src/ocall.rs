@@ -35,6 +35,9 @@ pub mod state {
     pub const TAKEN: u32 = 2;
     /// The result is in `ret`/`aux` (and the data area).
     pub const DONE: u32 = 3;
+    /// The enclave wrote a request and exits for the host to run it on the
+    /// same thread; workers leave it alone.
+    pub const POSTED_INLINE: u32 = 4;
 }
 
 /// Where each part of the ring lives, relative to the ring base.
@@ -245,6 +248,8 @@ ocalls! {
     /// Raise signal a0 in the whole host process group of conf-run (used to
     /// die of the same signal); a1 unused.
     Kill = 44,
+    /// sched_yield on the host.
+    Yield = 45,
 }
 
 #[cfg(test)]

@@ -373,3 +373,7 @@ pub fn thread_wake(slot: u64) -> Result<(), Errno> {
 pub fn kill_host(sig: u32) -> Result<(), Errno> {
     zero_result(Ocall::Kill, call(Ocall::Kill, [sig as u64, 0, 0, 0, 0, 0]))
 }
+
+pub fn sched_yield() {
+    let _ = call(Ocall::Yield, [0; 6]);
+}

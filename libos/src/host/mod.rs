@@ -171,13 +171,14 @@ pub fn call(nr: Ocall, args: [u64; 6]) -> Reply {
     }
     slot.ret.store(0, Ordering::Relaxed);
     slot.aux.store(0, Ordering::Relaxed);
-    slot.state.store(state::POSTED, Ordering::Release);
     let mode = OcallMode::from_raw(MODE.load(Ordering::Relaxed)).unwrap_or_default();
     let exitless = match mode {
         OcallMode::Exit => false,
-        OcallMode::Exitless => true,
-        OcallMode::Adaptive => !blocks(nr),
+        OcallMode::Exitless => !always_exits(nr),
+        OcallMode::Adaptive => !always_exits(nr) && !blocks(nr),
     };
+    let posted = if exitless { state::POSTED } else { state::POSTED_INLINE };
+    slot.state.store(posted, Ordering::SeqCst);
     let mut done = false;
     if exitless {
         for _ in 0..EXITLESS_SPINS {
@@ -204,7 +205,14 @@ pub fn call(nr: Ocall, args: [u64; 6]) -> Reply {
 /// Calls that may block for long: under `adaptive` these leave the enclave
 /// at once instead of spinning.
 fn blocks(nr: Ocall) -> bool {
-    matches!(nr, Ocall::Read | Ocall::Poll | Ocall::Sleep | Ocall::ThreadSleep | Ocall::Write)
+    matches!(nr, Ocall::Read | Ocall::Write)
+}
+
+/// Calls that wait by design (sleeping, waiting for another thread, polling
+/// with a timeout) always run on the caller's own host thread, so they never
+/// tie up an exitless worker.
+fn always_exits(nr: Ocall) -> bool {
+    matches!(nr, Ocall::Poll | Ocall::Sleep | Ocall::ThreadSleep | Ocall::SpawnThread)
 }
 
 /// The host gave a reply that cannot be true: stop the enclave.

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod exit;
 pub mod threads;
 pub mod fdtable;
+pub mod spawn;
 pub mod stack;
 
 use alloc::boxed::Box;

@@ -1,25 +1,127 @@
-//! Thread slots: which enclave thread slots are in use.
+//! Program threads on enclave thread slots.
+//!
+//! Each program thread runs on its own slot (TCS, SSA, LibOS stack, TLS).
+//! `clone` picks a free slot, leaves the new thread's registers and state in
+//! that slot's start record, and asks the host for an OS thread that enters
+//! the slot with `ThreadStart`. Running out of slots is EAGAIN with a log
+//! line naming `sgx.max_threads`.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use conf_abi::entry::AbortCode;
+use conf_abi::Errno;
+
+use super::Thread;
+use crate::arch::tls::{tls, UserRegs};
+use crate::sync::SpinLock;
 
 static LIVE: AtomicU32 = AtomicU32::new(1);
+
+/// What a new thread starts with.
+pub struct StartInfo {
+    pub thread: Box<Thread>,
+    pub regs: UserRegs,
+    /// The creator's SSE state (Linux copies the FPU state to the child).
+    pub xmm: [u8; 256],
+    pub mxcsr: u32,
+}
+
+struct Slots {
+    /// Per slot: in use by a program thread.
+    used: Vec<bool>,
+    /// Per slot: the start record of a thread being created.
+    pending: Vec<Option<StartInfo>>,
+}
+
+static SLOTS: SpinLock<Option<Slots>> = SpinLock::new(None);
+static LOGGED_FULL: AtomicBool = AtomicBool::new(false);
 
 pub fn live_threads() -> u32 {
     LIVE.load(Ordering::Acquire)
 }
 
-/// End the calling thread (not the last one).
-pub fn exit_current() -> ! {
-    LIVE.fetch_sub(1, Ordering::AcqRel);
-    crate::host::exit_thread()
-}
-
 /// Bind the boot thread (slot 0) to the program's main thread.
 pub fn init_main(tid: u32) {
-    super::bind(super::Thread::new(tid));
+    let n = crate::boot::enclave().info.nslots as usize;
+    let mut used = alloc::vec![false; n];
+    used[0] = true;
+    *SLOTS.lock() = Some(Slots { used, pending: (0..n).map(|_| None).collect() });
+    super::bind(Thread::new(tid));
 }
 
-/// A slot started by the host for a new thread (clone).
+/// Start a new thread with `info`: find a slot and ask the host for an OS
+/// thread to run it.
+pub fn spawn(info: StartInfo) -> Result<(), Errno> {
+    let slot = {
+        let mut g = SLOTS.lock();
+        let s = g.as_mut().expect("threads not initialized");
+        let Some(slot) = s.used.iter().position(|u| !u) else {
+            drop(g);
+            if !LOGGED_FULL.swap(true, Ordering::Relaxed) {
+                warn!(
+                    "cannot create a thread: all {} thread slots are in use; raise sgx.max_threads in the manifest",
+                    crate::boot::enclave().info.nslots
+                );
+            }
+            return Err(Errno::EAGAIN);
+        };
+        s.used[slot] = true;
+        s.pending[slot] = Some(info);
+        slot
+    };
+    LIVE.fetch_add(1, Ordering::AcqRel);
+    if let Err(e) = crate::host::calls::spawn_thread(slot as u64) {
+        let mut g = SLOTS.lock();
+        let s = g.as_mut().unwrap();
+        s.used[slot] = false;
+        s.pending[slot] = None;
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// First entry of a slot the host started for `spawn`.
 pub fn start_current() -> ! {
-    crate::host::abort(conf_abi::entry::AbortCode::BadImage, format_args!("thread start without a pending clone"))
+    let t = crate::boot::init_thread_tls();
+    let slot = t.record.slot_index as usize;
+    let info = {
+        let mut g = SLOTS.lock();
+        g.as_mut().and_then(|s| s.pending.get_mut(slot).and_then(|p| p.take()))
+    };
+    let Some(info) = info else {
+        crate::host::abort(AbortCode::BadImage, format_args!("the host started thread slot {slot}, which no clone asked for"));
+    };
+    let t = tls();
+    t.xmm = info.xmm;
+    t.mxcsr = info.mxcsr;
+    t.user = info.regs;
+    super::bind(info.thread);
+    crate::entry::return_to_program()
+}
+
+/// End the calling thread (not the last one): clear and wake its
+/// clear_child_tid, free its slot, and leave the enclave.
+pub fn exit_current() -> ! {
+    let th = super::current();
+    let ctid = th.clear_child_tid.load(Ordering::Relaxed);
+    if ctid != 0 && crate::syscall::uaccess::write(ctid, &0u32).is_ok() {
+        crate::sync::futex::wake(ctid, 1, u32::MAX);
+    }
+    let t = tls();
+    let slot = t.record.slot_index as usize;
+    let thread = core::mem::replace(&mut t.thread, 0);
+    if thread != 0 {
+        // SAFETY: the Box<Thread> leaked by `bind` for this slot.
+        drop(unsafe { Box::from_raw(thread as *mut Thread) });
+    }
+    LIVE.fetch_sub(1, Ordering::AcqRel);
+    // The host does not re-enter a slot until its previous OS thread has
+    // left it, so the slot can be marked free before the EEXIT below.
+    if let Some(s) = SLOTS.lock().as_mut() {
+        s.used[slot] = false;
+    }
+    crate::host::exit_thread()
 }

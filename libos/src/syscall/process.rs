@@ -253,7 +253,7 @@ pub fn sys_sched_setaffinity(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno
 
 /// implements sched_yield(2)
 pub fn sys_sched_yield(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
-    core::hint::spin_loop();
+    crate::host::calls::sched_yield();
     Ok(0)
 }
 

@@ -29,6 +29,10 @@ struct StubPage {
 
 static STUBS: SpinLock<Vec<StubPage>> = SpinLock::new(Vec::new());
 
+/// One patch at a time: two patches on the same page would race on its
+/// protection (one thread making it read-only while the other writes).
+static PATCHING: SpinLock<()> = SpinLock::new(());
+
 pub static PATCHED: AtomicU64 = AtomicU64::new(0);
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
 
@@ -108,6 +112,12 @@ pub fn on_trap(site: u64, nr: u64) {
     let is_mov = b[1] == 0xb8 && u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as u64 == nr && !(0x40..=0x4f).contains(&b[0]);
     if !is_mov || b[6..8] != [0x0f, 0x05] {
         REFUSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let _one_at_a_time = PATCHING.lock();
+    // Re-check under the lock: another thread may have patched this site.
+    // SAFETY: as above.
+    if unsafe { (mov as *const u8).read() } != 0xb8 {
         return;
     }
     let single = crate::process::threads::live_threads() <= 1;

@@ -5,7 +5,7 @@
 use conf_abi::Errno;
 
 use super::names::COUNT;
-use super::{file, fs, misc, mmap, process as proc, signal, time, Handler};
+use super::{clone, file, fs, misc, mmap, process as proc, signal, time, Handler};
 
 #[derive(Clone, Copy)]
 pub enum Entry {
@@ -62,6 +62,9 @@ pub static TABLE: [Entry; COUNT] = table! {
     35 => S(time::sys_nanosleep),
     39 => S(proc::sys_getpid),
     40 => S(file::sys_sendfile),
+    56 => P(clone::sys_clone, "threads only (CLONE_VM|CLONE_THREAD); processes are not supported yet"),
+    57 => U(Errno::ENOSYS, "fork: processes are not supported yet"),
+    58 => U(Errno::ENOSYS, "vfork: processes are not supported yet"),
     60 => S(proc::sys_exit),
     62 => P(signal::sys_kill, "only to this process"),
     63 => S(proc::sys_uname),
@@ -182,7 +185,7 @@ pub static TABLE: [Entry; COUNT] = table! {
     326 => U(Errno::EXDEV, "copy_file_range: callers fall back to read/write"),
     332 => S(fs::sys_statx),
     334 => U(Errno::ENOSYS, "restartable sequences are not provided; glibc falls back"),
-    435 => U(Errno::ENOSYS, "clone3 comes with thread support"),
+    435 => P(clone::sys_clone3, "threads only (CLONE_VM|CLONE_THREAD); processes are not supported yet"),
     436 => S(file::sys_close_range),
     439 => S(fs::sys_faccessat2),
     452 => S(fs::sys_fchmodat),

@@ -97,11 +97,21 @@ impl Host {
         self.fd_paths.lock().unwrap().get(&fd).cloned()
     }
 
-    /// Run the request posted in `slot`, if it is still waiting. Returns
-    /// false if someone else (a worker) has taken it.
+    /// Run the request posted in `slot` for workers, if it is still
+    /// waiting. Returns false if someone else has taken it.
     pub fn serve(&self, slot: u64) -> bool {
+        self.serve_posted(slot, state::POSTED)
+    }
+
+    /// Run the request the enclave thread of `slot` exited for (posted for
+    /// this host thread only).
+    pub fn serve_inline(&self, slot: u64) -> bool {
+        self.serve_posted(slot, state::POSTED_INLINE)
+    }
+
+    fn serve_posted(&self, slot: u64, posted: u32) -> bool {
         let s = self.ring.slot(slot);
-        if s.state.compare_exchange(state::POSTED, state::TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if s.state.compare_exchange(posted, state::TAKEN, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return false;
         }
         let nr = s.nr.load(Ordering::Relaxed);
@@ -119,8 +129,8 @@ impl Host {
         }
         s.ret.store(ret, Ordering::Relaxed);
         s.aux.store(aux, Ordering::Relaxed);
-        s.state.store(final_state, Ordering::Release);
-        if s.sleeping.load(Ordering::Acquire) != 0 {
+        s.state.store(final_state, Ordering::SeqCst);
+        if s.sleeping.load(Ordering::SeqCst) != 0 {
             futex_wake(&s.state);
         }
         true
@@ -136,7 +146,7 @@ impl Host {
         let s = self.ring.slot(slot);
         s.sleeping.store(1, Ordering::SeqCst);
         loop {
-            let st = s.state.load(Ordering::Acquire);
+            let st = s.state.load(Ordering::SeqCst);
             if st != state::TAKEN {
                 break;
             }

@@ -364,6 +364,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
             (0, 0)
         }
+        Ocall::Yield => sys(unsafe { libc::sched_yield() } as i64),
         Ocall::Kill => {
             let sig = a[0] as i32;
             if !(1..=64).contains(&sig) {

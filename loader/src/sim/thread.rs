@@ -55,6 +55,23 @@ const PR_SYS_DISPATCH_ON: libc::c_ulong = 1;
 ///
 /// The returned pointer stays valid for the life of the process.
 pub fn attach_current(slot: u64, tcs: u64, tls: u64, oentry: u64, ssa: u64) -> io::Result<*mut SimThread> {
+    // Each slot keeps its alternate stack for the life of the process: the
+    // OS threads that run a slot come and go, one at a time.
+    static STACKS: std::sync::Mutex<Vec<(u64, usize)>> = std::sync::Mutex::new(Vec::new());
+    let reused = STACKS.lock().unwrap().iter().find(|(s, _)| *s == slot).map(|(_, b)| *b);
+    let base = match reused {
+        Some(b) => b,
+        None => {
+            let b = alloc_altstack()?;
+            STACKS.lock().unwrap().push((slot, b));
+            b
+        }
+    };
+    attach_at(base, slot, tcs, tls, oentry, ssa)
+}
+
+/// A size-aligned alternate signal stack.
+fn alloc_altstack() -> io::Result<usize> {
     // SAFETY: anonymous mapping; we keep the aligned part and unmap the rest.
     let base = unsafe {
         let raw = libc::mmap(
@@ -79,6 +96,10 @@ pub fn attach_current(slot: u64, tcs: u64, tls: u64, oentry: u64, ssa: u64) -> i
         }
         aligned
     };
+    Ok(base)
+}
+
+fn attach_at(base: usize, slot: u64, tcs: u64, tls: u64, oentry: u64, ssa: u64) -> io::Result<*mut SimThread> {
     let sim = base as *mut SimThread;
     // SAFETY: fresh, writable, aligned memory of sufficient size.
     unsafe {
