@@ -96,3 +96,38 @@ pub fn conf_tool() -> &'static Path {
         })
     })
 }
+
+/// The LibOS's rustflags: the lines of libos/rustflags.txt without
+/// comments and blank lines.
+pub fn libos_rustflags() -> Vec<String> {
+    let path = workspace_root().join("libos/rustflags.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+}
+
+/// Build a LibOS enclave binary with extra `features` (besides `enclave`)
+/// into `<target>/libos-<name>` and return the ELF's path. Built with the
+/// LibOS's own flags, as loader/build.rs does.
+pub fn libos_variant(name: &str, features: &str) -> PathBuf {
+    let target = "x86_64-unknown-linux-gnu";
+    let dir = target_dir().join(format!("libos-{name}"));
+    let features = format!("enclave,{features}");
+    eprintln!("[conf-e2e] building the LibOS with features {features} into {}", dir.display());
+    let out = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", "conf-libos", "--bin", "conf-libos", "--features", &features, "--target", target])
+        .arg("--target-dir")
+        .arg(&dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_ENCODED_RUSTFLAGS", libos_rustflags().join("\x1f"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    if !out.status.success() {
+        panic!("building the LibOS with {features} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let elf = dir.join(target).join("release").join("conf-libos");
+    assert!(elf.is_file(), "cargo did not produce {}", elf.display());
+    elf
+}
