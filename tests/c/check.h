@@ -30,17 +30,17 @@ static void check_init(void)
     check_native = getenv("CONF_E2E_NATIVE") != NULL;
 }
 
-static void ok(const char *name)
+__attribute__((unused)) static void ok(const char *name)
 {
     printf("ok %s\n", name);
 }
 
-static void skip(const char *name)
+__attribute__((unused)) static void skip(const char *name)
 {
     printf("skip %s\n", name);
 }
 
-__attribute__((format(printf, 2, 3))) static void fail(const char *name, const char *fmt, ...)
+__attribute__((format(printf, 2, 3), unused)) static void fail(const char *name, const char *fmt, ...)
 {
     va_list ap;
     printf("FAIL %s: ", name);
@@ -54,7 +54,7 @@ __attribute__((format(printf, 2, 3))) static void fail(const char *name, const c
 }
 
 /* The exit status: 0 when every check passed. */
-static int check_done(void)
+__attribute__((unused)) static int check_done(void)
 {
     if (check_failures) {
         printf("%d check(s) failed\n", check_failures);
@@ -120,7 +120,7 @@ static inline uint8_t pattern_byte(uint64_t i)
 
 /* Index of the first byte of buf[0..n] that differs from the pattern at
  * file offset off, or -1. */
-static long pattern_mismatch(const uint8_t *buf, size_t n, uint64_t off)
+__attribute__((unused)) static long pattern_mismatch(const uint8_t *buf, size_t n, uint64_t off)
 {
     for (size_t i = 0; i < n; i++)
         if (buf[i] != pattern_byte(off + i))

@@ -165,9 +165,9 @@ int main(int argc, char **argv)
     CHECK("private writable mapping of a trusted file", fw != MAP_FAILED, "errno %s", strerror(errno));
     if (fw != MAP_FAILED) {
         fw[0] ^= 0xff;
-        uint8_t b;
+        uint8_t b = 0, flipped = pattern_byte(0) ^ 0xff;
         CHECK("writes to a private mapping do not reach the file",
-              pread(fd, &b, 1, 0) == 1 && b == pattern_byte(0) && fw[0] == (uint8_t)(pattern_byte(0) ^ 0xff),
+              pread(fd, &b, 1, 0) == 1 && b == pattern_byte(0) && fw[0] == flipped,
               "file byte %u, mapped byte %u", b, fw[0]);
     }
     errno = 0;

@@ -18,6 +18,8 @@ struct Case {
     args: Vec<String>,
     /// conf-run flags for the enclave run.
     flags: Vec<&'static str>,
+    /// A directory the program works in, emptied before each run.
+    scratch: Option<PathBuf>,
 }
 
 impl Case {
@@ -29,7 +31,7 @@ impl Case {
         if std::env::var_os("CONF_E2E_KEEP_GOING").is_some() {
             manifest.env("CONF_E2E_KEEP_GOING", "1");
         }
-        Case { sb, bin, manifest, args: Vec::new(), flags: Vec::new() }
+        Case { sb, bin, manifest, args: Vec::new(), flags: Vec::new(), scratch: None }
     }
 
     /// A trusted file of TRUSTED_SIZE pattern bytes.
@@ -45,8 +47,16 @@ impl Case {
         v
     }
 
+    fn reset_scratch(&self) {
+        if let Some(d) = &self.scratch {
+            let _ = std::fs::remove_dir_all(d);
+            std::fs::create_dir_all(d).unwrap();
+        }
+    }
+
     /// Run natively, with only the manifest's environment, from /.
     fn native(&self) -> Output {
+        self.reset_scratch();
         let mut c = Command::new(&self.bin);
         c.args(&self.args).env_clear().current_dir("/").env("CONF_E2E_NATIVE", "1");
         for (k, v) in &self.manifest.env {
@@ -56,6 +66,7 @@ impl Case {
     }
 
     fn enclave(&self) -> (PathBuf, Output) {
+        self.reset_scratch();
         let m = self.sb.manifest("m", &self.manifest);
         let out = self.sb.conf_run(&m, &self.flags, &self.argv());
         (m, out)
@@ -76,7 +87,10 @@ impl Case {
                 out.how(),
                 fails.join("\n  "),
                 out.describe(),
-                self.sb.trace_tail(&m, &self.argv(), 50)
+                {
+                    self.reset_scratch();
+                    self.sb.trace_tail(&m, &self.argv(), 50)
+                }
             );
         }
         out
@@ -101,7 +115,7 @@ fn io(variant: Variant) {
     let trusted = c.trusted_data();
     let denied = c.sb.write("denied/secret.txt", "not for the enclave\n");
     let dir = c.sb.data().join("io");
-    std::fs::create_dir(&dir).unwrap();
+    c.scratch = Some(dir.clone());
     c.args = vec![dir.to_str().unwrap().into(), trusted.to_str().unwrap().into(), TRUSTED_SIZE.to_string(), denied.to_str().unwrap().into()];
     let out = c.check(0);
     passed(&out);
