@@ -77,6 +77,9 @@ pub struct Env {
     conf: Option<Tool>,
     runsc: Option<Tool>,
     pub hyperfine: Tool,
+    /// Remarks about successful runs (stderr output), collected for the
+    /// scenario's notes.
+    pub remarks: Vec<String>,
 }
 
 impl Env {
@@ -112,6 +115,7 @@ impl Env {
             conf: None,
             runsc: None,
             hyperfine,
+            remarks: Vec::new(),
         })
     }
 
@@ -275,7 +279,14 @@ pub fn describe(c: &Command) -> String {
 /// Run `c` to completion (killed after `timeout`), with stdout and stderr
 /// captured; an error unless it exits with 0, naming the command and quoting
 /// the end of its stderr.
-pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<String> {
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Captured> {
     let what = describe(&c);
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -316,13 +327,30 @@ pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<String>
             stderr_tail(&stderr)
         ),
         Some(st) if !st.success() => bail!("`{what}` failed ({st}){}", stderr_tail(&stderr)),
-        Some(_) => Ok(stdout),
+        Some(_) => Ok(Captured { stdout, stderr }),
     }
 }
 
 /// Like [`run_captured`] with the default timeout.
-pub fn run_ok(c: Command) -> anyhow::Result<String> {
+pub fn run_ok(c: Command) -> anyhow::Result<Captured> {
     run_captured(c, RUN_TIMEOUT)
+}
+
+/// A one-line summary of what a successful run wrote on stderr, if anything
+/// (a conf run that warns may be doing less work than the native one).
+pub fn stderr_remark(what: &str, stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let first = lines.first()?;
+    let more = if lines.len() > 1 {
+        format!(" (+{} more lines)", lines.len() - 1)
+    } else {
+        String::new()
+    };
+    Some(format!("`{what}` wrote on stderr: {first}{more}"))
 }
 
 fn stderr_tail(stderr: &str) -> String {

@@ -109,7 +109,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
 
     let mut reports = Vec::new();
     for s in &chosen {
-        let r = match s.run(&mut env) {
+        let mut r = match s.run(&mut env) {
             Ok(r) => r,
             Err(e) => {
                 let mut r = report::ScenarioReport::new(s.name(), s.about(), &[]);
@@ -117,6 +117,9 @@ fn run(args: Args) -> anyhow::Result<i32> {
                 r
             }
         };
+        for remark in std::mem::take(&mut env.remarks) {
+            r.note(remark);
+        }
         println!("{}", r.render());
         reports.push(r);
     }

@@ -8,6 +8,9 @@ pub struct Stat {
     pub mean: f64,
     /// Sample standard deviation (0 with fewer than two samples).
     pub stddev: f64,
+    /// The smallest sample: the least disturbed by other work on the machine.
+    pub min: f64,
+    pub median: f64,
     pub samples: Vec<f64>,
 }
 
@@ -23,21 +26,44 @@ impl Stat {
         } else {
             0.0
         };
+        let (min, median) = order_stats(&samples);
         Some(Stat {
             mean,
             stddev,
+            min,
+            median,
             samples,
         })
     }
 
     /// A value with its own mean and stddev (from hyperfine).
     pub fn given(mean: f64, stddev: f64, samples: Vec<f64>) -> Stat {
+        let (min, median) = if samples.is_empty() {
+            (mean, mean)
+        } else {
+            order_stats(&samples)
+        };
         Stat {
             mean,
             stddev,
+            min,
+            median,
             samples,
         }
     }
+}
+
+/// Smallest and median of a non-empty sample.
+fn order_stats(samples: &[f64]) -> (f64, f64) {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (v[0], median)
 }
 
 /// One column of one metric.
@@ -357,6 +383,11 @@ mod tests {
     fn stat_of_samples() {
         let s = Stat::from_samples(vec![1.0, 2.0, 3.0]).unwrap();
         assert_eq!(s.mean, 2.0);
+        assert_eq!((s.min, s.median), (1.0, 2.0));
+        assert_eq!(
+            Stat::from_samples(vec![4.0, 1.0, 3.0, 2.0]).unwrap().median,
+            2.5
+        );
         assert!((s.stddev - 1.0).abs() < 1e-12);
         assert!(Stat::from_samples(vec![]).is_none());
         assert_eq!(Stat::from_samples(vec![5.0]).unwrap().stddev, 0.0);

@@ -64,9 +64,20 @@ pub fn sample(env: &mut Env, runner: &Runner, argv: &[OsString]) -> Cell {
         Ok(c) => c,
         Err(why) => return Cell::skipped(why),
     };
-    match env::run_ok(cmd).and_then(|out| env::parse_first_fields(&out)) {
-        Ok(v) => Cell::Ok(Stat::from_samples(v).expect("parse_first_fields returns at least one")),
+    let what = env::describe(&cmd);
+    match env::run_ok(cmd) {
         Err(e) => Cell::failed(format!("{e:#}")),
+        Ok(out) => {
+            if let Some(r) = env::stderr_remark(&what, &out.stderr) {
+                env.remarks.push(r);
+            }
+            match env::parse_first_fields(&out.stdout) {
+                Ok(v) => Cell::Ok(
+                    Stat::from_samples(v).expect("parse_first_fields returns at least one"),
+                ),
+                Err(e) => Cell::failed(format!("{e:#}")),
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! building and loading the enclave): what a user pays per start.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -27,28 +27,10 @@ impl Scenario for Startup {
 
     fn run(&self, env: &mut Env) -> anyhow::Result<ScenarioReport> {
         let mut r = ScenarioReport::new(self.name(), self.about(), &[NATIVE, CONF, GVISOR]);
-        let py = "/usr/bin/python3";
-        let progs: Vec<(&str, anyhow::Result<(Vec<OsString>, std::path::PathBuf)>)> = vec![
-            (
-                "python3 -S -c pass",
-                Spec::python(false)
-                    .and_then(|s| s.write(&env.scratch().join("python-nosite.toml")))
-                    .map(|m| (argv([py, "-S", "-c", "pass"]), m)),
-            ),
-            (
-                "python3 -c pass",
-                Spec::python(true)
-                    .and_then(|s| s.write(&env.scratch().join("python-site.toml")))
-                    .map(|m| (argv([py, "-c", "pass"]), m)),
-            ),
-            (
-                "static C hello",
-                env.compile("hello", HELLO_C, &["-static"]).and_then(|bin| {
-                    Spec::new(&bin)
-                        .write(&env.scratch().join("hello.toml"))
-                        .map(|m| (argv([bin]), m))
-                }),
-            ),
+        let progs = [
+            ("python3 -S -c pass", python(env, false)),
+            ("python3 -c pass", python(env, true)),
+            ("static C hello", static_hello(env)),
         ];
         for (label, prog) in progs {
             let mut m = Metric::new(label, "ms", Better::Lower);
@@ -58,10 +40,10 @@ impl Scenario for Startup {
                         m.set(c, Cell::failed(format!("cannot prepare {label}: {e:#}")));
                     }
                 }
-                Ok((args, manifest)) => {
-                    for (col, runner) in standard_columns(&manifest) {
+                Ok(p) => {
+                    for (col, runner) in standard_columns(&p.manifest) {
                         progress(self.name(), label, col);
-                        m.set(col, time(env, &runner, &args));
+                        m.set(col, time(env, &runner, &p.argv));
                     }
                 }
             }
@@ -78,6 +60,33 @@ impl Scenario for Startup {
     }
 }
 
+/// A program ready to be timed: its command line and its conf manifest.
+struct Prepared {
+    argv: Vec<OsString>,
+    manifest: PathBuf,
+}
+
+fn python(env: &Env, site: bool) -> anyhow::Result<Prepared> {
+    let (name, args) = if site {
+        ("python-site.toml", &["-c", "pass"][..])
+    } else {
+        ("python-nosite.toml", &["-S", "-c", "pass"][..])
+    };
+    let manifest = Spec::python(site)?.write(&env.scratch().join(name))?;
+    let mut argv = argv(["/usr/bin/python3"]);
+    argv.extend(args.iter().map(OsString::from));
+    Ok(Prepared { argv, manifest })
+}
+
+fn static_hello(env: &Env) -> anyhow::Result<Prepared> {
+    let bin = env.compile("hello", HELLO_C, &["-static"])?;
+    let manifest = Spec::new(&bin).write(&env.scratch().join("hello.toml"))?;
+    Ok(Prepared {
+        argv: argv([bin]),
+        manifest,
+    })
+}
+
 /// Time `args` under `runner`: one checked run (fills conf's digest cache,
 /// and a failure is reported with its stderr), then hyperfine or our timer.
 fn time(env: &mut Env, runner: &Runner, args: &[OsString]) -> Cell {
@@ -85,8 +94,14 @@ fn time(env: &mut Env, runner: &Runner, args: &[OsString]) -> Cell {
         Ok(c) => c,
         Err(why) => return Cell::skipped(why),
     };
-    if let Err(e) = env::run_ok(check) {
-        return Cell::failed(format!("{e:#}"));
+    let what = env::describe(&check);
+    match env::run_ok(check) {
+        Err(e) => return Cell::failed(format!("{e:#}")),
+        Ok(out) => {
+            if let Some(r) = env::stderr_remark(&what, &out.stderr) {
+                env.remarks.push(r);
+            }
+        }
     }
     let cmd = env.command(runner, args).expect("worked above");
     let runs = env.opts.startup_runs();
