@@ -193,3 +193,36 @@ fn stdin_is_passed_through() {
     assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout == big, "cat of stdin returned {} bytes, expected {}", out.stdout.len(), big.len());
 }
+
+/// SIGTERM sent to conf-run by the host ends a program that has the
+/// default action: exit 143, at once rather than when the sleep is over.
+#[test]
+fn host_sigterm_ends_the_program() {
+    let sb = Sandbox::new();
+    let m = Manifest::for_program("/usr/bin/sleep");
+    let mpath = sb.manifest("m", &m);
+    let mut child = sb
+        .conf_run_cmd(&mpath, &[], &["sleep", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("conf-run did not end within 10 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(143), "status {status:?}, stderr:\n{err}");
+}
