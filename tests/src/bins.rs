@@ -86,13 +86,18 @@ pub fn conf_run() -> &'static Path {
     })
 }
 
-/// `conf` (the tools binary): `$CONF_TOOL`, else `<target>/release/conf`
-/// (RSA key generation is slow in a debug build), built once if missing.
+/// `conf` (the tools binary): `$CONF_TOOL`, else the `conf` beside
+/// [`conf_run`] (same profile, hence normally the same LibOS and the same
+/// measurement), built once if missing. (Key generation is fast enough in
+/// dev builds: the workspace optimizes num-bigint-dig there.)
 pub fn conf_tool() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        locate("CONF_TOOL", target_dir().join("release"), "conf", |_| {
-            cargo_build(&["--release", "-p", "conf-tools", "--bin", "conf"]);
+        let dir = conf_run().parent().map(Path::to_path_buf).unwrap_or_else(profile_dir);
+        locate("CONF_TOOL", dir, "conf", |dir| {
+            let mut args = profile_args(dir);
+            args.extend(["-p", "conf-tools", "--bin", "conf"].map(String::from));
+            cargo_build(&args.iter().map(String::as_str).collect::<Vec<_>>());
         })
     })
 }

@@ -9,7 +9,10 @@
 //!
 //! Environment:
 //! - `CONF_RUN`, `CONF_TOOL`: the `conf-run` and `conf` binaries to test
-//!   (default: those of the workspace's target directory, built if missing);
+//!   (default: those in the target directory's profile the tests were built
+//!   with, built if missing; they are not rebuilt when stale, so run
+//!   `cargo build [--release]` first);
+//! - `CC`: the C compiler (default `cc`);
 //! - `CONF_E2E_KEEP_GOING=1`: the C programs report every failed check
 //!   instead of stopping at the first.
 

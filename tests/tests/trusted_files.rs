@@ -76,7 +76,15 @@ fn signature_made_before_a_change_is_refused() {
     // Unchanged: the signature matches (this also proves conf and conf-run
     // measure the same enclave).
     let out = run_cat(&sb, &mpath, &["--sig", sig.to_str().unwrap()], &cat, &data);
-    assert_exit(&out, 0, &format!("run with a fresh signature (conf is {}, conf-run is {})", conf_tool().display(), conf_e2e::conf_run().display()));
+    assert_exit(
+        &out,
+        0,
+        &format!(
+            "run with a fresh signature (conf is {}, conf-run is {}; if they were built from different sources, rebuild both with `cargo build -p conf-loader -p conf-tools` in the same profile)",
+            conf_tool().display(),
+            conf_e2e::conf_run().display()
+        ),
+    );
     assert_eq!(out.stdout_str(), "version 1\n");
 
     // A trusted data file changes: refused before anything runs.
