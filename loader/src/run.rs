@@ -199,7 +199,10 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
                 libc::sigemptyset(&mut none);
                 libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             }
+            // SAFETY: pthread_self has no preconditions.
+            h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
             let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
+            h.set_slot_thread(slot, None);
             busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
             match end {
                 ThreadEnd::Thread => {}
@@ -218,8 +221,11 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         crate::host::workers::start(host.clone(), opts.ocall_workers).map_err(RunError::Ring)?;
     }
     let (tcs, tls, oentry, ssa) = slot_addrs(0);
+    host.start_alarm_thread().map_err(RunError::Ring)?;
     let sim = sim::thread::attach_current(0, tcs, tls, oentry, ssa).map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
     signals::install().map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
+    // SAFETY: pthread_self has no preconditions.
+    host.set_slot_thread(0, Some(unsafe { libc::pthread_self() }));
     let end = thread_loop(&host, sim, 0, EnterReason::Boot, ring_base);
     Ok(finish(&host, end))
 }

@@ -90,6 +90,8 @@ pub struct RingHeader {
     /// Bit n-1 set: the host received signal n for the enclave (a hint; the
     /// LibOS decides what it means). Cleared by the LibOS as it takes them.
     pub pending_signals: AtomicU64,
+    /// Set by the host when the time asked for with `Alarm` has come.
+    pub alarm_fired: AtomicU64,
 }
 
 /// One thread slot's request. Everything here is shared with the host and
@@ -250,6 +252,61 @@ ocalls! {
     Kill = 44,
     /// sched_yield on the host.
     Yield = 45,
+    /// Interrupt slot a0's host thread (a host signal): a blocking host call
+    /// it is in returns EINTR; program code it runs is interrupted (AEX) so
+    /// the LibOS can deliver signals.
+    Kick = 46,
+    /// Ask the host to kick some enclave thread at monotonic time a0 (ns);
+    /// a0 = 0 cancels. Replaces any earlier request.
+    Alarm = 47,
+    /// socket(domain a0, type a1, protocol a2) → host fd.
+    Socket = 50,
+    /// socketpair(a0, a1, a2) → aux = fd0 | fd1 << 32.
+    Socketpair = 51,
+    /// bind(fd, sockaddr data[a1..a1+a2]).
+    Bind = 52,
+    /// listen(fd, backlog a1).
+    Listen = 53,
+    /// accept4(fd, flags a1) → host fd; peer address at data[a2..a2+a3],
+    /// its length in aux.
+    Accept = 54,
+    /// connect(fd, sockaddr data[a1..a1+a2]).
+    Connect = 55,
+    /// getsockname(fd) into data[a1..a1+a2]; length in aux.
+    Getsockname = 56,
+    /// getpeername(fd) into data[a1..a1+a2]; length in aux.
+    Getpeername = 57,
+    /// setsockopt(fd, level a1, name a2, value data[a3..a3+a4]).
+    Setsockopt = 58,
+    /// getsockopt(fd, level a1, name a2) into data[a3..a3+a4]; length in aux.
+    Getsockopt = 59,
+    /// sendto(fd, data[a1..a1+a2], flags a3, address data[a4..a4+a5]).
+    Sendto = 60,
+    /// recvfrom(fd, len a2 into data[a1..], flags a3); address into
+    /// data[a4..a4+128], its length in aux.
+    Recvfrom = 61,
+    /// shutdown(fd, how a1).
+    Shutdown = 62,
+    /// recvmsg with ancillary data: payload into data[a1..a1+a2], flags a3,
+    /// address into data[a4..a4+128], control into data[a5..a5+4096];
+    /// aux = addrlen | controllen << 16 | msg_flags << 32.
+    Recvmsg = 63,
+    /// epoll_create1(flags a0) → host fd.
+    EpollCreate = 65,
+    /// epoll_ctl(epfd, op a1, fd a2, events a3, data a4).
+    EpollCtl = 66,
+    /// epoll_wait(epfd, max a1, timeout ms a2) → n events at data[a3..],
+    /// 16 bytes each (events u32, pad u32, data u64).
+    EpollWait = 67,
+    /// eventfd2(initval a0, flags a1) → host fd.
+    Eventfd = 68,
+    /// timerfd_create(clock a0, flags a1) → host fd.
+    TimerfdCreate = 69,
+    /// timerfd_settime(fd, flags a1, new itimerspec data[a2..a2+32]) → old
+    /// itimerspec at data[a3..a3+32].
+    TimerfdSettime = 70,
+    /// timerfd_gettime(fd) → itimerspec at data[a1..a1+32].
+    TimerfdGettime = 71,
 }
 
 #[cfg(test)]

@@ -102,6 +102,19 @@ pub trait File: Send + Sync {
     fn host_path(&self) -> Option<&str> {
         None
     }
+    /// This file as a socket, if it is one.
+    fn as_socket(&self) -> Option<&crate::net::Socket> {
+        None
+    }
+    /// This file as an epoll instance, if it is one.
+    fn as_epoll(&self) -> Option<&crate::event::epoll::Epoll> {
+        None
+    }
+    /// Whether readiness comes from the host (poll it there) rather than
+    /// being always ready (regular files, devices, tmpfs).
+    fn polls_on_host(&self) -> bool {
+        self.is_stream() && self.host_fd().is_some()
+    }
 }
 
 /// An open file description: shared by dup'ed fds and across fork.

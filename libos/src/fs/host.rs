@@ -82,7 +82,8 @@ impl File for HostFile {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         match self.kind {
             HostKind::Regular => hc::pread(self.fd, buf, off),
-            HostKind::Stream | HostKind::SharedRegular => hc::read(self.fd, buf),
+            HostKind::Stream => crate::syscall::restartable(|| hc::read(self.fd, buf)),
+            HostKind::SharedRegular => hc::read(self.fd, buf),
             HostKind::Dir => Err(Errno::EISDIR),
         }
     }
@@ -90,7 +91,8 @@ impl File for HostFile {
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
         match self.kind {
             HostKind::Regular => hc::pwrite(self.fd, buf, off),
-            HostKind::Stream | HostKind::SharedRegular => hc::write(self.fd, buf),
+            HostKind::Stream => crate::syscall::restartable(|| hc::write(self.fd, buf)),
+            HostKind::SharedRegular => hc::write(self.fd, buf),
             HostKind::Dir => Err(Errno::EISDIR),
         }
     }

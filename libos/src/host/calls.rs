@@ -377,3 +377,13 @@ pub fn kill_host(sig: u32) -> Result<(), Errno> {
 pub fn sched_yield() {
     let _ = call(Ocall::Yield, [0; 6]);
 }
+
+/// Interrupt the thread on `slot` (wake it, EINTR its blocking host call).
+pub fn kick(slot: u64) {
+    let _ = call(Ocall::Kick, [slot, 0, 0, 0, 0, 0]);
+}
+
+/// Ask to be kicked at monotonic `deadline_ns` (0 cancels).
+pub fn alarm(deadline_ns: u64) {
+    let _ = call(Ocall::Alarm, [deadline_ns, 0, 0, 0, 0, 0]);
+}

@@ -212,7 +212,10 @@ fn blocks(nr: Ocall) -> bool {
 /// with a timeout) always run on the caller's own host thread, so they never
 /// tie up an exitless worker.
 fn always_exits(nr: Ocall) -> bool {
-    matches!(nr, Ocall::Poll | Ocall::Sleep | Ocall::ThreadSleep | Ocall::SpawnThread)
+    matches!(
+        nr,
+        Ocall::Poll | Ocall::Sleep | Ocall::ThreadSleep | Ocall::SpawnThread | Ocall::Accept | Ocall::Recvfrom | Ocall::Recvmsg | Ocall::EpollWait | Ocall::Connect
+    )
 }
 
 /// The host gave a reply that cannot be true: stop the enclave.
@@ -273,4 +276,15 @@ pub fn take_host_signals() -> u64 {
         return 0;
     }
     hdr.pending_signals.swap(0, Ordering::AcqRel)
+}
+
+/// Did the host's alarm fire since the last call? (A hint: the LibOS checks
+/// its own timers against its own clock.)
+pub fn take_alarm() -> bool {
+    if !RING.is_set() {
+        return false;
+    }
+    // SAFETY: the header is at the ring base (outside the enclave).
+    let hdr = unsafe { &*(ring().base as *const conf_abi::ocall::RingHeader) };
+    hdr.alarm_fired.load(Ordering::Relaxed) != 0 && hdr.alarm_fired.swap(0, Ordering::AcqRel) != 0
 }

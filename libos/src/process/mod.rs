@@ -111,6 +111,14 @@ pub struct Thread {
     pub robust_list: AtomicU64,
     /// sigaltstack: (sp, flags, size).
     pub altstack: SpinLock<(u64, i32, u64)>,
+    /// Signals sent to this thread (tgkill), bit n-1 for signal n.
+    pub pending: AtomicU64,
+    pub pending_info: SpinLock<[crate::signal::SigInfo; 64]>,
+    /// The thread slot it runs on.
+    pub slot: AtomicU64,
+    /// Mask to restore when the next signal handler returns (set by
+    /// sigsuspend, ppoll and friends, which wait with a temporary mask).
+    pub saved_mask: SpinLock<Option<u64>>,
 }
 
 impl Thread {
@@ -121,6 +129,10 @@ impl Thread {
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
             altstack: SpinLock::new((0, 2 /* SS_DISABLE */, 0)),
+            pending: AtomicU64::new(0),
+            pending_info: SpinLock::new([crate::signal::SigInfo::default(); 64]),
+            slot: AtomicU64::new(0),
+            saved_mask: SpinLock::new(None),
         })
     }
 }
@@ -135,5 +147,8 @@ pub fn current() -> &'static Thread {
 
 /// Bind `t` to the calling slot.
 pub fn bind(t: Box<Thread>) {
-    crate::arch::tls::tls().thread = Box::into_raw(t) as u64;
+    let tls = crate::arch::tls::tls();
+    t.slot.store(tls.record.slot_index, Ordering::Relaxed);
+    threads::register(t.tid, &t);
+    tls.thread = Box::into_raw(t) as u64;
 }

@@ -19,6 +19,27 @@ use crate::sync::SpinLock;
 
 static LIVE: AtomicU32 = AtomicU32::new(1);
 
+/// Live threads by tid (pointers to their leaked `Thread`).
+static BY_TID: SpinLock<alloc::collections::BTreeMap<u32, usize>> = SpinLock::new(alloc::collections::BTreeMap::new());
+
+pub fn register(tid: u32, t: &Thread) {
+    BY_TID.lock().insert(tid, t as *const Thread as usize);
+}
+
+/// Run `f` on the live thread `tid`, if there is one.
+pub fn with_thread<R>(tid: u32, f: impl FnOnce(&Thread) -> R) -> Option<R> {
+    let g = BY_TID.lock();
+    // SAFETY: entries are removed (under this lock) before a Thread is freed.
+    g.get(&tid).map(|p| f(unsafe { &*(*p as *const Thread) }))
+}
+
+/// Run `f` on every live thread until it returns true.
+pub fn find_thread(mut f: impl FnMut(&Thread) -> bool) -> bool {
+    let g = BY_TID.lock();
+    // SAFETY: as above.
+    g.values().any(|p| f(unsafe { &*(*p as *const Thread) }))
+}
+
 /// What a new thread starts with.
 pub struct StartInfo {
     pub thread: Box<Thread>,
@@ -112,6 +133,7 @@ pub fn exit_current() -> ! {
     }
     let t = tls();
     let slot = t.record.slot_index as usize;
+    BY_TID.lock().remove(&th.tid);
     let thread = core::mem::replace(&mut t.thread, 0);
     if thread != 0 {
         // SAFETY: the Box<Thread> leaked by `bind` for this slot.

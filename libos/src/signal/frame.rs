@@ -180,8 +180,13 @@ pub fn push(regs: &mut UserRegs, sig: u32, info: &SigInfo, action: &SigAction, o
     mem[io + 8..io + 12].copy_from_slice(&info.code.to_le_bytes());
     if info.code > 0 {
         mem[io + 16..io + 24].copy_from_slice(&info.addr.to_le_bytes());
+    } else if info.code == super::SI_TIMER {
+        mem[io + 16..io + 20].copy_from_slice(&info.timerid.to_le_bytes());
+        mem[io + 20..io + 24].copy_from_slice(&info.overrun.to_le_bytes());
+        mem[io + 24..io + 32].copy_from_slice(&info.value.to_le_bytes());
     } else {
         mem[io + 16..io + 20].copy_from_slice(&info.pid.to_le_bytes());
+        mem[io + 24..io + 32].copy_from_slice(&info.value.to_le_bytes());
     }
 
     regs.rsp = frame;

@@ -70,10 +70,20 @@ pub struct SigAction {
 pub struct SigInfo {
     pub signo: u32,
     pub code: i32,
-    /// Fault address, or sender pid.
+    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
     pub addr: u64,
+    /// Sender (kill, tgkill, sigqueue).
     pub pid: u32,
+    /// POSIX timers: timer id, overrun count and sigev_value; sigqueue: value.
+    pub timerid: i32,
+    pub overrun: i32,
+    pub value: u64,
 }
+
+/// SI_TIMER: sent by a POSIX timer.
+pub const SI_TIMER: i32 = -2;
+/// SI_QUEUE: sent by sigqueue.
+pub const SI_QUEUE: i32 = -1;
 
 pub struct SignalState {
     pub actions: [SigAction; 64],
@@ -123,10 +133,54 @@ pub const SI_KERNEL: i32 = 0x80;
 
 /// Make `sig` pending for the process (kill/raise).
 pub fn raise(sig: u32) {
+    let pid = process().pid;
+    send_to_process(SigInfo { signo: sig, code: SI_USER, pid, ..Default::default() });
+}
+
+/// A signal for the whole process: any thread that does not block it takes
+/// it; one is kicked so that it does so soon.
+pub fn send_to_process(info: SigInfo) {
+    let sig = info.signo;
     let proc = process();
-    let mut st = proc.signals.lock();
-    st.pending |= bit(sig);
-    st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, addr: 0, pid: proc.pid };
+    {
+        let mut st = proc.signals.lock();
+        if st.pending & bit(sig) != 0 && sig < 32 {
+            return; // standard signals do not queue
+        }
+        st.pending |= bit(sig);
+        st.info[sig as usize - 1] = info;
+    }
+    let me = crate::arch::tls::tls().thread;
+    if me != 0 && current().sigmask.load(Ordering::Relaxed) & bit(sig) == 0 {
+        return; // this thread delivers it on its way back to the program
+    }
+    let mut target = None;
+    crate::process::threads::find_thread(|t| {
+        if t.sigmask.load(Ordering::Relaxed) & bit(sig) == 0 {
+            target = Some(t.slot.load(Ordering::Relaxed));
+            true
+        } else {
+            false
+        }
+    });
+    if let Some(slot) = target {
+        crate::host::calls::kick(slot);
+    }
+}
+
+/// A signal for thread `tid` (tgkill): ESRCH if there is no such thread.
+pub fn send_to_thread(tid: u32, info: SigInfo) -> Result<(), conf_abi::Errno> {
+    let sig = info.signo;
+    let slot = crate::process::threads::with_thread(tid, |t| {
+        t.pending_info.lock()[sig as usize - 1] = info;
+        t.pending.fetch_or(bit(sig), Ordering::SeqCst);
+        t.slot.load(Ordering::Relaxed)
+    })
+    .ok_or(conf_abi::Errno::ESRCH)?;
+    if tid != current().tid {
+        crate::host::calls::kick(slot);
+    }
+    Ok(())
 }
 
 /// Signals the host has seen for the enclave, folded into the pending set.
@@ -139,7 +193,7 @@ fn take_host_signals() {
     for sig in 1..=64u32 {
         if hint & bit(sig) != 0 && st.pending & bit(sig) == 0 {
             st.pending |= bit(sig);
-            st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, addr: 0, pid: 0 };
+            st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, ..Default::default() };
         }
     }
 }
@@ -147,9 +201,11 @@ fn take_host_signals() {
 /// Is a signal pending that would interrupt a blocking call?
 pub fn interrupt_pending() -> bool {
     take_host_signals();
-    let mask = current().sigmask.load(Ordering::Relaxed);
+    crate::time::timers::run_expired();
+    let t = current();
+    let mask = t.sigmask.load(Ordering::Relaxed);
     let st = process().signals.lock();
-    let mut pend = st.pending & !mask;
+    let mut pend = (st.pending | t.pending.load(Ordering::Relaxed)) & !mask;
     while pend != 0 {
         let sig = pend.trailing_zeros() + 1;
         pend &= pend - 1;
@@ -165,14 +221,61 @@ pub fn interrupt_pending() -> bool {
 /// Would an interrupted call be restarted (SA_RESTART) for the signal that
 /// will be delivered next?
 pub fn should_restart() -> bool {
-    let mask = current().sigmask.load(Ordering::Relaxed);
+    let t = current();
+    let mask = t.sigmask.load(Ordering::Relaxed);
     let st = process().signals.lock();
-    let pend = st.pending & !mask;
+    let pend = (st.pending | t.pending.load(Ordering::Relaxed)) & !mask;
     if pend == 0 {
         return true;
     }
     let sig = pend.trailing_zeros() + 1;
     st.actions[sig as usize - 1].flags & SA_RESTART != 0
+}
+
+/// Sleep until a signal that interrupts waits is pending.
+pub fn wait_for_signal() {
+    loop {
+        let seq = crate::host::wake_seq();
+        if interrupt_pending() {
+            return;
+        }
+        let _ = crate::host::calls::thread_sleep(seq, u64::MAX);
+    }
+}
+
+/// After a wait with a temporary mask that no signal interrupted, put the
+/// thread's own mask back.
+pub fn restore_saved_mask() {
+    let t = current();
+    if let Some(m) = t.saved_mask.lock().take() {
+        t.sigmask.store(m, Ordering::Relaxed);
+    }
+}
+
+/// Take a pending signal in `set` (whatever the mask), for sigtimedwait.
+pub fn dequeue(set: u64) -> Option<SigInfo> {
+    take_host_signals();
+    let t = current();
+    let tp = t.pending.load(Ordering::Acquire) & set;
+    if tp != 0 {
+        let sig = tp.trailing_zeros() + 1;
+        t.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+        return Some(t.pending_info.lock()[sig as usize - 1]);
+    }
+    let mut st = process().signals.lock();
+    let pp = st.pending & set;
+    if pp != 0 {
+        let sig = pp.trailing_zeros() + 1;
+        st.pending &= !bit(sig);
+        return Some(st.info[sig as usize - 1]);
+    }
+    None
+}
+
+/// Pending signals of this thread and the process.
+pub fn pending_set() -> u64 {
+    take_host_signals();
+    current().pending.load(Ordering::Relaxed) | process().signals.lock().pending
 }
 
 /// Terminate the process because of `sig` (default action).
@@ -185,19 +288,28 @@ pub fn die(sig: u32) -> ! {
 /// run default actions, or set `regs` up to enter the handler.
 pub fn deliver_pending(regs: &mut UserRegs) {
     take_host_signals();
+    if crate::host::take_alarm() {
+        crate::time::timers::run_expired();
+    }
     let t = current();
     loop {
         let mask = t.sigmask.load(Ordering::Relaxed);
         let proc = process();
         let mut st = proc.signals.lock();
-        let pend = st.pending & !mask;
+        let tpend = t.pending.load(Ordering::Acquire) & !mask;
+        let pend = (st.pending & !mask) | tpend;
         if pend == 0 {
             return;
         }
-        // Synchronous faults first, then lowest number first, as Linux.
+        // Lowest number first, as Linux; the thread's own before the process's.
         let sig = pend.trailing_zeros() + 1;
-        st.pending &= !bit(sig);
-        let info = st.info[sig as usize - 1];
+        let info = if tpend & bit(sig) != 0 {
+            t.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+            t.pending_info.lock()[sig as usize - 1]
+        } else {
+            st.pending &= !bit(sig);
+            st.info[sig as usize - 1]
+        };
         let action = st.actions[sig as usize - 1];
         if action.flags & SA_RESETHAND != 0 && action.handler > SIG_IGN {
             st.actions[sig as usize - 1] = SigAction::default();
@@ -210,7 +322,8 @@ pub fn deliver_pending(regs: &mut UserRegs) {
                 Default_::Terminate => die(sig),
             },
             _ => {
-                if frame::push(regs, sig, &info, &action, mask).is_err() {
+                let restore = t.saved_mask.lock().take().unwrap_or(mask);
+                if frame::push(regs, sig, &info, &action, restore).is_err() {
                     // No room for the frame: Linux kills with SIGSEGV.
                     die(SIGSEGV);
                 }
@@ -235,7 +348,7 @@ pub fn fault(regs: &mut UserRegs, sig: u32, code: i32, addr: u64) {
     if action.handler <= SIG_IGN || mask & bit(sig) != 0 {
         die(sig);
     }
-    let info = SigInfo { signo: sig, code, addr, pid: 0 };
+    let info = SigInfo { signo: sig, code, addr, ..Default::default() };
     {
         let mut st = proc.signals.lock();
         if action.flags & SA_RESETHAND != 0 {

@@ -28,7 +28,16 @@ pub fn sys_read(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 pub fn sys_write(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let f = fd_file(a[0])?;
     let buf = uaccess::slice(a[1], (a[2] as usize).min(MAX_RW))?;
-    write_all_or_some(&f, buf).map(|n| n as u64)
+    sigpipe(&f, write_all_or_some(&f, buf)).map(|n| n as u64)
+}
+
+/// Writing to a pipe or socket nobody reads raises SIGPIPE, as on Linux.
+pub(crate) fn sigpipe<T>(f: &OpenFile, r: Result<T, Errno>) -> Result<T, Errno> {
+    if r.as_ref().err() == Some(&Errno::EPIPE) && f.file.is_stream() {
+        let tid = crate::process::current().tid;
+        let _ = crate::signal::send_to_thread(tid, crate::signal::SigInfo { signo: crate::signal::SIGPIPE, code: crate::signal::SI_USER, ..Default::default() });
+    }
+    r
 }
 
 /// Write as much as the file takes in one call, looping over partial host
@@ -111,7 +120,8 @@ pub fn sys_readv(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 /// implements writev(2)
 pub fn sys_writev(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let f = fd_file(a[0])?;
-    vec_io(&f, &uaccess::iovecs(a[1], a[2])?, true, None)
+    let r = vec_io(&f, &uaccess::iovecs(a[1], a[2])?, true, None);
+    sigpipe(&f, r)
 }
 
 /// implements preadv(2)

@@ -13,6 +13,8 @@ pub mod clone;
 pub mod file;
 pub mod fs;
 pub mod misc;
+pub mod net;
+pub mod poll;
 pub mod mmap;
 pub mod names;
 pub mod process;
@@ -82,6 +84,17 @@ pub fn dispatch(regs: &mut UserRegs) {
     if crate::log::enabled(LogLevel::Trace) {
         trace_call(nr, &args, &result);
     }
+    if result == Err(Errno::ERESTARTSYS) {
+        if crate::signal::should_restart() {
+            // SA_RESTART: run the call again after the handler, by pointing
+            // the program back at its `syscall` instruction.
+            ctx.regs.rip -= 2;
+            ctx.regs.rax = nr;
+            return;
+        }
+        ctx.regs.rax = Errno::EINTR.as_return() as u64;
+        return;
+    }
     if !ctx.replaced {
         ctx.regs.rax = match result {
             Ok(v) => v,
@@ -121,4 +134,35 @@ pub fn base_for(dirfd: u64, path: &[u8]) -> Result<alloc::string::String, Errno>
         return Ok(alloc::string::String::from("/"));
     }
     base_dir(dirfd)
+}
+
+/// Run a blocking host operation, retrying when a kick interrupted it for
+/// nothing, and reporting ERESTARTSYS when a signal is to be delivered (the
+/// dispatcher then restarts the call or returns EINTR, per SA_RESTART).
+pub fn restartable<T>(mut op: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match op() {
+            Err(Errno::EINTR) => {
+                if crate::signal::interrupt_pending() {
+                    return Err(Errno::ERESTARTSYS);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// As `restartable`, for calls Linux never restarts (poll, epoll_wait,
+/// nanosleep): EINTR when a signal is to be delivered.
+pub fn interruptible<T>(mut op: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match op() {
+            Err(Errno::EINTR) => {
+                if crate::signal::interrupt_pending() {
+                    return Err(Errno::EINTR);
+                }
+            }
+            r => return r,
+        }
+    }
 }

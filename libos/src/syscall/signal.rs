@@ -86,32 +86,130 @@ pub fn sys_sigaltstack(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// implements kill(2), tkill(2), tgkill(2) towards this process.
-pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let pid = a[0] as i32;
-    let sig = a[1] as u32;
-    let me = process().pid as i32;
-    if pid != me && pid != 0 && pid != -1 {
-        return Err(Errno::ESRCH);
-    }
-    if sig == 0 {
-        return Ok(0);
-    }
+use crate::signal::{SigInfo, SI_QUEUE, SI_TKILL, SI_USER};
+
+fn check_sig(sig: u64) -> Result<u32, Errno> {
     if sig > 64 {
         return Err(Errno::EINVAL);
     }
-    crate::signal::raise(sig);
+    Ok(sig as u32)
+}
+
+/// implements kill(2) towards this process.
+pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let pid = a[0] as i32;
+    let sig = check_sig(a[1])?;
+    let me = process().pid as i32;
+    if pid != me && pid != 0 && pid != -1 && pid != -me {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        crate::signal::send_to_process(SigInfo { signo: sig, code: SI_USER, pid: me as u32, ..Default::default() });
+    }
     Ok(0)
 }
 
 /// implements tgkill(2)
-pub fn sys_tgkill(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    sys_kill(ctx, [a[0], a[2], 0, 0, 0, 0])
+pub fn sys_tgkill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let me = process().pid;
+    if a[0] as u32 != me {
+        return Err(Errno::ESRCH);
+    }
+    let sig = check_sig(a[2])?;
+    if sig == 0 {
+        return crate::process::threads::with_thread(a[1] as u32, |_| 0).ok_or(Errno::ESRCH);
+    }
+    crate::signal::send_to_thread(a[1] as u32, SigInfo { signo: sig, code: SI_TKILL, pid: me, ..Default::default() }).map(|_| 0)
 }
 
 /// implements tkill(2)
 pub fn sys_tkill(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    sys_kill(ctx, [process().pid as u64, a[1], 0, 0, 0, 0])
+    sys_tgkill(ctx, [process().pid as u64, a[0], a[1], 0, 0, 0])
+}
+
+/// implements rt_sigqueueinfo(2) towards this process
+pub fn sys_rt_sigqueueinfo(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let me = process().pid;
+    if a[0] as u32 != me {
+        return Err(Errno::ESRCH);
+    }
+    let sig = check_sig(a[1])?;
+    let raw: [u64; 4] = uaccess::read(a[2])?;
+    if sig != 0 {
+        crate::signal::send_to_process(SigInfo { signo: sig, code: SI_QUEUE, pid: me, value: raw[3], ..Default::default() });
+    }
+    Ok(0)
+}
+
+/// implements rt_sigsuspend(2)
+pub fn sys_rt_sigsuspend(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = uaccess::read(a[0])?;
+    let t = current();
+    let unblockable = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+    let old = t.sigmask.swap(set & !unblockable, core::sync::atomic::Ordering::Relaxed);
+    *t.saved_mask.lock() = Some(old);
+    crate::signal::wait_for_signal();
+    Err(Errno::EINTR)
+}
+
+/// implements pause(2)
+pub fn sys_pause(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+    crate::signal::wait_for_signal();
+    Err(Errno::EINTR)
+}
+
+/// implements rt_sigpending(2)
+pub fn sys_rt_sigpending(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let mask = current().sigmask.load(core::sync::atomic::Ordering::Relaxed);
+    uaccess::write(a[0], &(crate::signal::pending_set() & mask)).map(|_| 0)
+}
+
+/// implements rt_sigtimedwait(2)
+pub fn sys_rt_sigtimedwait(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    if a[3] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = uaccess::read(a[0])?;
+    let deadline = if a[2] != 0 {
+        let [s, ns]: [i64; 2] = uaccess::read(a[2])?;
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return Err(Errno::EINVAL);
+        }
+        Some(crate::time::monotonic_ns() + s as u64 * 1_000_000_000 + ns as u64)
+    } else {
+        None
+    };
+    loop {
+        let seq = crate::host::wake_seq();
+        if let Some(info) = crate::signal::dequeue(set) {
+            if a[1] != 0 {
+                let mut b = [0u8; 128];
+                b[0..4].copy_from_slice(&info.signo.to_le_bytes());
+                b[8..12].copy_from_slice(&info.code.to_le_bytes());
+                b[16..20].copy_from_slice(&info.pid.to_le_bytes());
+                b[24..32].copy_from_slice(&info.value.to_le_bytes());
+                uaccess::copy_out(a[1], &b)?;
+            }
+            return Ok(info.signo as u64);
+        }
+        if crate::signal::interrupt_pending() {
+            return Err(Errno::EINTR);
+        }
+        let timeout = match deadline {
+            None => u64::MAX,
+            Some(d) => {
+                let now = crate::time::monotonic_ns();
+                if now >= d {
+                    return Err(Errno::EAGAIN);
+                }
+                d - now
+            }
+        };
+        let _ = crate::host::calls::thread_sleep(seq, timeout);
+    }
 }
 
 /// implements rt_sigreturn(2)

@@ -4,6 +4,8 @@
 //! for sanity, and monotonic clocks are kept from going backwards whatever
 //! the host says.
 
+pub mod timers;
+
 use core::sync::atomic::{AtomicI64, Ordering};
 
 use conf_abi::Errno;

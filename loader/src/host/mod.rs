@@ -64,10 +64,28 @@ pub struct Host {
     pub spawner: OnceLock<Spawner>,
     /// Print every OCALL and its result (CONF_TRACE_OCALLS=1; debugging).
     pub trace_ocalls: bool,
+    /// The OS thread running each slot, for kicks.
+    threads: Mutex<Vec<Option<libc::pthread_t>>>,
+    /// Per slot: a kick arrived while the thread was not blocked on the
+    /// host; its next blocking call returns EINTR at once.
+    kicked: Vec<std::sync::atomic::AtomicBool>,
+    alarm: Arc<(Mutex<u64>, std::sync::Condvar)>,
 }
+
+/// The host signal that interrupts an enclave thread (never shown to the
+/// program: its own signals are the LibOS's business).
+pub const SIG_KICK: i32 = 40;
 
 impl Host {
     pub fn new(ring: Ring, heap_lo: u64, heap_hi: u64, chunks: ChunkLookup, hostile: Option<hostile::Hostile>) -> Host {
+        let nslots = ring.layout.nslots as usize;
+        let mut h = Host::new_inner(ring, heap_lo, heap_hi, chunks, hostile);
+        h.kicked = (0..nslots).map(|_| std::sync::atomic::AtomicBool::new(false)).collect();
+        *h.threads.lock().unwrap() = vec![None; nslots];
+        h
+    }
+
+    fn new_inner(ring: Ring, heap_lo: u64, heap_hi: u64, chunks: ChunkLookup, hostile: Option<hostile::Hostile>) -> Host {
         let fds = FdSet::new();
         for fd in 0..3 {
             fds.insert(fd);
@@ -82,7 +100,86 @@ impl Host {
             hostile,
             spawner: OnceLock::new(),
             trace_ocalls: std::env::var_os("CONF_TRACE_OCALLS").is_some(),
+            threads: Mutex::new(Vec::new()),
+            kicked: Vec::new(),
+            alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
         }
+    }
+
+    /// Record which OS thread runs `slot` (None when it has left).
+    pub fn set_slot_thread(&self, slot: u64, t: Option<libc::pthread_t>) {
+        if let Some(e) = self.threads.lock().unwrap().get_mut(slot as usize) {
+            *e = t;
+        }
+    }
+
+    /// Interrupt the thread running `slot`: wake it from ThreadSleep, and
+    /// signal it so a blocking host call returns EINTR and program code is
+    /// interrupted for the LibOS.
+    pub fn kick(&self, slot: u64) {
+        let s = self.ring.slot(slot);
+        s.wake_seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake(&s.wake_seq);
+        if let Some(k) = self.kicked.get(slot as usize) {
+            k.store(true, Ordering::SeqCst);
+        }
+        let t = self.threads.lock().unwrap().get(slot as usize).copied().flatten();
+        if let Some(t) = t {
+            // SAFETY: t is a live thread of this process (cleared before exit).
+            unsafe { libc::pthread_kill(t, SIG_KICK) };
+        }
+    }
+
+    /// Run a blocking host call for `slot`, returning EINTR at once if a
+    /// kick came since the last one (so a kick just before the call is not
+    /// lost).
+    pub fn blocking<T: From<i8> + PartialOrd>(&self, slot: u64, f: impl FnOnce() -> T) -> T {
+        if let Some(k) = self.kicked.get(slot as usize) {
+            if k.swap(false, Ordering::SeqCst) {
+                // SAFETY: sets errno for the caller's error path.
+                unsafe { *libc::__errno_location() = libc::EINTR };
+                return T::from(-1);
+            }
+        }
+        f()
+    }
+
+    /// Kick some enclave thread at monotonic time `deadline_ns` (0 cancels).
+    pub fn set_alarm(self: &Host, deadline_ns: u64) {
+        let (m, cv) = &*self.alarm;
+        *m.lock().unwrap() = deadline_ns;
+        cv.notify_all();
+    }
+
+    /// The host thread that fires alarms.
+    pub fn start_alarm_thread(self: &Arc<Host>) -> std::io::Result<()> {
+        let h = self.clone();
+        std::thread::Builder::new().name("conf-alarm".into()).spawn(move || {
+            crate::sim::signals::block_all_in_this_thread();
+            let (m, cv) = &*h.alarm;
+            let mut g = m.lock().unwrap();
+            loop {
+                let deadline = *g;
+                if deadline == 0 {
+                    g = cv.wait(g).unwrap();
+                    continue;
+                }
+                let now = monotonic_ns();
+                if now < deadline {
+                    g = cv.wait_timeout(g, std::time::Duration::from_nanos(deadline - now)).unwrap().0;
+                    continue;
+                }
+                *g = 0;
+                drop(g);
+                h.ring.header().alarm_fired.store(1, Ordering::SeqCst);
+                let first = h.threads.lock().unwrap().iter().position(|t| t.is_some());
+                if let Some(slot) = first {
+                    h.kick(slot as u64);
+                }
+                g = m.lock().unwrap();
+            }
+        })?;
+        Ok(())
     }
 
     pub(crate) fn remember_path(&self, fd: i32, path: PathBuf) {
@@ -154,6 +251,14 @@ impl Host {
         }
         s.sleeping.store(0, Ordering::SeqCst);
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// futex(FUTEX_WAIT) on a shared word.

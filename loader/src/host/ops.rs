@@ -77,6 +77,7 @@ const IOCTLS: &[(u64, usize, &str)] = &[
     (libc::TIOCGPGRP, 4, "foreground process group (job control)"),
     (libc::TIOCSPGRP, 4, "set the foreground process group"),
     (libc::FIONREAD, 4, "bytes available to read"),
+    (libc::TIOCOUTQ, 4, "bytes not yet sent (SIOCOUTQ)"),
 ];
 
 /// fcntl commands forwarded to host fds.
@@ -121,7 +122,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Read => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[1], a[2])?;
-            sys(unsafe { libc::read(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len()) } as i64)
+            sys(host.blocking(slot, || unsafe { libc::read(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len()) }) as i64)
         }
         Ocall::Pread => {
             let fd = fd_arg(host, a[0])?;
@@ -245,7 +246,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::Sleep => {
             let ts = libc::timespec { tv_sec: (a[0] / 1_000_000_000) as i64, tv_nsec: (a[0] % 1_000_000_000) as i64 };
-            sys(unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) } as i64)
+            sys(host.blocking(slot, || unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) }) as i64)
         }
         Ocall::Mkdir => {
             let p = path_at(data, a[0], a[1])?;
@@ -319,7 +320,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                     return Err(err(libc::EBADF));
                 }
             }
-            sys(unsafe { libc::poll(fds, n as libc::nfds_t, a[2] as i64 as i32) } as i64)
+            sys(host.blocking(slot, || unsafe { libc::poll(fds, n as libc::nfds_t, a[2] as i64 as i32) }) as i64)
         }
         Ocall::SpawnThread => {
             let Some(spawn) = host.spawner.get() else { return Err(err(libc::EAGAIN)) };
@@ -365,6 +366,189 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             (0, 0)
         }
         Ocall::Yield => sys(unsafe { libc::sched_yield() } as i64),
+        Ocall::Kick => {
+            if a[0] >= host.ring.layout.nslots {
+                return Err(err(libc::EINVAL));
+            }
+            host.kick(a[0]);
+            (0, 0)
+        }
+        Ocall::Alarm => {
+            host.set_alarm(a[0]);
+            (0, 0)
+        }
+        Ocall::Socket => {
+            let ty = a[1] as i32 | libc::SOCK_CLOEXEC;
+            new_fd(host, unsafe { libc::socket(a[0] as i32, ty, a[2] as i32) })
+        }
+        Ocall::Socketpair => {
+            let mut fds = [0i32; 2];
+            if unsafe { libc::socketpair(a[0] as i32, a[1] as i32 | libc::SOCK_CLOEXEC, a[2] as i32, fds.as_mut_ptr()) } < 0 {
+                last_err()
+            } else {
+                host.fds.insert(fds[0]);
+                host.fds.insert(fds[1]);
+                (0, fds[0] as u32 as u64 | (fds[1] as u32 as u64) << 32)
+            }
+        }
+        Ocall::Bind | Ocall::Connect => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2].min(128))?;
+            let addr = data[r.clone()].as_ptr() as *const libc::sockaddr;
+            sys(unsafe {
+                if op == Ocall::Bind {
+                    libc::bind(fd, addr, r.len() as u32)
+                } else {
+                    libc::connect(fd, addr, r.len() as u32)
+                }
+            } as i64)
+        }
+        Ocall::Listen => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::listen(fd, a[1] as i32) } as i64)
+        }
+        Ocall::Accept => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[2], a[3].min(128))?;
+            let mut len = r.len() as libc::socklen_t;
+            let flags = (a[1] as i32 & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
+            let nfd = host.blocking(slot, || unsafe { libc::accept4(fd, data[r.clone()].as_mut_ptr() as *mut libc::sockaddr, &mut len, flags) });
+            let (ret, _) = new_fd(host, nfd);
+            (ret, len as u64)
+        }
+        Ocall::Getsockname | Ocall::Getpeername => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2].min(128))?;
+            let mut len = r.len() as libc::socklen_t;
+            let p = data[r].as_mut_ptr() as *mut libc::sockaddr;
+            let rc = unsafe { if op == Ocall::Getsockname { libc::getsockname(fd, p, &mut len) } else { libc::getpeername(fd, p, &mut len) } };
+            if rc < 0 {
+                last_err()
+            } else {
+                (0, len as u64)
+            }
+        }
+        Ocall::Setsockopt => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[3], a[4].min(1024))?;
+            sys(unsafe { libc::setsockopt(fd, a[1] as i32, a[2] as i32, data[r.clone()].as_ptr() as *const _, r.len() as u32) } as i64)
+        }
+        Ocall::Getsockopt => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[3], a[4].min(1024))?;
+            let mut len = r.len() as libc::socklen_t;
+            if unsafe { libc::getsockopt(fd, a[1] as i32, a[2] as i32, data[r].as_mut_ptr() as *mut _, &mut len) } < 0 {
+                last_err()
+            } else {
+                (0, len as u64)
+            }
+        }
+        Ocall::Sendto => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            let (addr, alen) = if a[5] > 0 {
+                let ar = range(a[4], a[5].min(128))?;
+                (data[ar.clone()].as_ptr() as *const libc::sockaddr, ar.len() as u32)
+            } else {
+                (std::ptr::null(), 0)
+            };
+            let flags = a[3] as i32 | libc::MSG_NOSIGNAL;
+            sys(unsafe { libc::sendto(fd, data[r.clone()].as_ptr() as *const _, r.len(), flags, addr, alen) } as i64)
+        }
+        Ocall::Recvfrom => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            let ar = range(a[4], 128)?;
+            let mut alen: libc::socklen_t = 128;
+            let (buf, abuf) = split_two(data, r, ar)?;
+            let n = host.blocking(slot, || unsafe { libc::recvfrom(fd, buf.as_mut_ptr() as *mut _, buf.len(), a[3] as i32, abuf.as_mut_ptr() as *mut libc::sockaddr, &mut alen) });
+            if n < 0 {
+                last_err()
+            } else {
+                (n as i64, alen as u64)
+            }
+        }
+        Ocall::Recvmsg => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            let ar = range(a[4], 128)?;
+            let cr = range(a[5], 4096)?;
+            if r.end > ar.start && ar.end > r.start || r.end > cr.start && cr.end > r.start || ar.end > cr.start && cr.end > ar.start {
+                return Err(err(libc::EINVAL));
+            }
+            let base = data.as_mut_ptr();
+            let mut iov = libc::iovec { iov_base: unsafe { base.add(r.start) } as *mut _, iov_len: r.len() };
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = unsafe { base.add(ar.start) } as *mut _;
+            msg.msg_namelen = 128;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = unsafe { base.add(cr.start) } as *mut _;
+            msg.msg_controllen = 4096;
+            let n = host.blocking(slot, || unsafe { libc::recvmsg(fd, &mut msg, (a[3] as i32) | libc::MSG_CMSG_CLOEXEC) });
+            if n < 0 {
+                last_err()
+            } else {
+                // Descriptors passed in: the enclave may use them.
+                track_passed_fds(host, &msg);
+                (n as i64, msg.msg_namelen as u64 | (msg.msg_controllen as u64) << 16 | (msg.msg_flags as u32 as u64) << 32)
+            }
+        }
+        Ocall::Shutdown => {
+            let fd = fd_arg(host, a[0])?;
+            sys(unsafe { libc::shutdown(fd, a[1] as i32) } as i64)
+        }
+        Ocall::EpollCreate => new_fd(host, unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }),
+        Ocall::EpollCtl => {
+            let epfd = fd_arg(host, a[0])?;
+            let fd = fd_arg(host, a[2])?;
+            let mut ev = libc::epoll_event { events: a[3] as u32, u64: a[4] };
+            sys(unsafe { libc::epoll_ctl(epfd, a[1] as i32, fd, &mut ev) } as i64)
+        }
+        Ocall::EpollWait => {
+            let epfd = fd_arg(host, a[0])?;
+            let max = a[1].clamp(1, 4096);
+            let r = range(a[3], max * 16)?;
+            let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; max as usize];
+            let n = host.blocking(slot, || unsafe { libc::epoll_wait(epfd, evs.as_mut_ptr(), max as i32, a[2] as i64 as i32) });
+            if n < 0 {
+                last_err()
+            } else {
+                for (i, e) in evs.iter().take(n as usize).enumerate() {
+                    let o = r.start + i * 16;
+                    data[o..o + 4].copy_from_slice(&{ e.events }.to_le_bytes());
+                    data[o + 4..o + 8].fill(0);
+                    data[o + 8..o + 16].copy_from_slice(&{ e.u64 }.to_le_bytes());
+                }
+                (n as i64, 0)
+            }
+        }
+        Ocall::Eventfd => new_fd(host, unsafe { libc::eventfd(a[0] as u32, (a[1] as i32 & (libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE)) | libc::EFD_CLOEXEC) }),
+        Ocall::TimerfdCreate => new_fd(host, unsafe { libc::timerfd_create(a[0] as i32, (a[1] as i32 & libc::TFD_NONBLOCK) | libc::TFD_CLOEXEC) }),
+        Ocall::TimerfdSettime => {
+            let fd = fd_arg(host, a[0])?;
+            let nr = range(a[2], 32)?;
+            let or = range(a[3], 32)?;
+            let new: libc::itimerspec = unsafe { std::ptr::read_unaligned(data[nr].as_ptr() as *const _) };
+            let mut old: libc::itimerspec = unsafe { std::mem::zeroed() };
+            if unsafe { libc::timerfd_settime(fd, a[1] as i32, &new, &mut old) } < 0 {
+                last_err()
+            } else {
+                unsafe { std::ptr::write_unaligned(data[or].as_mut_ptr() as *mut libc::itimerspec, old) };
+                (0, 0)
+            }
+        }
+        Ocall::TimerfdGettime => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], 32)?;
+            let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+            if unsafe { libc::timerfd_gettime(fd, &mut cur) } < 0 {
+                last_err()
+            } else {
+                unsafe { std::ptr::write_unaligned(data[r].as_mut_ptr() as *mut libc::itimerspec, cur) };
+                (0, 0)
+            }
+        }
         Ocall::Kill => {
             let sig = a[0] as i32;
             if !(1..=64).contains(&sig) {
@@ -373,6 +557,50 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             sys(unsafe { libc::kill(libc::getpid(), sig) } as i64)
         }
     })
+}
+
+/// A new host fd the enclave may use from now on.
+fn new_fd(host: &Host, fd: i32) -> Reply {
+    if fd < 0 {
+        last_err()
+    } else {
+        host.fds.insert(fd);
+        (fd as i64, 0)
+    }
+}
+
+/// Two disjoint mutable ranges of the data area.
+fn split_two(data: &mut [u8], a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> Result<(&mut [u8], &mut [u8]), Reply> {
+    if a.end > b.start && b.end > a.start {
+        return Err(err(libc::EINVAL));
+    }
+    if a.start < b.start {
+        let (lo, hi) = data.split_at_mut(b.start);
+        Ok((&mut lo[a], &mut hi[..b.end - b.start]))
+    } else {
+        let (lo, hi) = data.split_at_mut(a.start);
+        let bl = b.end - b.start;
+        let (bb, _) = lo[b.start..].split_at_mut(bl);
+        Ok((&mut hi[..a.end - a.start], bb))
+    }
+}
+
+/// Register fds received with SCM_RIGHTS as usable by the enclave.
+fn track_passed_fds(host: &Host, msg: &libc::msghdr) {
+    // SAFETY: walks the control buffer the kernel just filled.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                let p = libc::CMSG_DATA(c) as *const i32;
+                for i in 0..n {
+                    host.fds.insert(p.add(i).read_unaligned());
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
 }
 
 /// Chunk digests of the file open as `fd`: from the resolver's index when it

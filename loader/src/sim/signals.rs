@@ -46,6 +46,7 @@ pub static STRAY_SIGNALS: AtomicU64 = AtomicU64::new(0);
 /// forwarded to the enclave.
 pub const SYNC_SIGNALS: &[i32] = &[libc::SIGSYS, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP];
 pub const ASYNC_SIGNALS: &[i32] = &[
+    crate::host::SIG_KICK,
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -242,7 +243,9 @@ pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc:
         let sync = SYNC_SIGNALS.contains(&sig);
 
         if !sync {
-            (*g.ring).pending_signals.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+            if sig != crate::host::SIG_KICK {
+                (*g.ring).pending_signals.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+            }
             if in_enclave && !in_libos && gs == sim.tls {
                 write_ssa(sim, uc, rip, fs, gs, 0, 0);
                 enter_on_return(sim, uc, EnterReason::HostSignal, sig as u64);
