@@ -3,3 +3,4 @@
 pub mod exit;
 pub mod image;
 pub mod sgx;
+pub mod synth;
