@@ -73,6 +73,9 @@ pub(crate) struct Linker {
     parsed: HashMap<String, Arc<ElfInfo>>,
     system: HashMap<String, Option<Vec<String>>>,
     visited: HashSet<String>,
+    /// Objects added so far by file name and SONAME: ld.so does not search
+    /// for a name an object already loaded has.
+    loaded: HashMap<String, String>,
     /// Every object to trust (paths as ld.so opens them; not canonicalized).
     pub objects: BTreeSet<String>,
     pub skipped: Vec<Skipped>,
@@ -86,6 +89,7 @@ impl Linker {
             parsed: HashMap::new(),
             system: HashMap::new(),
             visited: HashSet::new(),
+            loaded: HashMap::new(),
             objects: BTreeSet::new(),
             skipped: Vec::new(),
         }
@@ -203,16 +207,25 @@ impl Linker {
                 }
             };
             self.objects.insert(w.path.clone());
-            if let Some(interp) = &info.interp {
-                stack.push(Work {
-                    path: self.absolute(interp),
-                    chain: Rc::new(Vec::new()),
-                    need: w.need,
-                    main: false,
-                    by: Some(w.path.clone()),
-                });
+            let name = super::paths::file_name(&w.path).to_string();
+            self.loaded.entry(name).or_insert_with(|| w.path.clone());
+            if let Some(so) = &info.soname {
+                self.loaded
+                    .entry(so.clone())
+                    .or_insert_with(|| w.path.clone());
             }
+            // The interpreter is pushed last so that it is handled next:
+            // ld.so is loaded before any library, and libc's DT_NEEDED
+            // ld-linux-x86-64.so.2 is then the one already there.
+            let interp = info.interp.as_ref().map(|i| Work {
+                path: self.absolute(i),
+                chain: Rc::new(Vec::new()),
+                need: w.need,
+                main: false,
+                by: Some(w.path.clone()),
+            });
             if info.needed.is_empty() {
+                stack.extend(interp);
                 continue;
             }
             let origin = if w.main {
@@ -236,6 +249,9 @@ impl Linker {
             // Push in reverse so that the first DT_NEEDED is handled first.
             let mut children = Vec::with_capacity(info.needed.len());
             for name in &info.needed {
+                if self.loaded.contains_key(name) {
+                    continue;
+                }
                 match self.search(name, &dirs, info.nodeflib, &origin) {
                     Some(found) => {
                         let mut found = found.into_iter();
@@ -275,6 +291,7 @@ impl Linker {
                     by: Some(w.path.clone()),
                 });
             }
+            stack.extend(interp);
         }
         Ok(())
     }

@@ -103,7 +103,7 @@ pub struct Synthesized {
     pub notes: Vec<String>,
 }
 
-/// Synthesize the manifest that runs `argv` (argv[0] as typed: a name
+/// Synthesize the manifest that runs `argv` (`argv[0]` as typed: a name
 /// searched on PATH, or a path) in `opts.cwd`.
 pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized, SynthError> {
     if argv.is_empty() {
@@ -346,7 +346,7 @@ fn tmp_mounts(visible: &[&String], notes: &mut Vec<String>) -> Vec<Mount> {
 struct Program {
     path: String,
     info: ElfInfo,
-    /// Whether it is argv[0] itself (no script in front), so that argv[1..]
+    /// Whether it is `argv[0]` itself (no script in front), so that `argv[1..]`
     /// are its own arguments.
     direct: bool,
     /// Whether a pyenv shim was on the way.
