@@ -436,6 +436,16 @@ fn allow_and_trust() {
     assert!(covered(&s, e.cwd.join("src/main.py").to_str().unwrap()));
     assert!(covered(&s, extra.path().to_str().unwrap()));
     resolve(&s, &e.cache);
+
+    // conf's cache inside the project is not part of it.
+    let inner = e.cwd.join(".conf-cache");
+    let mut o = e.opts();
+    o.cache_dir = Some(inner.clone());
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(inner.join("hashes-v1.bin"), "x").unwrap();
+    let s = synthesize(&args(&["/bin/true"]), &o).unwrap();
+    assert!(!covered(&s, inner.to_str().unwrap()));
+    assert!(covered(&s, e.cwd.join("src/main.py").to_str().unwrap()));
 }
 
 #[test]

@@ -206,7 +206,13 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
             "the working directory {cwd} is under --allow {a}: it is passed through, not trusted"
         ));
     } else {
-        let exclude = cwd::below(&cwd, &allowed);
+        // Left out: --allow'ed directories, and conf's own cache (it
+        // changes on every start).
+        let mut skip = allowed.clone();
+        if let Some(c) = cache_dir.to_str() {
+            skip.push(join_lexical(&cwd, c));
+        }
+        let exclude = cwd::below(&cwd, &skip);
         let t = cwd::trust_cwd(&cwd, &exclude)?;
         if !t.left_out.is_empty() {
             s.notes.push(format!(
@@ -327,6 +333,16 @@ fn tmp_mounts(visible: &[&String], notes: &mut Vec<String>) -> Vec<Mount> {
         .collect();
     tops.sort();
     tops.dedup();
+    if let Some(file) = tops
+        .iter()
+        .find(|t| !std::fs::metadata(t).is_ok_and(|m| m.is_dir()))
+    {
+        // A file directly in /tmp cannot be mounted over the tmpfs.
+        notes.push(format!(
+            "/tmp is not a tmpfs in the enclave: the program needs {file}, a file directly in /tmp"
+        ));
+        return Vec::new();
+    }
     for top in tops {
         notes.push(format!(
             "{top} is mounted from the host over the tmpfs at /tmp, because the program needs \
@@ -600,16 +616,18 @@ mod tests {
     #[test]
     fn tmp() {
         let mut notes = Vec::new();
-        let a = "/tmp/x/app.py".to_string();
-        let b = "/tmp/x".to_string();
+        let d = tempfile::tempdir_in("/tmp").unwrap();
+        let b = d.path().to_str().unwrap().to_string();
+        let a = format!("{b}/app.py");
         let c = "/usr/lib".to_string();
         let m = tmp_mounts(&[&a, &b, &c], &mut notes);
         assert_eq!(m.len(), 2);
-        assert_eq!(
-            (m[1].path.as_str(), m[1].uri.as_str()),
-            ("/tmp/x", "/tmp/x")
-        );
+        assert_eq!((m[1].path.as_str(), m[1].uri.as_str()), (&*b, &*b));
         let t = "/tmp".to_string();
         assert!(tmp_mounts(&[&t], &mut notes).is_empty());
+        let f = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+        let f = f.path().to_str().unwrap().to_string();
+        assert!(tmp_mounts(&[&f], &mut notes).is_empty());
+        assert!(notes.last().unwrap().contains("a file directly in /tmp"));
     }
 }
