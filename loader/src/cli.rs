@@ -118,23 +118,21 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     if args.command.is_empty() {
         return Err(Failure { code: ExitCode::Usage, error: anyhow::anyhow!("nothing to run: give a command (conf-run python3 app.py) or --manifest FILE") });
     }
-    let synth = crate::synth::synthesize(&args.command, &synth_options(args)).map_err(|e| {
-        let code = if matches!(e, crate::synth::SynthError::NotFound { .. }) { ExitCode::NotFound } else { ExitCode::SetupFailed };
-        Failure { code, error: e.into() }
-    })?;
+    let synth = crate::synth::synthesize(&args.command, &synth_options(args)).map_err(|e| Failure { code: e.exit_code(), error: e.into() })?;
+    if args.log_level.is_some_and(|l| l >= LogLevel::Info) {
+        for n in &synth.notes {
+            eprintln!("[conf] {n}");
+        }
+    }
     let img = image::build_from_manifest(&synth.manifest, &resolve_options(), libos)?;
     Ok(img)
 }
 
 fn synth_options(args: &Args) -> crate::synth::SynthOptions {
-    crate::synth::SynthOptions {
-        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-        path_env: std::env::var_os("PATH"),
-        env: std::env::vars_os().collect(),
-        allow: args.allow.clone(),
-        trust: args.trust.clone(),
-        cache_dir: None,
-    }
+    let mut o = crate::synth::SynthOptions::from_process();
+    o.allow = args.allow.clone();
+    o.trust = args.trust.clone();
+    o
 }
 
 fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {

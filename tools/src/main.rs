@@ -29,6 +29,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Print the MRENCLAVE of a manifest's enclave or of an SGXS stream.
     Measure(cmd::measure::Args),
+    /// Write the manifest conf-run would synthesize for a command line.
+    Manifest(cmd::manifest::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Measure(a) => cmd::measure::run(a),
+        Command::Manifest(a) => cmd::manifest::run(a),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,27 +1,633 @@
-//! Zero-config manifests (placeholder until the synthesis lands).
+//! Zero-config runs: a [`conf_manifest::Manifest`] synthesized from a
+//! command line (`conf-run python3 app.py`), as `docs/zero-config.md`
+//! describes.
+//!
+//! [`synthesize`] finds the program as execvp does, follows `#!`
+//! interpreters, collects the ELF closure ld.so will load, adds the
+//! runtime's own tree (CPython's standard library and site packages,
+//! JAVA_HOME, ...), glibc's configuration files and plug-ins, the script
+//! and the working directory, and carries the environment (without `LD_*`).
+//! The result is an ordinary manifest: [`conf_manifest::resolve`] hashes it
+//! like any other, and `conf manifest` writes it out as TOML.
+//!
+//! It runs on every zero-config start, so it reads little: the headers and
+//! dynamic sections of the ELF files (each once), `/etc/ld.so.cache`, a few
+//! stats. The one slow step, asking CPython where its modules are, is
+//! cached on disk (see `python.rs`).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use conf_manifest::{EnvValue, Manifest, Mount, MountKind, TrustedEntry};
+
+mod cache;
+mod closure;
+mod cwd;
+mod elf;
+mod error;
+mod exec;
+mod ldcache;
+mod paths;
+mod python;
+mod runtime;
+mod system;
+
+pub use cwd::{MAX_BYTES as CWD_MAX_BYTES, MAX_FILES as CWD_MAX_FILES, SKIP_DIRS as CWD_SKIP_DIRS};
+pub use error::SynthError;
+pub use runtime::Runtime;
+
+use closure::Linker;
+use elf::{ElfError, ElfInfo, FileKind};
+use paths::{exists, file_name, is_under, join_lexical, normalize, utf8};
+
+/// Most `#!` scripts in a row before the ELF program (as Linux allows).
+pub const MAX_SCRIPT_DEPTH: usize = 4;
+
+/// Where synthesis looks and what the user added.
+#[derive(Clone, Debug)]
 pub struct SynthOptions {
+    /// The working directory (absolute): relative paths are taken from
+    /// here, it is trusted, and it is the program's start directory.
     pub cwd: PathBuf,
+    /// PATH used to find `argv[0]` (unset: `/bin:/usr/bin`, as execvp).
     pub path_env: Option<OsString>,
+    /// The host environment to carry into the manifest (without `LD_*`).
     pub env: Vec<(OsString, OsString)>,
+    /// Host files or directories made readable and writable, unprotected
+    /// (`sgx.allowed_files`), from `--allow`. Each must exist.
     pub allow: Vec<PathBuf>,
+    /// More trusted files or directories, from `--trust`. Each must exist.
     pub trust: Vec<PathBuf>,
+    /// Where the probe cache lives; `None`: [`conf_manifest::default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SynthError {
-    #[error("{name} was not found")]
-    NotFound { name: String },
+impl SynthOptions {
+    /// Options for a directory, with an empty environment and no PATH.
+    pub fn new(cwd: impl Into<PathBuf>) -> SynthOptions {
+        SynthOptions {
+            cwd: cwd.into(),
+            path_env: None,
+            env: Vec::new(),
+            allow: Vec::new(),
+            trust: Vec::new(),
+            cache_dir: None,
+        }
+    }
+
+    /// Options from this process: its working directory, PATH and
+    /// environment.
+    pub fn from_process() -> std::io::Result<SynthOptions> {
+        Ok(SynthOptions {
+            cwd: std::env::current_dir()?,
+            path_env: std::env::var_os("PATH"),
+            env: std::env::vars_os().collect(),
+            allow: Vec::new(),
+            trust: Vec::new(),
+            cache_dir: None,
+        })
+    }
 }
 
+/// A synthesized manifest.
+#[derive(Clone, Debug)]
 pub struct Synthesized {
-    pub manifest: conf_manifest::Manifest,
+    /// The manifest, ready for [`conf_manifest::resolve`].
+    pub manifest: Manifest,
+    /// The runtime recognized behind the entrypoint.
+    pub runtime: Runtime,
+    /// What synthesis decided that the user may want to know (variables
+    /// left out, optional libraries not found, a cache that could not be
+    /// written...), one line each.
+    pub notes: Vec<String>,
 }
 
-pub fn synthesize(argv: &[OsString], _opts: &SynthOptions) -> Result<Synthesized, SynthError> {
-    Err(SynthError::NotFound { name: argv[0].to_string_lossy().into_owned() })
+/// Synthesize the manifest that runs `argv` (`argv[0]` as typed: a name
+/// searched on PATH, or a path) in `opts.cwd`.
+pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized, SynthError> {
+    if argv.is_empty() {
+        return Err(SynthError::NoCommand);
+    }
+    let cwd = utf8("the working directory", opts.cwd.as_os_str())?;
+    if !cwd.starts_with('/') {
+        return Err(SynthError::RelativeCwd {
+            cwd: opts.cwd.clone(),
+        });
+    }
+    let cwd = normalize(cwd);
+    let mut args = Vec::with_capacity(argv.len());
+    for (i, a) in argv.iter().enumerate() {
+        let what = if i == 0 {
+            "the command"
+        } else {
+            "the argument"
+        };
+        args.push(utf8(what, a)?.to_string());
+    }
+    let (env, mut notes) = system::carry_env(&opts.env);
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(conf_manifest::default_cache_dir);
+
+    let mut s = State {
+        cwd: cwd.clone(),
+        trusted: Vec::new(),
+        linker: Linker::new(ldcache::LdCache::load(), Path::new(&cwd)),
+        notes: Vec::new(),
+    };
+
+    // The program, and the #! interpreters in front of it.
+    let entrypoint = exec::find_program(&args[0], &cwd, opts.path_env.as_deref())?;
+    let enclave_path = env.get("PATH").map(OsString::from);
+    let prog = s.follow_scripts(&entrypoint, enclave_path.as_deref())?;
+
+    // The runtime's own files.
+    let real = std::fs::canonicalize(&prog.path)
+        .ok()
+        .and_then(|p| p.into_os_string().into_string().ok())
+        .unwrap_or_else(|| prog.path.clone());
+    let runtime = runtime::detect(&prog.path, &real, &prog.info);
+    let rest: &[String] = if prog.direct { &args[1..] } else { &[] };
+    match runtime {
+        Runtime::Python => s.python(&prog.path, rest, &env, &cache_dir)?,
+        Runtime::Node => {
+            if let Some(script) = runtime::node_script(rest) {
+                s.trust_named("script", script);
+            }
+        }
+        Runtime::Java => s.java(&real, rest, &env),
+        Runtime::Native => {}
+    }
+    if prog.pyenv_shim {
+        s.notes.push(format!(
+            "{} is a pyenv shim: it runs the real interpreter through `pyenv exec`, which needs \
+             fork and exec in the enclave; to run the interpreter itself, use `conf-run $(pyenv \
+             which {}) ...`",
+            entrypoint,
+            file_name(&entrypoint)
+        ));
+    }
+
+    // glibc's own files and plug-ins, OpenSSL's configuration, locales.
+    system::add_glibc(&mut s.linker, &mut s.trusted);
+    let objects: Vec<&str> = s.linker.objects.iter().map(String::as_str).collect();
+    system::add_ssl(&objects, &mut s.trusted);
+    let locale_notes = system::add_locale_and_tz(&env, &mut s.trusted);
+    s.notes.extend(locale_notes);
+
+    // What the user added.
+    for t in &opts.trust {
+        let p = s.absolute("--trust", t)?;
+        if !exists(&p) {
+            return Err(SynthError::TrustMissing {
+                given: t.clone(),
+                path: p.into(),
+            });
+        }
+        s.trusted.push(p);
+    }
+    let mut allowed = Vec::new();
+    for a in &opts.allow {
+        let p = s.absolute("--allow", a)?;
+        if std::fs::symlink_metadata(&p).is_err() {
+            return Err(SynthError::AllowMissing {
+                given: a.clone(),
+                path: p.into(),
+            });
+        }
+        allowed.push(p);
+    }
+
+    // The working directory.
+    if let Some(a) = allowed.iter().find(|a| is_under(&cwd, a)) {
+        s.notes.push(format!(
+            "the working directory {cwd} is under --allow {a}: it is passed through, not trusted"
+        ));
+    } else {
+        // Left out: --allow'ed directories, and conf's own cache (it
+        // changes on every start).
+        let mut skip = allowed.clone();
+        if let Some(c) = cache_dir.to_str() {
+            skip.push(join_lexical(&cwd, c));
+        }
+        let exclude = cwd::below(&cwd, &skip);
+        let t = cwd::trust_cwd(&cwd, &exclude)?;
+        if !t.left_out.is_empty() {
+            s.notes.push(format!(
+                "not trusted in the working directory: {}",
+                t.left_out.join(", ")
+            ));
+        }
+        s.trusted.extend(t.entries);
+    }
+
+    // Optional libraries that were not found.
+    let missing = s.linker.missing();
+    if !missing.is_empty() {
+        let n = missing.len();
+        let shown: Vec<String> = missing
+            .iter()
+            .take(4)
+            .map(|k| format!("{} ({})", k.what, k.why))
+            .collect();
+        s.notes.push(format!(
+            "{n} optional librar{} not trusted (what needs them fails natively too): {}{}",
+            if n == 1 { "y is" } else { "ies are" },
+            shown.join("; "),
+            if n > 4 { "; ..." } else { "" }
+        ));
+    }
+
+    let mut trusted: Vec<String> = std::mem::take(&mut s.trusted);
+    trusted.extend(std::mem::take(&mut s.linker.objects));
+    let trusted = compact(trusted);
+    allowed.sort();
+    allowed.dedup();
+
+    let mut visible: Vec<&String> = trusted.iter().chain(&allowed).collect();
+    visible.push(&cwd);
+    let mounts = tmp_mounts(&visible, &mut s.notes);
+
+    notes.extend(s.notes);
+    let manifest = Manifest {
+        origin: format!("<manifest synthesized for {}>", args[0]),
+        entrypoint,
+        argv: args,
+        use_cmdline_argv: false,
+        env: env
+            .into_iter()
+            .map(|(k, v)| (k, EnvValue::Value(v)))
+            .collect::<BTreeMap<_, _>>(),
+        mounts,
+        start_dir: cwd,
+        trusted_files: trusted.into_iter().map(TrustedEntry::new).collect(),
+        allowed_files: allowed,
+        enclave_size: runtime.enclave_size(),
+        max_threads: runtime.max_threads(),
+        ..Manifest::default()
+    };
+    Ok(Synthesized {
+        manifest,
+        runtime,
+        notes,
+    })
+}
+
+/// Sorted, without duplicates, and without entries that a trusted
+/// directory above them already covers: those with no symbolic link
+/// between that directory and themselves (resolution walks a directory
+/// without following links to directories, so an entry reached through
+/// one is kept).
+fn compact(mut trusted: Vec<String>) -> Vec<String> {
+    trusted.sort();
+    trusted.dedup();
+    let set: std::collections::HashSet<&str> = trusted.iter().map(String::as_str).collect();
+    let covered = |e: &str| -> bool {
+        let mut below = e;
+        while below != "/" {
+            let up = paths::parent(below);
+            if set.contains(up) {
+                // `up` covers `e` if nothing from below `up` down to `e` is a link.
+                let mut p = e;
+                while p != up {
+                    if std::fs::symlink_metadata(p).map_or(true, |m| m.file_type().is_symlink()) {
+                        return false;
+                    }
+                    p = paths::parent(p);
+                }
+                return true;
+            }
+            below = up;
+        }
+        false
+    };
+    trusted.iter().filter(|e| !covered(e)).cloned().collect()
+}
+
+/// `/tmp` is a tmpfs in the enclave. Host paths the program must see
+/// below `/tmp` (a script or working directory in a temporary directory)
+/// would be hidden by it, so the top directory below `/tmp` that holds
+/// each is mounted over the tmpfs, at the same path. If `/tmp` itself must
+/// be seen, there is no tmpfs.
+fn tmp_mounts(visible: &[&String], notes: &mut Vec<String>) -> Vec<Mount> {
+    const TMP: &str = "/tmp";
+    if visible.iter().any(|p| p.as_str() == TMP) {
+        notes.push(
+            "/tmp is not a tmpfs in the enclave: the host's /tmp is trusted or allowed".to_string(),
+        );
+        return Vec::new();
+    }
+    let mut mounts = vec![Mount {
+        path: TMP.to_string(),
+        kind: MountKind::Tmpfs,
+        uri: String::new(),
+        key_name: String::new(),
+    }];
+    let mut tops: Vec<String> = visible
+        .iter()
+        .filter(|p| is_under(p, TMP) && p.as_str() != TMP)
+        .filter_map(|p| p[TMP.len() + 1..].split('/').next())
+        .map(|top| format!("{TMP}/{top}"))
+        .collect();
+    tops.sort();
+    tops.dedup();
+    if let Some(file) = tops
+        .iter()
+        .find(|t| !std::fs::metadata(t).is_ok_and(|m| m.is_dir()))
+    {
+        // A file directly in /tmp cannot be mounted over the tmpfs.
+        notes.push(format!(
+            "/tmp is not a tmpfs in the enclave: the program needs {file}, a file directly in /tmp"
+        ));
+        return Vec::new();
+    }
+    for top in tops {
+        notes.push(format!(
+            "{top} is mounted from the host over the tmpfs at /tmp, because the program needs \
+             files there"
+        ));
+        mounts.push(Mount {
+            path: top.clone(),
+            kind: MountKind::Chroot,
+            uri: top,
+            key_name: String::new(),
+        });
+    }
+    mounts
+}
+
+/// The ELF program at the end of the `#!` chain.
+struct Program {
+    path: String,
+    info: ElfInfo,
+    /// Whether it is `argv[0]` itself (no script in front), so that `argv[1..]`
+    /// are its own arguments.
+    direct: bool,
+    /// Whether a pyenv shim was on the way.
+    pyenv_shim: bool,
+}
+
+struct State {
+    cwd: String,
+    trusted: Vec<String>,
+    linker: Linker,
+    notes: Vec<String>,
+}
+
+/// The program `#!/usr/bin/env ARGS` runs: the first word that is not an
+/// option or an assignment.
+fn env_program(arg: Option<&str>) -> Option<String> {
+    let arg = arg?;
+    let mut words = arg.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "-S" || w == "--split-string" {
+            continue;
+        }
+        if let Some(rest) = w.strip_prefix("-S") {
+            if !rest.is_empty() && !rest.starts_with('-') {
+                return Some(rest.to_string());
+            }
+            continue;
+        }
+        if w == "-u" || w == "--unset" || w == "-C" || w == "--chdir" {
+            words.next();
+            continue;
+        }
+        if w.starts_with('-') || w.contains('=') {
+            continue;
+        }
+        return Some(w.to_string());
+    }
+    None
+}
+
+impl State {
+    fn absolute(&self, flag: &'static str, p: &Path) -> Result<String, SynthError> {
+        let s = utf8(flag, p.as_os_str())?;
+        Ok(join_lexical(&self.cwd, s))
+    }
+
+    /// Trust a file the command line names (a script, a JAR) if it exists.
+    fn trust_named(&mut self, what: &str, name: &str) {
+        let p = join_lexical(&self.cwd, name);
+        if exists(&p) {
+            self.trusted.push(p);
+        } else {
+            self.notes.push(format!(
+                "the {what} {p} does not exist (yet); it is not trusted"
+            ));
+        }
+    }
+
+    /// Follow `#!` lines from `entry` to the ELF program, trusting the
+    /// scripts and adding the closure of each ELF program met (`env`
+    /// included).
+    fn follow_scripts(
+        &mut self,
+        entry: &str,
+        enclave_path: Option<&std::ffi::OsStr>,
+    ) -> Result<Program, SynthError> {
+        let mut cur = entry.to_string();
+        let mut via = String::new();
+        let mut chain = vec![entry.to_string()];
+        let mut after_env: Option<(String, String)> = None;
+        let mut pyenv_shim = false;
+        loop {
+            let kind = elf::read_kind(Path::new(&cur)).map_err(|e| match e {
+                ElfError::Io(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    SynthError::NoSuchFile {
+                        path: cur.clone().into(),
+                        via: via.clone(),
+                    }
+                }
+                ElfError::Io(err) => SynthError::io(&cur, err),
+                ElfError::Unsupported(reason) => SynthError::UnsupportedElf {
+                    path: cur.clone().into(),
+                    reason,
+                    via: via.clone(),
+                },
+            })?;
+            let next = match kind {
+                FileKind::Script(sb) => {
+                    self.trusted.push(cur.clone());
+                    if cur.contains("/.pyenv/shims/") {
+                        pyenv_shim = true;
+                    }
+                    let interp = join_lexical(&self.cwd, &sb.interp);
+                    let v = format!(" (the #! interpreter of {cur})");
+                    exec::check_runnable(&interp, &v)?;
+                    if file_name(&interp) == "env" {
+                        if let Some(p) = env_program(sb.arg.as_deref()) {
+                            after_env = Some((p, cur.clone()));
+                        }
+                    }
+                    (interp, v)
+                }
+                FileKind::Elf(info) => {
+                    self.linker.remember(&cur, info.clone());
+                    self.linker.add_program(&cur)?;
+                    match after_env.take() {
+                        Some((name, script)) => {
+                            let p = exec::find_program(&name, &self.cwd, enclave_path).map_err(
+                                |e| match e {
+                                    SynthError::NotOnPath { name, path } => SynthError::NotOnPath {
+                                        name: format!("{name} (named by the #! line of {script})"),
+                                        path,
+                                    },
+                                    e => e,
+                                },
+                            )?;
+                            let v = format!(" (run by the #! line of {script} through env)");
+                            (p, v)
+                        }
+                        None => {
+                            return Ok(Program {
+                                path: cur,
+                                info,
+                                direct: chain.len() == 1,
+                                pyenv_shim,
+                            })
+                        }
+                    }
+                }
+                FileKind::EmptyShebang => {
+                    return Err(SynthError::EmptyShebang {
+                        path: cur.into(),
+                        via,
+                    })
+                }
+                FileKind::Other => {
+                    return Err(SynthError::UnknownFormat {
+                        path: cur.into(),
+                        via,
+                    })
+                }
+            };
+            chain.push(next.0.clone());
+            if chain.len() > MAX_SCRIPT_DEPTH + 1 {
+                return Err(SynthError::ShebangTooDeep {
+                    path: entry.into(),
+                    max: MAX_SCRIPT_DEPTH,
+                    chain: chain.join(" -> "),
+                });
+            }
+            (cur, via) = next;
+        }
+    }
+
+    fn python(
+        &mut self,
+        prog: &str,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        cache_dir: &Path,
+    ) -> Result<(), SynthError> {
+        let learned = python::learn(prog, env, cache_dir)?;
+        if let Some(w) = learned.cache_warning {
+            self.notes.push(w);
+        }
+        if !learned.cached {
+            self.notes.push(format!(
+                "asked {prog} where its modules are ({} ms); the answer is cached in {}",
+                learned.elapsed.as_millis(),
+                cache_dir.display()
+            ));
+        }
+        let tree = learned.tree;
+        let mut dirs: Vec<String> = [&tree.stdlib, &tree.platstdlib]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let dynload = tree.lib_dynload();
+        dirs.extend(dynload.clone());
+        dirs.extend(tree.site_dirs());
+        for d in dirs {
+            // Entries that do not exist (python311.zip) are skipped, as
+            // Python skips them.
+            if exists(&d) {
+                self.trusted.push(normalize(&d));
+            }
+        }
+        for cfg in python::pyvenv_candidates(prog) {
+            if exists(&cfg) {
+                self.trusted.push(cfg);
+            }
+        }
+        if let Some(dynload) = dynload {
+            if let Ok(rd) = std::fs::read_dir(&dynload) {
+                let mut mods: Vec<String> = rd
+                    .flatten()
+                    .filter_map(|de| de.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".so"))
+                    .map(|n| format!("{dynload}/{n}"))
+                    .collect();
+                mods.sort();
+                for m in mods {
+                    self.linker.add_optional(&m, None);
+                }
+            }
+        }
+        for m in &tree.site_extensions {
+            if exists(m) {
+                self.linker.add_optional(m, None);
+            }
+        }
+        if let Some(script) = runtime::python_script(args) {
+            self.trust_named("script", script);
+        }
+        Ok(())
+    }
+
+    fn java(&mut self, real: &str, args: &[String], env: &BTreeMap<String, String>) {
+        if let Some(home) = runtime::java_home(real) {
+            let scan = runtime::scan_java_home(&home);
+            self.trusted.push(home);
+            self.trusted.extend(scan.extra);
+            for so in &scan.shared_objects {
+                self.linker.add_optional(so, None);
+            }
+        }
+        for f in runtime::java_files(args, env.get("CLASSPATH").map(String::as_str)) {
+            self.trust_named("class path entry", &f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_shebangs() {
+        assert_eq!(env_program(Some("python3")).as_deref(), Some("python3"));
+        assert_eq!(
+            env_program(Some("-S python3 -u")).as_deref(),
+            Some("python3")
+        );
+        assert_eq!(env_program(Some("-Spython3")).as_deref(), Some("python3"));
+        assert_eq!(env_program(Some("A=1 -i bash")).as_deref(), Some("bash"));
+        assert_eq!(env_program(Some("-u HOME node")).as_deref(), Some("node"));
+        assert_eq!(env_program(None), None);
+    }
+
+    #[test]
+    fn tmp() {
+        let mut notes = Vec::new();
+        let d = tempfile::tempdir_in("/tmp").unwrap();
+        let b = d.path().to_str().unwrap().to_string();
+        let a = format!("{b}/app.py");
+        let c = "/usr/lib".to_string();
+        let m = tmp_mounts(&[&a, &b, &c], &mut notes);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].path.as_str(), m[1].uri.as_str()), (&*b, &*b));
+        let t = "/tmp".to_string();
+        assert!(tmp_mounts(&[&t], &mut notes).is_empty());
+        let f = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+        let f = f.path().to_str().unwrap().to_string();
+        assert!(tmp_mounts(&[&f], &mut notes).is_empty());
+        assert!(notes.last().unwrap().contains("a file directly in /tmp"));
+    }
 }

@@ -12,6 +12,7 @@ use conf_loader::sgx::SigDate;
 
 pub mod inspect;
 pub mod keygen;
+pub mod manifest;
 pub mod measure;
 pub mod sign;
 pub mod verify;

@@ -1,0 +1,89 @@
+//! A small on-disk cache of what synthesis learned by running or walking
+//! things (the Python probe), so that later starts do not pay for it.
+//!
+//! Records are JSON files under `<cache dir>/synth-v1/`, written to a
+//! temporary file and renamed into place. Each record carries the stamps
+//! (size, mtime, inode) of the files it was derived from and is used only
+//! while they all still match. A record that cannot be read or parsed is
+//! ignored and rewritten; a cache that cannot be written costs speed, never
+//! correctness.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const SUBDIR: &str = "synth-v1";
+
+/// Enough of a file's metadata to tell that it changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// The stamp of what is at `path` (following symbolic links); `None` when
+/// nothing is there.
+pub(crate) fn stamp(path: &str) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        size: m.size(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+        ctime: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
+        ino: m.ino(),
+        dev: m.dev(),
+    })
+}
+
+/// The stamps of `paths`, in order.
+pub(crate) fn stamps(paths: &[String]) -> Vec<(String, Option<Stamp>)> {
+    paths.iter().map(|p| (p.clone(), stamp(p))).collect()
+}
+
+/// Whether every recorded stamp still holds.
+pub(crate) fn stamps_hold(recorded: &[(String, Option<Stamp>)]) -> bool {
+    recorded.iter().all(|(p, s)| stamp(p) == *s)
+}
+
+/// A record's file: `<dir>/synth-v1/<kind>-<hash of key>.json`.
+pub(crate) fn record_path(dir: &Path, kind: &str, key: &str) -> PathBuf {
+    let h = Sha256::digest(key.as_bytes());
+    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(SUBDIR).join(format!("{kind}-{hex}.json"))
+}
+
+pub(crate) fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
+    let data = std::fs::read(path).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+pub(crate) fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let dir = path.parent().expect("record paths have a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .expect("record paths have a name")
+            .to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,300 @@
+//! CPython: where its standard library, extension modules and site
+//! packages are.
+//!
+//! The interpreter is asked once, natively (`python -S -c PROBE`, with the
+//! environment the enclave will have, then `site.main()` so that the paths
+//! are those of a normal start), and the answer is cached on disk, keyed by
+//! the interpreter's path, its file's stamp and the environment variables
+//! that change its paths (`PYTHON*`, `HOME`). The record also holds the
+//! stamps of the site directories (existing or not) and of the possible
+//! `pyvenv.cfg` files: installing a package, adding a `.pth` file or
+//! creating the user site directory changes one of them and the next start
+//! asks again.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::cache::{self, Stamp};
+use super::paths::{file_name, parent};
+use super::SynthError;
+
+/// Longest the probe may run.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most directory entries looked at when listing the extension modules of
+/// the site directories (once, when probing).
+const MAX_SITE_WALK: usize = 200_000;
+const MARKER: &str = "conf-python-probe:";
+
+/// Prints, on its last line, the marker and a JSON object.
+const PROBE: &str = r#"
+import sys, os, sysconfig, json, site
+# The script's directory ('' for -c): site.main() makes it absolute.
+first = os.path.abspath(sys.path[0]) if sys.path and isinstance(sys.path[0], str) else None
+site.main()
+paths = sysconfig.get_paths()
+cands = []
+try:
+    cands += list(site.getsitepackages())
+except Exception:
+    pass
+try:
+    cands.append(site.getusersitepackages())
+except Exception:
+    pass
+print()
+print("conf-python-probe:" + json.dumps({
+    "prefix": sys.prefix,
+    "exec_prefix": sys.exec_prefix,
+    "base_prefix": sys.base_prefix,
+    "version": list(sys.version_info[:3]),
+    "path": [p for p in sys.path if isinstance(p, str) and p != first],
+    "stdlib": paths.get("stdlib"),
+    "platstdlib": paths.get("platstdlib"),
+    "purelib": paths.get("purelib"),
+    "platlib": paths.get("platlib"),
+    "site_candidates": [c for c in cands if isinstance(c, str)],
+}))
+"#;
+
+/// What the probe prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PythonTree {
+    pub prefix: String,
+    pub exec_prefix: String,
+    pub base_prefix: String,
+    pub version: Vec<u32>,
+    /// `sys.path` of a normal start, minus the script's directory (`''`).
+    pub path: Vec<String>,
+    pub stdlib: Option<String>,
+    pub platstdlib: Option<String>,
+    pub purelib: Option<String>,
+    pub platlib: Option<String>,
+    /// Every directory site.py considers (whether it exists or not).
+    pub site_candidates: Vec<String>,
+    /// Filled in by conf, not by the probe: the extension modules (`.so`)
+    /// below the site directories on `sys.path`.
+    #[serde(default)]
+    pub site_extensions: Vec<String>,
+}
+
+impl PythonTree {
+    /// `lib-dynload`: the standard library's extension modules.
+    pub(crate) fn lib_dynload(&self) -> Option<String> {
+        if let Some(p) = self.path.iter().find(|p| file_name(p) == "lib-dynload") {
+            return Some(p.clone());
+        }
+        let std = self.platstdlib.as_ref().or(self.stdlib.as_ref())?;
+        Some(format!("{std}/lib-dynload"))
+    }
+
+    /// The `sys.path` entries that are site directories (not the standard
+    /// library and not lib-dynload).
+    pub(crate) fn site_dirs(&self) -> Vec<String> {
+        let std: Vec<&String> = [&self.stdlib, &self.platstdlib]
+            .into_iter()
+            .flatten()
+            .collect();
+        let dynload = self.lib_dynload();
+        self.path
+            .iter()
+            .filter(|p| p.starts_with('/'))
+            .filter(|p| !std.contains(p) && Some(*p) != dynload.as_ref())
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Key {
+    python: String,
+    binary: Option<Stamp>,
+    env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    key: Key,
+    stamps: Vec<(String, Option<Stamp>)>,
+    tree: PythonTree,
+}
+
+/// The outcome of [`learn`].
+pub(crate) struct Learned {
+    pub tree: PythonTree,
+    /// Whether the answer came from the cache.
+    pub cached: bool,
+    /// Time spent (probe and walk, or reading the cache).
+    pub elapsed: Duration,
+    /// Why the cache could not be written, if it could not.
+    pub cache_warning: Option<String>,
+}
+
+/// The `pyvenv.cfg` files Python looks for: next to the interpreter and one
+/// directory up (as invoked, without resolving symbolic links).
+pub(crate) fn pyvenv_candidates(python: &str) -> Vec<String> {
+    let bin = parent(python);
+    vec![
+        format!("{bin}/pyvenv.cfg"),
+        format!("{}/pyvenv.cfg", parent(bin)),
+    ]
+}
+
+fn env_key(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(k, _)| k.starts_with("PYTHON") || *k == "HOME")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// What `python` (absolute path, as it will be run) uses, from the cache
+/// in `cache_dir` or by running it.
+pub(crate) fn learn(
+    python: &str,
+    env: &BTreeMap<String, String>,
+    cache_dir: &Path,
+) -> Result<Learned, SynthError> {
+    let started = Instant::now();
+    let key = Key {
+        python: python.to_string(),
+        binary: cache::stamp(python),
+        env: env_key(env),
+    };
+    let record_path = cache::record_path(cache_dir, "python", python);
+    if let Some(rec) = cache::load::<Record>(&record_path) {
+        if rec.key == key && cache::stamps_hold(&rec.stamps) {
+            return Ok(Learned {
+                tree: rec.tree,
+                cached: true,
+                elapsed: started.elapsed(),
+                cache_warning: None,
+            });
+        }
+    }
+    let mut tree = probe(python, env)?;
+    tree.site_extensions = extensions_below(&tree.site_dirs());
+    let mut watched = tree.site_candidates.clone();
+    watched.extend(tree.site_dirs());
+    watched.extend(pyvenv_candidates(python));
+    watched.sort();
+    watched.dedup();
+    let rec = Record {
+        key,
+        stamps: cache::stamps(&watched),
+        tree,
+    };
+    let cache_warning = cache::store(&record_path, &rec).err().map(|e| {
+        format!(
+            "could not cache what {python} uses in {} ({e}); the next start will ask it again",
+            record_path.display()
+        )
+    });
+    Ok(Learned {
+        tree: rec.tree,
+        cached: false,
+        elapsed: started.elapsed(),
+        cache_warning,
+    })
+}
+
+fn probe(python: &str, env: &BTreeMap<String, String>) -> Result<PythonTree, SynthError> {
+    let fail = |reason: String| SynthError::PythonProbe {
+        python: python.into(),
+        reason,
+    };
+    let mut child = Command::new(python)
+        .args(["-S", "-c", PROBE])
+        .env_clear()
+        .envs(env)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("it could not be started ({e})")))?;
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        let err_reader = std::thread::spawn(move || {
+            let _ = err.read_to_end(&mut e);
+            e
+        });
+        let _ = out.read_to_end(&mut o);
+        let e = err_reader.join().unwrap_or_default();
+        let status = child.wait();
+        let _ = tx.send((status, o, e));
+    });
+    let (status, stdout, stderr) = match rx.recv_timeout(PROBE_TIMEOUT) {
+        Ok(r) => r,
+        Err(_) => {
+            // SAFETY: `pid` is our child, not yet reaped (the waiting
+            // thread has not returned); kill has no memory effects.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            return Err(fail(format!(
+                "it did not finish within {} s",
+                PROBE_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    let status = status.map_err(|e| fail(format!("waiting for it failed ({e})")))?;
+    let stdout = String::from_utf8_lossy(&stdout);
+    let line = stdout.lines().rev().find_map(|l| l.strip_prefix(MARKER));
+    let Some(line) = line.filter(|_| status.success()) else {
+        let stderr = String::from_utf8_lossy(&stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        return Err(fail(format!(
+            "it exited with {status}{}",
+            last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+        )));
+    };
+    let mut tree: PythonTree = serde_json::from_str(line)
+        .map_err(|e| fail(format!("its answer could not be read ({e})")))?;
+    tree.path.retain(|p| p.starts_with('/'));
+    tree.site_extensions.clear();
+    Ok(tree)
+}
+
+/// Extension modules below `dirs`: files named `*.so` or `*.so.*`.
+/// Symbolic links to directories are not followed.
+fn extensions_below(dirs: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut stack: Vec<String> = dirs.to_vec();
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for de in rd.flatten() {
+            seen += 1;
+            if seen > MAX_SITE_WALK {
+                return out;
+            }
+            let Ok(name) = de.file_name().into_string() else {
+                continue;
+            };
+            let Ok(ft) = de.file_type() else {
+                continue;
+            };
+            let path = format!("{dir}/{name}");
+            if ft.is_dir() {
+                if name != "__pycache__" {
+                    stack.push(path);
+                }
+            } else if (ft.is_file() || ft.is_symlink())
+                && (name.ends_with(".so") || name.contains(".so."))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
