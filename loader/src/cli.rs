@@ -118,7 +118,7 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     if args.command.is_empty() {
         return Err(Failure { code: ExitCode::Usage, error: anyhow::anyhow!("nothing to run: give a command (conf-run python3 app.py) or --manifest FILE") });
     }
-    let synth = crate::synth::synthesize(&args.command, &synth_options(args)).map_err(|e| Failure { code: e.exit_code(), error: e.into() })?;
+    let synth = crate::synth::synthesize(&args.command, &synth_options(args)?).map_err(|e| Failure { code: e.exit_code(), error: e.into() })?;
     if args.log_level.is_some_and(|l| l >= LogLevel::Info) {
         for n in &synth.notes {
             eprintln!("[conf] {n}");
@@ -128,11 +128,11 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     Ok(img)
 }
 
-fn synth_options(args: &Args) -> crate::synth::SynthOptions {
-    let mut o = crate::synth::SynthOptions::from_process();
+fn synth_options(args: &Args) -> anyhow::Result<crate::synth::SynthOptions> {
+    let mut o = crate::synth::SynthOptions::from_process().context("cannot read the working directory")?;
     o.allow = args.allow.clone();
     o.trust = args.trust.clone();
-    o
+    Ok(o)
 }
 
 fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {
