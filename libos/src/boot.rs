@@ -91,11 +91,21 @@ pub fn host_cpus() -> u64 {
 
 /// argv and environment for the program, per the manifest.
 fn program_args(m: &ResolvedManifest) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let split = |bytes: Vec<u8>| -> Vec<Vec<u8>> { bytes.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect() };
+    // Each string ends with a NUL; empty strings are real arguments.
+    let split = |bytes: Vec<u8>| -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = bytes.split(|&c| c == 0).map(|s| s.to_vec()).collect();
+        if bytes.last() == Some(&0) || bytes.is_empty() {
+            v.pop();
+        }
+        v
+    };
     let argv = if m.use_cmdline_argv {
         let off = host::boot_field(core::mem::offset_of!(BootBlock, argv_off));
         let len = host::boot_field(core::mem::offset_of!(BootBlock, argv_len));
-        host::boot_bytes(off, len).map(split).unwrap_or_default()
+        let argc = host::boot_field(core::mem::offset_of!(BootBlock, argc)) as usize;
+        let mut v = host::boot_bytes(off, len).map(split).unwrap_or_default();
+        v.truncate(argc);
+        v
     } else {
         m.argv.iter().map(|a| a.clone().into_bytes()).collect()
     };

@@ -99,6 +99,13 @@ fn resolve_options() -> ResolveOptions {
     ResolveOptions::default()
 }
 
+/// Phase timings on stderr when CONF_TIMING is set (for profiling start-up).
+pub fn timing(what: &str, since: std::time::Instant) {
+    if std::env::var_os("CONF_TIMING").is_some() {
+        eprintln!("[conf] timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1000.0);
+    }
+}
+
 fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     if let Some(path) = &args.manifest {
         let defines = args.define.iter().cloned().collect();
@@ -118,13 +125,17 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     if args.command.is_empty() {
         return Err(Failure { code: ExitCode::Usage, error: anyhow::anyhow!("nothing to run: give a command (conf-run python3 app.py) or --manifest FILE") });
     }
+    let t0 = std::time::Instant::now();
     let synth = crate::synth::synthesize(&args.command, &synth_options(args)?).map_err(|e| Failure { code: e.exit_code(), error: e.into() })?;
+    timing("synthesize", t0);
     if args.log_level.is_some_and(|l| l >= LogLevel::Info) {
         for n in &synth.notes {
             eprintln!("[conf] {n}");
         }
     }
+    let t0 = std::time::Instant::now();
     let img = image::build_from_manifest(&synth.manifest, &resolve_options(), libos)?;
+    timing("resolve and lay out", t0);
     Ok(img)
 }
 

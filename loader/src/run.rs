@@ -129,7 +129,9 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         }
         return Err(RunError::SgxNotImplemented);
     }
+    let t0 = std::time::Instant::now();
     let enclave = SimEnclave::create(layout)?;
+    crate::cli::timing("create enclave", t0);
     let nslots = layout.info.nslots as u64;
     let ring = Ring::new(nslots).map_err(RunError::Ring)?;
     ring.write_boot(&BootInfo {

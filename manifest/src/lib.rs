@@ -25,6 +25,7 @@ mod hash;
 mod parse;
 mod paths;
 mod resolve;
+mod snapshot;
 mod size;
 mod template;
 

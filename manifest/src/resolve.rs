@@ -593,6 +593,19 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
     let started = Instant::now();
     let m = checked(m)?;
     let entrypoint = entrypoint_in_enclave(&m)?;
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    // Globs depend on directory listings the snapshot does not stamp.
+    let snapshot_ok = !m.trusted_files.iter().any(|t| t.path.contains(['*', '?', '[']));
+    let snap_key = crate::snapshot::key(&m);
+    if snapshot_ok {
+        if let Some(r) = crate::snapshot::load(&cache_dir, &snap_key, threads) {
+            return Ok(r);
+        }
+    }
 
     let mut ex = Expander::new(&m.origin);
     for t in &m.trusted_files {
@@ -622,11 +635,16 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             want_plain: !expect.is_empty(),
         })
         .collect();
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+    // Stamp every path looked at before hashing (see snapshot.rs).
+    let stamped: Vec<String> = if snapshot_ok {
+        let mut v: Vec<String> = ex.nodes.keys().cloned().chain(ex.walked.iter().cloned()).collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        Vec::new()
     };
-    let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let stamps = crate::snapshot::stamp_all(&stamped, threads);
     let out = hash::hash_all(&jobs, &m.origin, &cache_dir, threads, opts.progress)?;
 
     let mut trusted_files = Vec::with_capacity(jobs.len());
@@ -709,11 +727,15 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         elapsed: started.elapsed(),
         warnings,
     };
-    Ok(Resolution {
+    let res = Resolution {
         manifest,
         chunks,
         stats,
-    })
+    };
+    if snapshot_ok && res.stats.warnings.is_empty() {
+        crate::snapshot::store(&cache_dir, &snap_key, &stamped, &stamps, &res);
+    }
+    Ok(res)
 }
 
 fn hex(d: &Digest32) -> String {

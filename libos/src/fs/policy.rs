@@ -304,7 +304,7 @@ fn trusted_stat(entry: &Entry) -> KernelStat {
     let mut st = hc::stat(entry.path.as_bytes(), false).unwrap_or_default();
     st.st_size = entry.size as i64;
     st.st_blocks = entry.size.div_ceil(512) as i64;
-    st.st_mode = (st.st_mode & 0o7777 & !0o222) | mode::S_IFREG;
+    st.st_mode = (st.st_mode & 0o7777) | mode::S_IFREG;
     if st.st_nlink == 0 {
         st.st_nlink = 1;
     }

@@ -52,7 +52,7 @@ impl TrustedFile {
         // Size and type come from the manifest, not the host.
         stat.st_size = entry.size as i64;
         stat.st_blocks = entry.size.div_ceil(512) as i64;
-        stat.st_mode = (stat.st_mode & !mode::S_IFMT & 0o7777 & !0o222) | mode::S_IFREG;
+        stat.st_mode = (stat.st_mode & 0o7777) | mode::S_IFREG;
         Ok(TrustedFile {
             fd,
             path: entry.path.clone(),

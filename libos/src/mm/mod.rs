@@ -49,7 +49,7 @@ static OOM_LOGGED: AtomicBool = AtomicBool::new(false);
 
 fn out_of_memory(size: u64, want: u64, enclave_size: u64) -> Errno {
     if !OOM_LOGGED.swap(true, Ordering::Relaxed) {
-        warn!(
+        error!(
             "out of enclave memory: cannot map {} bytes (program area is {} MiB); raise sgx.enclave_size (now {} MiB) in the manifest",
             want,
             size >> 20,

@@ -70,6 +70,11 @@ pub fn dispatch(regs: &mut UserRegs) {
     let nr = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
     let mut ctx = Ctx { regs, replaced: false };
+    // Calls that do not return are traced before they run, as strace does.
+    if matches!(nr, 60 | 231 | 59 | 322 | 15) && crate::log::enabled(LogLevel::Trace) {
+        let tid = crate::process::current().tid;
+        trace!("[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = ?", name_of(nr), args[0], args[1], args[2], args[3], args[4], args[5]);
+    }
     let result = match table::TABLE.get(nr as usize).copied().unwrap_or(Entry::Missing) {
         Entry::Supported(h) | Entry::Partial(h, _) => h(&mut ctx, args),
         Entry::Unsupported(e, reason) => {

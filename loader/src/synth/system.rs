@@ -297,6 +297,19 @@ pub(crate) fn add_locale_and_tz(
                 locales.join(", ")
             ));
         }
+        // setlocale reads the alias table, and glibc's iconv its module
+        // configuration, whatever the charset: both small, both trusted.
+        if exists("/usr/share/locale/locale.alias") {
+            trusted.push("/usr/share/locale/locale.alias".to_string());
+        }
+        if let Some(g) = GCONV_DIRS.iter().find(|d| exists(d)) {
+            for f in ["gconv-modules", "gconv-modules.cache", "gconv-modules.d"] {
+                let p = format!("{g}/{f}");
+                if exists(&p) {
+                    trusted.push(p);
+                }
+            }
+        }
         if locales.iter().any(|l| needs_gconv(l)) {
             if let Some(g) = GCONV_DIRS.iter().find(|d| exists(d)) {
                 trusted.push(g.to_string());
