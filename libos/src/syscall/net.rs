@@ -110,6 +110,11 @@ fn sockaddr_in(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
             warn!("UNIX socket {p}: sockets in tmpfs mounts are not supported; put it under a directory in sgx.allowed_files, or use an abstract socket name");
             Err(Errno::EOPNOTSUPP)
         }
+        Target::Metadata(host) => match crate::host::calls::stat(host.as_bytes(), false) {
+            // Nothing listens there (glibc probing for nscd, say): no noise.
+            Err(Errno::ENOENT) => Err(Errno::ENOENT),
+            _ => Err(ns.deny(&p, true)),
+        },
         _ => Err(ns.deny(&p, true)),
     }
 }

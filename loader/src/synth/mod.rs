@@ -173,7 +173,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     // glibc's own files and plug-ins, OpenSSL's configuration, locales.
     system::add_glibc(&mut s.linker, &mut s.trusted);
     let objects: Vec<&str> = s.linker.objects.iter().map(String::as_str).collect();
-    system::add_ssl(&objects, &mut s.trusted);
+    system::add_ssl(&objects, runtime == Runtime::Node, &mut s.trusted);
     let locale_notes = system::add_locale_and_tz(&env, &mut s.trusted);
     s.notes.extend(locale_notes);
 

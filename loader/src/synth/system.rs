@@ -144,12 +144,14 @@ pub(crate) fn add_glibc(linker: &mut Linker, trusted: &mut Vec<String>) {
     }
 }
 
-/// OpenSSL's files, if the closure loads OpenSSL.
-pub(crate) fn add_ssl(objects: &[&str], trusted: &mut Vec<String>) -> bool {
-    let uses_ssl = objects.iter().any(|o| {
-        let name = super::paths::file_name(o);
-        name.starts_with("libssl.so") || name.starts_with("libcrypto.so")
-    });
+/// OpenSSL's files, if the closure loads OpenSSL (or the runtime carries
+/// its own copy, as Node.js does).
+pub(crate) fn add_ssl(objects: &[&str], bundles_openssl: bool, trusted: &mut Vec<String>) -> bool {
+    let uses_ssl = bundles_openssl
+        || objects.iter().any(|o| {
+            let name = super::paths::file_name(o);
+            name.starts_with("libssl.so") || name.starts_with("libcrypto.so")
+        });
     if uses_ssl {
         trusted.extend(
             SSL_FILES
