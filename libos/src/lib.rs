@@ -36,6 +36,13 @@ pub fn heap() -> &'static mm::heap::LibosHeap {
     &HEAP
 }
 
+/// Under `cargo test` the host's allocator serves; this heap is unused.
+#[cfg(test)]
+pub fn heap() -> &'static mm::heap::LibosHeap {
+    static UNUSED: mm::heap::LibosHeap = mm::heap::LibosHeap::new();
+    &UNUSED
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

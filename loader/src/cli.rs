@@ -203,6 +203,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         check_signature(sig, &img)?;
     }
     let chunks = img.chunks.clone();
+    let root = img.host_root.clone();
     let opts = RunOptions {
         backend: args.backend,
         argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
@@ -211,7 +212,14 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         hostile,
         ocall_mode: img.resolved.ocall_mode,
         ocall_workers: img.resolved.ocall_workers,
+        root: root.as_os_str().as_bytes().to_vec(),
     };
-    let code = run::run(&img.layout, Box::new(move |p| chunks.get(p)), opts)?;
+    // The host knows files by host path; the manifest by enclave path.
+    let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
+    let lookup = move |host: &str| -> Option<std::sync::Arc<[conf_abi::trusted::Digest32]>> {
+        let enclave = if root_prefix.is_empty() { Some(host) } else { host.strip_prefix(root_prefix.as_str()) };
+        enclave.and_then(|p| chunks.get(p)).or_else(|| chunks.get(host))
+    };
+    let code = run::run(&img.layout, Box::new(lookup), opts)?;
     Ok(code)
 }

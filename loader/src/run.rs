@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub hostile: Option<(hostile::Mode, u64)>,
     pub ocall_mode: OcallMode,
     pub ocall_workers: u32,
+    /// Host directory shown as `/` in the enclave.
+    pub root: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         env: &opts.env,
         log_level: opts.log_level.map(|l| l as u8),
         tty_mask: tty_mask(),
+        root: &opts.root,
     })
     .map_err(RunError::Boot)?;
     let ring_base = ring.base;

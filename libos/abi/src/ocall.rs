@@ -142,6 +142,11 @@ pub struct BootBlock {
     /// Where the LibOS writes an abort message (offset/len in the boot block).
     pub abort_msg_off: u64,
     pub abort_msg_cap: u64,
+    /// Host directory shown as `/` (offset/len in the boot block). Not
+    /// measured: where the files are is the host's business, what they
+    /// contain is checked against the manifest.
+    pub root_off: u64,
+    pub root_len: u64,
 }
 
 pub const BACKEND_SIM: u64 = 1;

@@ -58,7 +58,16 @@ pub fn init(manifest: &'static ResolvedManifest) -> Result<(), String> {
     }
     mounts.sort_by_key(|(p, _)| core::cmp::Reverse(p.len()));
     tmpfs.sort_by_key(|(p, _)| core::cmp::Reverse(p.len()));
-    let root = manifest.fs_root.trim_end_matches('/');
+    // Where `/` is on the host comes from the host (it is not measured:
+    // contents are checked, not locations); the manifest's fs.root if not.
+    let host_root = {
+        use conf_abi::ocall::BootBlock;
+        let off = crate::host::boot_field(core::mem::offset_of!(BootBlock, root_off));
+        let len = crate::host::boot_field(core::mem::offset_of!(BootBlock, root_len));
+        crate::host::boot_bytes(off, len.min(4096)).and_then(|b| String::from_utf8(b).ok()).filter(|r| r.starts_with('/'))
+    };
+    let root = host_root.unwrap_or_else(|| manifest.fs_root.clone());
+    let root = root.trim_end_matches('/');
     NS.set(Namespace {
         manifest,
         links: Symlinks::new(manifest.trusted_symlinks.iter().map(|s| (s.path.clone(), s.target.clone()))),
@@ -132,8 +141,9 @@ impl Namespace {
         None
     }
 
-    pub fn is_allowed(&self, host: &str) -> bool {
-        self.manifest.allowed_files.iter().any(|a| a == "/" || path::is_within(host, a.trim_end_matches('/')))
+    /// Is the enclave path `p` under sgx.allowed_files (enclave paths)?
+    pub fn is_allowed(&self, p: &str) -> bool {
+        self.manifest.allowed_files.iter().any(|a| a == "/" || path::is_within(p, a.trim_end_matches('/')))
     }
 
     pub fn classify(&self, p: &str) -> Target {
@@ -148,11 +158,11 @@ impl Namespace {
                 return Target::Device(d);
             }
         }
-        let host = self.host_path(p);
-        if let Some(t) = self.manifest.trusted_file(&host) {
+        if let Some(t) = self.manifest.trusted_file(p) {
             return Target::Trusted(t);
         }
-        if self.is_allowed(&host) {
+        let host = self.host_path(p);
+        if self.is_allowed(p) {
             return Target::Allowed(host);
         }
         Target::Metadata(host)
@@ -172,7 +182,7 @@ impl Namespace {
         if self.links.is_empty() {
             return None;
         }
-        self.links.get(&self.host_path(p)).map(String::from)
+        self.links.get(p).map(String::from)
     }
 
     /// Refuse access to `p`, saying once which manifest key would allow it.
@@ -265,7 +275,7 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
             if flags & oflags::O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
             }
-            Arc::new(TrustedFile::open(entry)?)
+            Arc::new(TrustedFile::open(entry, &ns.host_path(&entry.path))?)
         }
         Target::Allowed(host) => {
             let fd = hc::open(host.as_bytes(), (flags & HOST_OPEN_FLAGS) as i32, create_mode)?;
@@ -301,7 +311,7 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
 }
 
 fn trusted_stat(entry: &Entry) -> KernelStat {
-    let mut st = hc::stat(entry.path.as_bytes(), false).unwrap_or_default();
+    let mut st = hc::stat(ns().host_path(&entry.path).as_bytes(), false).unwrap_or_default();
     st.st_size = entry.size as i64;
     st.st_blocks = entry.size.div_ceil(512) as i64;
     st.st_mode = (st.st_mode & 0o7777) | mode::S_IFREG;
@@ -478,7 +488,7 @@ pub fn statfs(cwd: &str, path: &[u8], out: &mut [u8; 120]) -> Result<(), Errno> 
             out[64..72].copy_from_slice(&255u64.to_le_bytes());
             Ok(())
         }
-        Target::Trusted(e) => hc::statfs(e.path.as_bytes(), out),
+        Target::Trusted(e) => hc::statfs(ns.host_path(&e.path).as_bytes(), out),
         Target::Allowed(h) | Target::Metadata(h) => hc::statfs(h.as_bytes(), out),
     }
 }

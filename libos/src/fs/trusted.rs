@@ -39,9 +39,10 @@ fn changed(path: &str) -> Errno {
 }
 
 impl TrustedFile {
-    /// Open the trusted file described by `entry` (host path `entry.path`).
-    pub fn open(entry: &Entry) -> Result<TrustedFile, Errno> {
-        let fd = hc::open(entry.path.as_bytes(), 0 /* O_RDONLY */, 0)?;
+    /// Open the trusted file described by `entry`, whose bytes the host
+    /// keeps at `host_path`.
+    pub fn open(entry: &Entry, host_path: &str) -> Result<TrustedFile, Errno> {
+        let fd = hc::open(host_path.as_bytes(), 0 /* O_RDONLY */, 0)?;
         let mut stat = match hc::fstat(fd) {
             Ok(s) => s,
             Err(e) => {

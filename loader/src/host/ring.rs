@@ -24,6 +24,8 @@ pub struct BootInfo<'a> {
     pub env: &'a [Vec<u8>],
     pub log_level: Option<u8>,
     pub tty_mask: u64,
+    /// Host directory shown as `/`.
+    pub root: &'a [u8],
 }
 
 const ABORT_MSG_CAP: u64 = 4096;
@@ -79,7 +81,8 @@ impl Ring {
         let env: Vec<u8> = info.env.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
         let argv_off = hdr.next_multiple_of(8);
         let env_off = argv_off + argv.len() as u64;
-        let abort_off = (env_off + env.len() as u64).next_multiple_of(8);
+        let root_off = env_off + env.len() as u64;
+        let abort_off = (root_off + info.root.len() as u64).next_multiple_of(8);
         if abort_off + ABORT_MSG_CAP > BOOT_BLOCK_SIZE {
             return Err(format!(
                 "the command line and passed-through environment take {} bytes; at most {} fit",
@@ -102,6 +105,8 @@ impl Ring {
             realtime_ns: 0,
             abort_msg_off: abort_off,
             abort_msg_cap: ABORT_MSG_CAP,
+            root_off,
+            root_len: info.root.len() as u64,
         };
         let base = self.base + self.layout.boot_offset;
         // SAFETY: all writes are inside the boot block (checked above).
@@ -109,6 +114,7 @@ impl Ring {
             (base as *mut BootBlock).write(boot);
             std::ptr::copy_nonoverlapping(argv.as_ptr(), (base + argv_off) as *mut u8, argv.len());
             std::ptr::copy_nonoverlapping(env.as_ptr(), (base + env_off) as *mut u8, env.len());
+            std::ptr::copy_nonoverlapping(info.root.as_ptr(), (base + root_off) as *mut u8, info.root.len());
         }
         Ok(())
     }

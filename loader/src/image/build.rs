@@ -17,6 +17,9 @@ pub struct BuiltImage {
     /// Chunk digests of the trusted files, served to the LibOS at run time.
     pub chunks: ChunkIndex,
     pub stats: Option<ResolveStats>,
+    /// Host directory shown as `/` (fs.root; for a wrapped image, where it
+    /// was unpacked). Not measured.
+    pub host_root: std::path::PathBuf,
 }
 
 /// The LibOS every image carries unless a test build overrides it.
@@ -28,7 +31,8 @@ pub fn default_libos() -> &'static [u8] {
 pub fn build_resolved(resolved: ResolvedManifest, chunks: ChunkIndex, libos: &[u8]) -> anyhow::Result<BuiltImage> {
     let manifest_bytes = resolved.encode();
     let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
-    Ok(BuiltImage { resolved, manifest_bytes, layout, chunks, stats: None })
+    let host_root = std::path::PathBuf::from(&resolved.fs_root);
+    Ok(BuiltImage { resolved, manifest_bytes, layout, chunks, stats: None, host_root })
 }
 
 /// Resolve `manifest` (hash its trusted files) and lay out its image.
