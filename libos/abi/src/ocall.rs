@@ -55,7 +55,7 @@ impl RingLayout {
         let boot_offset = PAGE_SIZE;
         let slots_offset = boot_offset + BOOT_BLOCK_SIZE;
         let slots_bytes = nslots * core::mem::size_of::<OcallSlot>() as u64;
-        let data_offset = (slots_offset + slots_bytes + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
+        let data_offset = (slots_offset + slots_bytes).div_ceil(PAGE_SIZE) * PAGE_SIZE;
         RingLayout {
             nslots,
             boot_offset,

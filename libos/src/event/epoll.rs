@@ -95,7 +95,7 @@ impl Epoll {
     /// Wait for up to `max` events; returns (events, data) pairs.
     pub fn wait(&self, max: usize, timeout_ms: i32) -> Result<Vec<(u32, u64)>, Errno> {
         const OUT: u64 = 8192;
-        let max = max.min((crate::host::calls::MAX_IO - 16) / 16).max(1);
+        let max = max.clamp(1, (crate::host::calls::MAX_IO - 16) / 16);
         let n = crate::syscall::interruptible(|| call(Ocall::EpollWait, [self.fd.0 as u64, max as u64, timeout_ms as i64 as u64, OUT, 0, 0]).result(Ocall::EpollWait))?;
         if n as usize > max {
             crate::host::hostile(Ocall::EpollWait, "more events than were asked for");

@@ -208,11 +208,10 @@ impl Tmpfs {
             let dd = dd.lock();
             if let Some(existing) = dd.get(dname) {
                 match (&existing.kind, &node.kind) {
-                    (Kind::Dir(c), Kind::Dir(_)) => {
-                        if !c.lock().is_empty() {
+                    (Kind::Dir(c), Kind::Dir(_))
+                        if !c.lock().is_empty() => {
                             return Err(Errno::ENOTEMPTY);
                         }
-                    }
                     (Kind::Dir(_), _) => return Err(Errno::EISDIR),
                     (_, Kind::Dir(_)) => return Err(Errno::ENOTDIR),
                     _ => {}

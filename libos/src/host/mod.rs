@@ -46,7 +46,7 @@ pub fn init(base: u64, nslots: u64, enclave_lo: u64, enclave_hi: u64) -> Result<
     let end = base.checked_add(layout.total_size).ok_or(RingError::Overlaps)?;
     // The ring must lie wholly outside ELRANGE, or the host could make the
     // LibOS write its replies over enclave memory.
-    if base % 4096 != 0 || !(end <= enclave_lo || base >= enclave_hi) || base == 0 {
+    if !base.is_multiple_of(4096) || !(end <= enclave_lo || base >= enclave_hi) || base == 0 {
         return Err(RingError::Overlaps);
     }
     let boot = (base + layout.boot_offset) as *const BootBlock;

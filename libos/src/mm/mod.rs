@@ -158,7 +158,7 @@ impl Mm {
     }
 
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(align_up(len, PAGE)).ok_or(Errno::EINVAL)?;
@@ -167,7 +167,7 @@ impl Mm {
     }
 
     pub fn protect(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         let len = align_up(len, PAGE);
@@ -202,7 +202,7 @@ impl Mm {
 
     /// mremap: grow or shrink in place, or move when allowed.
     pub fn remap(&self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> Result<u64, Errno> {
-        if old % PAGE != 0 || new_len == 0 {
+        if !old.is_multiple_of(PAGE) || new_len == 0 {
             return Err(Errno::EINVAL);
         }
         let (old_len, new_len) = (align_up(old_len, PAGE), align_up(new_len, PAGE));

@@ -67,7 +67,7 @@ impl Process {
         rl[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
         Process {
             pid,
-            ppid: pid.saturating_sub(1).max(0),
+            ppid: pid.saturating_sub(1),
             mm,
             files: SpinLock::new(FdTable::new()),
             cwd: SpinLock::new(cwd),

@@ -260,7 +260,7 @@ pub fn sigreturn(regs: &mut UserRegs) -> Result<(), Errno> {
 /// Check and load the XSAVE image the program's frame points to.
 fn restore_fpstate(fp: u64) -> Result<(), Errno> {
     let (xsize, xcr0) = xsave_geometry();
-    if fp % 64 != 0 {
+    if !fp.is_multiple_of(64) {
         return Err(Errno::EFAULT);
     }
     let img = uaccess::slice(fp, xsize as usize)?;

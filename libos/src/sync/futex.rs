@@ -32,7 +32,7 @@ const FUTEX_CLOCK_REALTIME: u32 = 256;
 const BITSET_ALL: u32 = u32::MAX;
 
 fn read_word(uaddr: u64) -> Result<u32, Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let w: &AtomicU32 = {

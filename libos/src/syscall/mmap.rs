@@ -119,7 +119,7 @@ const MADV_REMOVE: u64 = 9;
 
 /// implements madvise(2): DONTNEED zeroes, the rest are hints.
 pub fn sys_madvise(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    if a[0] % PAGE != 0 {
+    if !a[0].is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     match a[2] {
@@ -132,7 +132,7 @@ pub fn sys_madvise(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements msync(2): file mappings are private copies, nothing to write.
 pub fn sys_msync(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    if a[0] % PAGE != 0 {
+    if !a[0].is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     if !process().mm.check(a[0], a[1].max(1), 0) {
@@ -149,7 +149,7 @@ pub fn sys_mlock(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements mincore(2): every mapped page is resident.
 pub fn sys_mincore(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    if a[0] % PAGE != 0 {
+    if !a[0].is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let pages = a[1].div_ceil(PAGE) as usize;

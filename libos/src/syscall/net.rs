@@ -82,7 +82,7 @@ pub fn sys_socketpair(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 /// Read a sockaddr from the program, mapping AF_UNIX paths to the host.
 fn sockaddr_in(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
-    if len > 128 || len < 2 {
+    if !(2..=128).contains(&len) {
         return Err(Errno::EINVAL);
     }
     let addr = uaccess::slice(ptr, len as usize)?.to_vec();

@@ -7,7 +7,7 @@ use crate::process::{self as p, process, Rlimit, RLIM_NLIMITS};
 
 /// implements exit_group(2)
 pub fn sys_exit_group(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    crate::process::exit::exit_group(((a[0] & 0xff) << 8) as u64)
+    crate::process::exit::exit_group((a[0] & 0xff) << 8)
 }
 
 /// implements exit(2): the calling thread ends; the last one ends the process.
@@ -235,7 +235,7 @@ pub fn sys_sched_getaffinity(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno>
     let n = crate::boot::host_cpus() as usize;
     let len = a[1] as usize;
     let bytes = n.div_ceil(64) * 8;
-    if len < bytes || len % 8 != 0 {
+    if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let out = uaccess::slice_mut(a[2], bytes)?;

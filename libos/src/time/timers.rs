@@ -61,8 +61,7 @@ pub fn run_expired() {
             if let Some(t) = slot {
                 if t.deadline != 0 && t.deadline <= now {
                     let mut overrun = 0;
-                    if t.interval > 0 {
-                        let missed = (now - t.deadline) / t.interval;
+                    if let Some(missed) = (now - t.deadline).checked_div(t.interval) {
                         overrun = missed.min(i32::MAX as u64) as i32;
                         t.deadline += (missed + 1) * t.interval;
                     } else {
