@@ -102,6 +102,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
             host.load1
         );
     }
+    println!("gVisor: {}", host.gvisor);
     if args.quick {
         println!("--quick: short runs, numbers are rough");
     }
@@ -148,6 +149,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
             "date": host.date,
             "host": { "cpus": host.cpus, "cpu": host.cpu, "kernel": host.kernel, "load_average_at_start": host.load1 },
             "conf": host.conf,
+            "gvisor": host.gvisor,
             "quick": args.quick,
             "scenarios": scen,
         });
@@ -180,6 +182,7 @@ struct HostInfo {
     /// One-minute load average when the run started.
     load1: f64,
     conf: String,
+    gvisor: String,
 }
 
 impl HostInfo {
@@ -216,7 +219,34 @@ fn host_info(env: &env::Env) -> HostInfo {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
         .unwrap_or(0.0);
+    let gvisor = match env::find_program(std::ffi::OsStr::new("runsc")) {
+        None => "runsc not found (apt-get install -y runsc)".to_string(),
+        Some(p) => {
+            let v = Command::new(&p)
+                .arg("--version")
+                .output()
+                .ok()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let platform = Command::new(&p).arg("flags").output().ok().and_then(|o| {
+                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&o.stderr));
+                platform_default(&text)
+            });
+            format!(
+                "{v}, `runsc --network=none do`, platform {}",
+                platform.unwrap_or_else(|| "unknown".into())
+            )
+        }
+    };
     HostInfo {
+        gvisor,
         date: utc_now(),
         cpus,
         cpu,
@@ -224,6 +254,20 @@ fn host_info(env: &env::Env) -> HostInfo {
         load1,
         conf: format!("conf {rev}"),
     }
+}
+
+/// The default of `-platform` in the output of `runsc flags`.
+fn platform_default(flags: &str) -> Option<String> {
+    let mut lines = flags.lines();
+    while let Some(l) = lines.next() {
+        if l.trim_start().starts_with("-platform ") {
+            let help = lines.next()?;
+            let i = help.find("(default \"")? + 10;
+            let rest = &help[i..];
+            return Some(format!("{} (runsc's default)", &rest[..rest.find('"')?]));
+        }
+    }
+    None
 }
 
 /// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
@@ -257,7 +301,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use super::{civil_from_days, platform_default};
+
+    #[test]
+    fn runsc_platform() {
+        let flags = "  -pod-init-config string\n  -platform string\n    \tspecifies which platform to use: ptrace (default), kvm. (default \"ptrace\")\n";
+        assert_eq!(
+            platform_default(flags).as_deref(),
+            Some("ptrace (runsc's default)")
+        );
+        assert_eq!(platform_default("nothing"), None);
+    }
 
     #[test]
     fn dates() {

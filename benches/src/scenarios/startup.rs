@@ -44,6 +44,11 @@ impl Scenario for Startup {
                     for (col, runner) in standard_columns(&p.manifest) {
                         progress(self.name(), label, col);
                         m.set(col, time(env, &runner, &p.argv));
+                        if matches!(runner, Runner::Conf { .. }) {
+                            if let Some(phases) = conf_phases(env, &runner, &p.argv) {
+                                r.note(format!("conf-run's own phases for {label} (CONF_TIMING=1, one run): {phases}; the rest is conf-run's own process start, the LibOS boot and the program in the enclave"));
+                            }
+                        }
                     }
                 }
             }
@@ -111,6 +116,20 @@ fn time(env: &mut Env, runner: &Runner, args: &[OsString]) -> Cell {
     };
     res.map(Cell::Ok)
         .unwrap_or_else(|e| Cell::failed(format!("{e:#}")))
+}
+
+/// conf-run's start-up phases as it reports them with CONF_TIMING=1
+/// (`[conf] timing: PHASE: X ms` on stderr), joined on one line.
+fn conf_phases(env: &mut Env, runner: &Runner, args: &[OsString]) -> Option<String> {
+    let mut c = env.command(runner, args).ok()?;
+    c.env("CONF_TIMING", "1");
+    let out = env::run_ok(c).ok()?;
+    let phases: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[conf] timing: "))
+        .collect();
+    (!phases.is_empty()).then(|| phases.join(", "))
 }
 
 fn shell_quote(s: &str) -> String {
