@@ -170,6 +170,9 @@ fn run(args: Args) -> anyhow::Result<i32> {
         for p in &problems {
             eprintln!("  {}", p.lines().next().unwrap_or(""));
         }
+        if !args.keep {
+            eprintln!("conf-bench: the scratch directory (manifests, programs) is gone; rerun with --keep to reproduce a failed command by hand");
+        }
         Ok(1)
     }
 }
