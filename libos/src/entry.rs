@@ -100,6 +100,7 @@ pub fn exception(is_exception: bool) -> ! {
             crate::syscall::dispatch(&mut t.user);
         }
         exitinfo::VECTOR_UD => signal::fault(&mut t.user, signal::SIGILL, ILL_ILLOPN, rip),
+        exitinfo::VECTOR_PF if process().mm.fault(maddr, t.fault_err) => {}
         exitinfo::VECTOR_PF => {
             let code = if process().mm.check(maddr & !0xfff, 1, 0) { SEGV_ACCERR } else { SEGV_MAPERR };
             signal::fault(&mut t.user, signal::SIGSEGV, code, maddr)

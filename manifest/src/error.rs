@@ -203,6 +203,24 @@ pub enum ResolveError {
         path: String,
         root: String,
     },
+    /// A host path in a trusted or allowed entry that no part of the
+    /// enclave's file system shows.
+    #[error("{origin}: {key} entry \"file:{path}\": {path} is outside fs.root ({root}) and every mount; the enclave cannot see it; move it below fs.root, mount its directory (fs.mounts) or change fs.root")]
+    NotVisible {
+        origin: String,
+        key: &'static str,
+        path: String,
+        root: String,
+    },
+    /// A host path that maps into the enclave at a path another mount covers.
+    #[error("{origin}: {key} entry \"file:{path}\": {path} would be {enclave} in the enclave, but the mount at {mount} hides it; the enclave cannot see it; remove the entry or change fs.mounts")]
+    Hidden {
+        origin: String,
+        key: &'static str,
+        path: String,
+        enclave: String,
+        mount: String,
+    },
     #[error("{path} kept changing while it was hashed; stop whatever is writing it and try again")]
     Unstable { path: String },
     #[error("cannot start hashing threads: {0}")]

@@ -25,8 +25,8 @@ mod hash;
 mod parse;
 mod paths;
 mod resolve;
-mod snapshot;
 mod size;
+mod snapshot;
 mod template;
 
 pub use error::{Location, ManifestError, ResolveError};
@@ -221,8 +221,8 @@ pub struct ResolveOptions {
     pub threads: usize,
 }
 
-/// The chunk digests of every trusted file, by its path in
-/// `ResolvedManifest::trusted_files`. The host serves them to the LibOS,
+/// The chunk digests of every trusted file, by its enclave path (as in
+/// `ResolvedManifest::trusted_files`). The host serves them to the LibOS,
 /// which checks them against the file's root digest.
 #[derive(Clone, Debug, Default)]
 pub struct ChunkIndex {
@@ -269,9 +269,13 @@ pub struct ResolveStats {
 /// The outcome of [`resolve`].
 #[derive(Clone, Debug)]
 pub struct Resolution {
+    /// Every path in it is an enclave path; `fs_root` is always `/`.
     pub manifest: ResolvedManifest,
     pub chunks: ChunkIndex,
     pub stats: ResolveStats,
+    /// The host directory shown as `/` (the manifest's fs.root, absolute
+    /// and normalized). Not measured: conf-run hands it to the LibOS at boot.
+    pub host_root: PathBuf,
 }
 
 /// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,

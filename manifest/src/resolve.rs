@@ -1,5 +1,13 @@
 //! [`Manifest`] to [`ResolvedManifest`]: trusted entries expanded (files,
 //! directories, globs), symbolic links recorded, files hashed.
+//!
+//! Entries are written as host paths; everything recorded is an *enclave*
+//! path (what the program sees). The walk happens in the enclave's name
+//! space: each enclave path is looked up on the host through [`View`]
+//! (fs.root and the mounts), and symbolic links are followed the way the
+//! LibOS follows them: an absolute target starts again at the enclave's `/`
+//! (that is, at fs.root on the host) and `..` stops at `/`, so nothing that
+//! is resolved can leave the directories the enclave shows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -66,12 +74,122 @@ enum Fail {
     },
 }
 
+/// How enclave paths map to host paths: fs.root and the mounts.
+pub(crate) struct View {
+    /// fs.root, absolute and normalized.
+    root: String,
+    /// (enclave path, kind, host uri), longest enclave path first.
+    mounts: Vec<(String, MountKind, String)>,
+}
+
+/// Why a host path has no enclave path.
+enum Unseen {
+    Outside,
+    /// It maps to `enclave`, which the mount at `mount` covers.
+    Hidden {
+        enclave: String,
+        mount: String,
+    },
+}
+
+impl View {
+    pub(crate) fn new(m: &Manifest) -> View {
+        let mut mounts: Vec<(String, MountKind, String)> = m
+            .mounts
+            .iter()
+            .map(|mt| (mt.path.clone(), mt.kind, mt.uri.clone()))
+            .collect();
+        mounts.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.len()));
+        View {
+            root: m.fs_root.clone(),
+            mounts,
+        }
+    }
+
+    fn mount_of(&self, enclave: &str) -> Option<&(String, MountKind, String)> {
+        self.mounts.iter().find(|(p, _, _)| is_under(enclave, p))
+    }
+
+    /// The host path behind an enclave path; `None` inside a tmpfs.
+    pub(crate) fn host(&self, enclave: &str) -> Option<String> {
+        match self.mount_of(enclave) {
+            Some((_, MountKind::Tmpfs, _)) => None,
+            Some((p, _, uri)) => Some(paths::rebase(enclave, p, uri)),
+            None => Some(paths::rebase(enclave, "/", &self.root)),
+        }
+    }
+
+    /// The host path behind `enclave`, or the enclave path itself (for
+    /// messages about a path inside a tmpfs).
+    fn shown(&self, enclave: &str) -> String {
+        self.host(enclave).unwrap_or_else(|| enclave.to_string())
+    }
+
+    /// The enclave path at which the host path `host` shows: below the
+    /// mount whose uri holds it (the longest), else below fs.root.
+    fn enclave(&self, host: &str) -> Result<String, Unseen> {
+        let e = match self
+            .mounts
+            .iter()
+            .filter(|(_, k, uri)| *k != MountKind::Tmpfs && is_under(host, uri))
+            .max_by_key(|(_, _, uri)| uri.len())
+        {
+            Some((p, _, uri)) => paths::rebase(host, uri, p),
+            None if is_under(host, &self.root) => paths::rebase(host, &self.root, "/"),
+            None => return Err(Unseen::Outside),
+        };
+        if self.host(&e).as_deref() == Some(host) {
+            return Ok(e);
+        }
+        let mount = self
+            .mount_of(&e)
+            .map(|(p, _, _)| p.clone())
+            .unwrap_or_default();
+        Err(Unseen::Hidden { enclave: e, mount })
+    }
+
+    /// Whether something is mounted at exactly `enclave` (directory walks
+    /// do not cross into mounts).
+    fn is_mount_point(&self, enclave: &str) -> bool {
+        self.mounts.iter().any(|(p, _, _)| p == enclave)
+    }
+
+    /// The enclave path of an entry's host path, or the error naming it.
+    fn entry_path(
+        &self,
+        origin: &str,
+        key: &'static str,
+        host: &str,
+    ) -> Result<String, ResolveError> {
+        self.enclave(host).map_err(|u| match u {
+            Unseen::Outside => ResolveError::NotVisible {
+                origin: origin.to_string(),
+                key,
+                path: host.to_string(),
+                root: self.root.clone(),
+            },
+            Unseen::Hidden { enclave, mount } => ResolveError::Hidden {
+                origin: origin.to_string(),
+                key,
+                path: host.to_string(),
+                enclave,
+                mount,
+            },
+        })
+    }
+}
+
 struct Expander<'a> {
     origin: &'a str,
+    view: &'a View,
+    /// What is at each enclave path looked at.
     nodes: HashMap<String, Node>,
-    /// Real path of every trusted file -> sha256 expectations (entry, digest).
+    /// Real enclave path of every trusted file -> sha256 expectations
+    /// (entry, digest).
     files: BTreeMap<String, (String, Vec<(String, Digest32)>)>,
+    /// Enclave path of each link -> its target as readlink returns it.
     symlinks: BTreeMap<String, String>,
+    /// Enclave directories listed.
     walked: HashSet<String>,
     warnings: Vec<String>,
 }
@@ -122,9 +240,10 @@ fn step(pats: &[Pat], states: &[usize], name: &str) -> Vec<usize> {
 }
 
 impl<'a> Expander<'a> {
-    fn new(origin: &'a str) -> Self {
+    fn new(origin: &'a str, view: &'a View) -> Self {
         Expander {
             origin,
+            view,
             nodes: HashMap::new(),
             files: BTreeMap::new(),
             symlinks: BTreeMap::new(),
@@ -133,15 +252,19 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// What is at the enclave path `path` (nothing, inside a tmpfs).
     fn lstat(&mut self, path: &str) -> io::Result<Node> {
         if let Some(n) = self.nodes.get(path) {
             return Ok(n.clone());
         }
-        let node = match std::fs::symlink_metadata(path) {
+        let Some(host) = self.view.host(path) else {
+            return Ok(Node::Missing);
+        };
+        let node = match std::fs::symlink_metadata(&host) {
             Ok(md) if md.is_dir() => Node::Dir,
             Ok(md) if md.is_file() => Node::File,
             Ok(md) if md.file_type().is_symlink() => {
-                match std::fs::read_link(path)?.into_os_string().into_string() {
+                match std::fs::read_link(&host)?.into_os_string().into_string() {
                     Ok(t) => Node::Symlink(t),
                     Err(_) => Node::BadSymlink,
                 }
@@ -155,8 +278,9 @@ impl<'a> Expander<'a> {
         Ok(node)
     }
 
-    /// Follow every symlink on `path` (absolute, normalized). Returns the
-    /// links met (path, target) and the real path with what is there.
+    /// Follow every symlink on the enclave path `path` (absolute,
+    /// normalized), as the LibOS does. Returns the links met (path, target)
+    /// and the real enclave path with what is there.
     fn resolve_path(&mut self, path: &str) -> (Links, Result<(String, Node), Fail>) {
         let mut links = Vec::new();
         let mut pending: Vec<String> = path
@@ -227,54 +351,73 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// `path` is an enclave path; the message names its host path.
     fn unreadable(&self, entry: &str, path: &str, source: io::Error) -> ResolveError {
         ResolveError::Unreadable {
             origin: self.origin.to_string(),
             entry: entry.to_string(),
-            path: path.to_string(),
+            path: self.view.shown(path),
             source,
         }
     }
 
+    /// The error for an entry (host path `host`, enclave path `path`) that
+    /// did not resolve.
     fn failure(
         &self,
         entry: &str,
+        host: &str,
         path: &str,
         fail: Fail,
         links: &[(String, String)],
     ) -> ResolveError {
         let via = links
             .last()
-            .map(|(l, t)| format!(" (reached through the symbolic link {l} -> {t})"))
+            .map(|(l, t)| {
+                format!(
+                    " (reached through the symbolic link {} -> {t})",
+                    self.view.shown(l)
+                )
+            })
             .unwrap_or_default();
         let not_found = |detail: String| ResolveError::NotFound {
             origin: self.origin.to_string(),
             entry: entry.to_string(),
-            path: path.to_string(),
+            path: host.to_string(),
             detail,
+        };
+        let shown = |p: &str| match self.view.host(p) {
+            Some(h) => h,
+            None => format!("{p} (in a tmpfs mount)"),
         };
         match fail {
             Fail::Missing { missing } if missing == path => not_found(String::new()),
-            Fail::Missing { missing } => not_found(format!(": {missing} is missing{via}")),
-            Fail::NotDir { at } => not_found(format!(": {at} is not a directory{via}")),
+            Fail::Missing { missing } => {
+                not_found(format!(": {} is missing{via}", shown(&missing)))
+            }
+            Fail::NotDir { at } => not_found(format!(": {} is not a directory{via}", shown(&at))),
             Fail::Loop => not_found(format!(": too many levels of symbolic links{via}")),
             Fail::BadLink { at } => not_found(format!(
-                ": the symbolic link {at} has a target that is not UTF-8"
+                ": the symbolic link {} has a target that is not UTF-8",
+                shown(&at)
             )),
             Fail::Io { at, err } => self.unreadable(entry, &at, err),
         }
     }
 
-    /// Expand one `sgx.trusted_files` entry.
-    fn entry(&mut self, path: &str, sha: Option<Digest32>) -> Result<(), ResolveError> {
-        let entry = format!("file:{path}");
-        if has_glob_chars(path) && std::fs::symlink_metadata(path).is_err() {
-            return self.glob(path, &entry);
+    /// Expand one `sgx.trusted_files` entry (a host path or pattern).
+    fn entry(&mut self, host: &str, sha: Option<Digest32>) -> Result<(), ResolveError> {
+        let entry = format!("file:{host}");
+        if has_glob_chars(host) && std::fs::symlink_metadata(host).is_err() {
+            return self.glob(host, &entry);
         }
-        let (links, r) = self.resolve_path(path);
+        let path = self
+            .view
+            .entry_path(self.origin, "sgx.trusted_files", host)?;
+        let (links, r) = self.resolve_path(&path);
         let (real, node) = match r {
             Ok(v) => v,
-            Err(f) => return Err(self.failure(&entry, path, f, &links)),
+            Err(f) => return Err(self.failure(&entry, host, &path, f, &links)),
         };
         self.record(links);
         match node {
@@ -284,7 +427,7 @@ impl<'a> Expander<'a> {
                     return Err(ResolveError::Sha256NotAFile {
                         origin: self.origin.to_string(),
                         entry,
-                        path: path.to_string(),
+                        path: host.to_string(),
                         what: "a directory",
                     });
                 }
@@ -294,7 +437,7 @@ impl<'a> Expander<'a> {
                 return Err(ResolveError::NotAFile {
                     origin: self.origin.to_string(),
                     entry,
-                    path: real,
+                    path: self.view.shown(&real),
                     what,
                 })
             }
@@ -305,25 +448,41 @@ impl<'a> Expander<'a> {
         Ok(())
     }
 
-    /// Trust everything below the real directory `dir`.
+    /// List the enclave directory `dir` (on the host).
+    fn read_dir(&self, dir: &str, entry: &str) -> Result<std::fs::ReadDir, ResolveError> {
+        let host = self.view.host(dir).ok_or_else(|| {
+            self.unreadable(
+                entry,
+                dir,
+                io::Error::new(io::ErrorKind::Unsupported, "it is in a tmpfs mount"),
+            )
+        })?;
+        std::fs::read_dir(&host).map_err(|e| self.unreadable(entry, dir, e))
+    }
+
+    /// Trust everything below the real enclave directory `dir`. Mount
+    /// points below it are not entered.
     fn walk_dir(&mut self, dir: &str, entry: &str) -> Result<(), ResolveError> {
         let mut stack = vec![dir.to_string()];
         while let Some(dir) = stack.pop() {
             if !self.walked.insert(dir.clone()) {
                 continue;
             }
-            let rd = std::fs::read_dir(&dir).map_err(|e| self.unreadable(entry, &dir, e))?;
+            let rd = self.read_dir(&dir, entry)?;
             for de in rd {
                 let de = de.map_err(|e| self.unreadable(entry, &dir, e))?;
                 let Some(name) = de.file_name().to_str().map(String::from) else {
                     self.warnings.push(format!(
                         "skipped {}/{} (trusted by {entry}): its name is not UTF-8",
-                        dir,
+                        self.view.shown(&dir),
                         de.file_name().to_string_lossy()
                     ));
                     continue;
                 };
                 let child = join(&dir, &name);
+                if self.view.is_mount_point(&child) {
+                    continue;
+                }
                 let ft = de
                     .file_type()
                     .map_err(|e| self.unreadable(entry, &child, e))?;
@@ -337,7 +496,8 @@ impl<'a> Expander<'a> {
                     self.symlink(&child, entry)?;
                 } else {
                     self.warnings.push(format!(
-                        "skipped {child} (trusted by {entry}): it is {}",
+                        "skipped {} (trusted by {entry}): it is {}",
+                        self.view.shown(&child),
                         describe_type(ft)
                     ));
                 }
@@ -354,7 +514,8 @@ impl<'a> Expander<'a> {
             // Not a symlink after all (raced with a change), or not UTF-8.
             if let Err(Fail::BadLink { .. }) = r {
                 self.warnings.push(format!(
-                    "skipped {link} (trusted by {entry}): its target is not UTF-8"
+                    "skipped {} (trusted by {entry}): its target is not UTF-8",
+                    self.view.shown(link)
                 ));
             }
         }
@@ -365,7 +526,9 @@ impl<'a> Expander<'a> {
             Err(Fail::Io { at, err }) => return Err(self.unreadable(entry, &at, err)),
             Err(Fail::BadLink { at }) if at != link => {
                 self.warnings.push(format!(
-                    "{link} (trusted by {entry}) leads to {at}, whose target is not UTF-8"
+                    "{} (trusted by {entry}) leads to {}, whose target is not UTF-8",
+                    self.view.shown(link),
+                    self.view.shown(&at)
                 ));
             }
             Err(_) => {} // dangling: the link itself is recorded
@@ -383,7 +546,10 @@ impl<'a> Expander<'a> {
             .iter()
             .position(|c| has_glob_chars(c))
             .unwrap_or(comps.len());
-        let prefix = normalize_abs(&format!("/{}", comps[..first].join("/")));
+        let host_prefix = normalize_abs(&format!("/{}", comps[..first].join("/")));
+        let prefix = self
+            .view
+            .entry_path(self.origin, "sgx.trusted_files", &host_prefix)?;
         let mut pats = Vec::with_capacity(comps.len() - first);
         for c in &comps[first..] {
             pats.push(if *c == "**" {
@@ -417,13 +583,13 @@ impl<'a> Expander<'a> {
         let mut matched = 0usize;
         let mut stack = vec![(root, start)];
         while let Some((dir, states)) = stack.pop() {
-            let rd = std::fs::read_dir(&dir).map_err(|e| self.unreadable(entry, &dir, e))?;
+            let rd = self.read_dir(&dir, entry)?;
             for de in rd {
                 let de = de.map_err(|e| self.unreadable(entry, &dir, e))?;
                 let Some(name) = de.file_name().to_str().map(String::from) else {
                     self.warnings.push(format!(
                         "skipped {}/{} (matched against {entry}): its name is not UTF-8",
-                        dir,
+                        self.view.shown(&dir),
                         de.file_name().to_string_lossy()
                     ));
                     continue;
@@ -433,6 +599,9 @@ impl<'a> Expander<'a> {
                     continue;
                 }
                 let child = join(&dir, &name);
+                if self.view.is_mount_point(&child) {
+                    continue;
+                }
                 let ft = de
                     .file_type()
                     .map_err(|e| self.unreadable(entry, &child, e))?;
@@ -446,7 +615,8 @@ impl<'a> Expander<'a> {
                         self.symlink(&child, entry)?;
                     } else {
                         self.warnings.push(format!(
-                            "skipped {child} (matched by {entry}): it is {}",
+                            "skipped {} (matched by {entry}): it is {}",
+                            self.view.shown(&child),
                             describe_type(ft)
                         ));
                     }
@@ -550,39 +720,20 @@ fn checked(m: &Manifest) -> Result<Manifest, ResolveError> {
 }
 
 /// The enclave path of the entrypoint.
-fn entrypoint_in_enclave(m: &Manifest) -> Result<String, ResolveError> {
+fn entrypoint_in_enclave(m: &Manifest, view: &View) -> Result<String, ResolveError> {
     let Some(host) = m.entrypoint.strip_prefix("file:") else {
         return Ok(m.entrypoint.clone());
     };
-    let mount = m
-        .mounts
-        .iter()
-        .filter(|mt| mt.kind != MountKind::Tmpfs && is_under(host, &mt.uri))
-        .max_by_key(|mt| mt.uri.len());
-    if let Some(mt) = mount {
-        return Ok(paths::rebase(host, &mt.uri, &mt.path));
-    }
-    if is_under(host, &m.fs_root) {
-        return Ok(paths::rebase(host, &m.fs_root, "/"));
-    }
-    Err(ResolveError::EntrypointNotVisible {
-        origin: m.origin.clone(),
-        path: host.to_string(),
-        root: m.fs_root.clone(),
-    })
-}
-
-/// The host path behind an enclave path, if it is on the host at all.
-fn host_of(m: &Manifest, enclave: &str) -> Option<String> {
-    match m
-        .mounts
-        .iter()
-        .filter(|mt| is_under(enclave, &mt.path))
-        .max_by_key(|mt| mt.path.len())
-    {
-        Some(mt) if mt.kind == MountKind::Tmpfs => None,
-        Some(mt) => Some(paths::rebase(enclave, &mt.path, &mt.uri)),
-        None => Some(paths::rebase(enclave, "/", &m.fs_root)),
+    match view.enclave(host) {
+        Ok(e) => Ok(e),
+        Err(Unseen::Outside) => Err(ResolveError::EntrypointNotVisible {
+            origin: m.origin.clone(),
+            path: host.to_string(),
+            root: m.fs_root.clone(),
+        }),
+        Err(Unseen::Hidden { .. }) => Err(view
+            .entry_path(&m.origin, "libos.entrypoint", host)
+            .unwrap_err()),
     }
 }
 
@@ -592,52 +743,91 @@ fn host_of(m: &Manifest, enclave: &str) -> Option<String> {
 pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, ResolveError> {
     let started = Instant::now();
     let m = checked(m)?;
-    let entrypoint = entrypoint_in_enclave(&m)?;
+    let view = View::new(&m);
+    let entrypoint = entrypoint_in_enclave(&m, &view)?;
+    // Allowed entries: enclave paths. One that a mount hides (Gramine
+    // manifests often allow /tmp and mount a tmpfs there) means nothing to
+    // the enclave: dropped, with a warning.
+    let mut allowed_files = Vec::with_capacity(m.allowed_files.len());
+    let mut early_warnings = Vec::new();
+    for a in &m.allowed_files {
+        match view.enclave(a) {
+            Ok(e) => allowed_files.push(e),
+            Err(Unseen::Hidden { enclave, mount }) => early_warnings.push(format!(
+                "{}: sgx.allowed_files entry \"file:{a}\" is ignored: it would be {enclave} in the \
+                 enclave, but the mount at {mount} hides it",
+                m.origin
+            )),
+            Err(Unseen::Outside) => {
+                return Err(view
+                    .entry_path(&m.origin, "sgx.allowed_files", a)
+                    .unwrap_err());
+            }
+        }
+    }
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let host_root = std::path::PathBuf::from(&m.fs_root);
     // Globs depend on directory listings the snapshot does not stamp.
-    let snapshot_ok = !m.trusted_files.iter().any(|t| t.path.contains(['*', '?', '[']));
+    let snapshot_ok = !m
+        .trusted_files
+        .iter()
+        .any(|t| t.path.contains(['*', '?', '[']));
     let snap_key = crate::snapshot::key(&m);
     if snapshot_ok {
-        if let Some(r) = crate::snapshot::load(&cache_dir, &snap_key, threads) {
+        if let Some(mut r) = crate::snapshot::load(&cache_dir, &snap_key, threads) {
+            r.host_root = host_root;
             return Ok(r);
         }
     }
 
-    let mut ex = Expander::new(&m.origin);
+    let mut ex = Expander::new(&m.origin, &view);
+    ex.warnings = early_warnings;
     for t in &m.trusted_files {
         ex.entry(&t.path, t.sha256)?;
     }
     // The entrypoint: record the links leading to it, or warn that the
     // LibOS will not be able to load it.
-    if let Some(host) = host_of(&m, &entrypoint) {
-        let (links, r) = ex.resolve_path(&host);
-        match r {
-            Ok((real, Node::File)) if ex.files.contains_key(&real) => ex.record(links),
-            _ if m.allowed_files.iter().any(|a| is_under(&host, a)) => {}
-            _ => ex.warnings.push(format!(
-                "{}: libos.entrypoint {entrypoint} (host file {host}) is not a trusted file; add it to \
+    let (links, r) = ex.resolve_path(&entrypoint);
+    match r {
+        Ok((real, Node::File)) if ex.files.contains_key(&real) => ex.record(links),
+        _ if allowed_files.iter().any(|a| is_under(&entrypoint, a)) => {}
+        _ => {
+            let host = match view.host(&entrypoint) {
+                Some(h) => format!("host file {h}"),
+                None => "in a tmpfs mount".to_string(),
+            };
+            ex.warnings.push(format!(
+                "{}: libos.entrypoint {entrypoint} ({host}) is not a trusted file; add it to \
                  sgx.trusted_files or the LibOS will refuse to run it",
                 m.origin
-            )),
+            ))
         }
     }
 
+    // The host path of every trusted file, in the order of `ex.files`.
+    let host_paths: Vec<String> = ex.files.keys().map(|e| view.shown(e)).collect();
     let jobs: Vec<Job> = ex
         .files
-        .iter()
-        .map(|(path, (entry, expect))| Job {
+        .values()
+        .zip(&host_paths)
+        .map(|((entry, expect), path)| Job {
             path,
             entry,
             want_plain: !expect.is_empty(),
         })
         .collect();
-    // Stamp every path looked at before hashing (see snapshot.rs).
+    // Stamp every host path looked at before hashing (see snapshot.rs).
     let stamped: Vec<String> = if snapshot_ok {
-        let mut v: Vec<String> = ex.nodes.keys().cloned().chain(ex.walked.iter().cloned()).collect();
+        let mut v: Vec<String> = ex
+            .nodes
+            .keys()
+            .chain(ex.walked.iter())
+            .filter_map(|e| view.host(e))
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -650,13 +840,13 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
     let mut trusted_files = Vec::with_capacity(jobs.len());
     let mut chunks = ChunkIndex::default();
     let mut bytes = 0;
-    for ((path, (_, expect)), d) in ex.files.iter().zip(&out.digests) {
+    for (((path, (_, expect)), d), host) in ex.files.iter().zip(&out.digests).zip(&host_paths) {
         for (entry, want) in expect {
             if d.plain.as_ref() != Some(want) {
                 return Err(ResolveError::Sha256Mismatch {
                     origin: m.origin.clone(),
                     entry: entry.clone(),
-                    path: path.clone(),
+                    path: host.clone(),
                     expected: hex(want),
                     actual: d.plain.as_ref().map(hex).unwrap_or_default(),
                 });
@@ -697,12 +887,14 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             })
             .collect(),
         log_level: m.log_level,
-        fs_root: m.fs_root.clone(),
+        // Where the root is on the host is not measured (the host says at
+        // boot); every path above is an enclave path.
+        fs_root: "/".to_string(),
         mounts: m.mounts.clone(),
         start_dir: m.start_dir.clone(),
         trusted_files,
         trusted_symlinks,
-        allowed_files: m.allowed_files.clone(),
+        allowed_files,
         enclave_size: m.enclave_size,
         max_threads: m.max_threads,
         edmm: m.edmm,
@@ -731,6 +923,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         manifest,
         chunks,
         stats,
+        host_root,
     };
     if snapshot_ok && res.stats.warnings.is_empty() {
         crate::snapshot::store(&cache_dir, &snap_key, &stamped, &stamps, &res);

@@ -220,5 +220,6 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
         elapsed: started.elapsed(),
         warnings: Vec::new(),
     };
-    Some(Resolution { manifest, chunks: ChunkIndex { map }, stats })
+    // The caller sets host_root (the key covers fs.root).
+    Some(Resolution { manifest, chunks: ChunkIndex { map }, stats, host_root: PathBuf::new() })
 }

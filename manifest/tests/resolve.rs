@@ -588,7 +588,9 @@ sys.brk.max_size = "2M"
         ]
     );
     assert_eq!(rm.log_level, conf_abi::manifest::LogLevel::Info);
-    assert_eq!(rm.fs_root, t.root);
+    // Where the root is on the host is not measured.
+    assert_eq!(rm.fs_root, "/");
+    assert_eq!(r.host_root, Path::new(&t.root));
     assert_eq!(
         rm.mounts,
         vec![
@@ -607,8 +609,10 @@ sys.brk.max_size = "2M"
         ]
     );
     assert_eq!(rm.start_dir, "/bin");
-    assert_eq!(paths(&r), vec![t.p("bin/app"), t.p("lib/sub/deep.py")]);
-    assert_eq!(rm.allowed_files, vec![t.p("data"), t.p("log")]);
+    // Enclave paths: below fs.root, and the /data mount.
+    assert_eq!(paths(&r), vec!["/bin/app", "/lib/sub/deep.py"]);
+    assert_eq!(rm.allowed_files, vec!["/data", "/log"]);
+    assert!(r.chunks.get("/lib/sub/deep.py").is_some());
     assert_eq!(rm.enclave_size, 512 << 20);
     assert_eq!(rm.max_threads, 3);
     assert!(!rm.edmm && rm.debug);

@@ -16,6 +16,7 @@
 //! - `CONF_E2E_KEEP_GOING=1`: the C programs report every failed check
 //!   instead of stopping at the first.
 
+pub mod apps;
 pub mod bins;
 pub mod cprog;
 pub mod manifest;

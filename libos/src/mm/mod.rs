@@ -7,6 +7,7 @@
 //! are mapped again (SGX2: EREMOVE, then EAUG gives zeroed pages).
 
 pub mod heap;
+pub mod lazy;
 pub mod vmas;
 
 use alloc::string::String;
@@ -19,6 +20,9 @@ use crate::host::calls as hc;
 use crate::sync::SpinLock;
 use crate::util::{align_down, align_up};
 pub use vmas::{Vma, VmaName, Vmas, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
+
+use alloc::sync::Arc;
+use lazy::LazyMap;
 
 /// Where a new mapping may go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +131,99 @@ impl Mm {
         Ok(start)
     }
 
+    /// Map `len` bytes whose contents come from `file` at `file_off`
+    /// (`file_len` bytes of it; zeros after), loaded on first touch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_lazy(&self, place: Placement, len: u64, prot: u32, vma: Vma, file: Arc<dyn crate::fs::File>, file_off: u64, file_len: u64) -> Result<u64, Errno> {
+        let start = self.map(place, len, 0, vma, false)?;
+        let mut g = self.inner.lock();
+        let lz = Arc::new(LazyMap::new(file, start, align_up(len, PAGE), file_off, file_len));
+        let end = start + align_up(len, PAGE);
+        // `map` recorded protection 0 (nothing is accessible yet); record the
+        // real one now, with the lazy source.
+        let removed = g.vmas.remove(start, end);
+        for (s0, mut v) in removed {
+            v.prot = prot;
+            v.lazy = Some(lz.clone());
+            g.vmas.insert(s0, v);
+        }
+        Ok(start)
+    }
+
+    /// Load the unloaded pages of lazy mappings in `[lo, hi)`.
+    fn populate_locked(&self, g: &Inner, lo: u64, hi: u64) -> Result<(), Errno> {
+        let mut at = lo & !(PAGE - 1);
+        while at < hi {
+            let Some((vs, v)) = g.vmas.find(at) else {
+                at += PAGE;
+                continue;
+            };
+            let stop = v.end.min(hi);
+            if let Some(lz) = &v.lazy {
+                let mut a = at.max(vs);
+                while a < stop {
+                    if lz.is_loaded(a) {
+                        a += PAGE;
+                        continue;
+                    }
+                    let mut b = a + PAGE;
+                    while b < stop && !lz.is_loaded(b) {
+                        b += PAGE;
+                    }
+                    Self::load_run(lz, v.prot, a, b)?;
+                    a = b;
+                }
+            }
+            at = stop.max(at + PAGE);
+        }
+        Ok(())
+    }
+
+    fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
+        hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
+        lz.fill(a, b)?;
+        if host_prot(prot) != PROT_READ | PROT_WRITE {
+            hc::mprotect(a, b - a, host_prot(prot))?;
+        }
+        lz.set_loaded(a, b, true);
+        Ok(())
+    }
+
+    /// A page fault at `addr` in program code: if it hit a page of a lazy
+    /// mapping not loaded yet, load it (and the rest of its file chunk) and
+    /// return true: the faulting instruction can run again.
+    ///
+    /// `err` is the x86 page-fault error code (bit 1: write, bit 4: fetch):
+    /// a fault on a page another thread has just loaded is retried if the
+    /// access is one the mapping allows.
+    pub fn fault(&self, addr: u64, err: u64) -> bool {
+        let g = self.inner.lock();
+        let Some((vs, v)) = g.vmas.find(addr) else { return false };
+        let Some(lz) = &v.lazy else { return false };
+        if v.prot == 0 {
+            return false;
+        }
+        if lz.is_loaded(addr) {
+            let want = if err & 2 != 0 {
+                PROT_WRITE
+            } else if err & 0x10 != 0 {
+                PROT_EXEC
+            } else {
+                PROT_READ
+            };
+            return v.prot & want != 0;
+        }
+        let (wlo, whi) = lz.window(addr);
+        let (lo, hi) = (wlo.max(vs), whi.min(v.end));
+        match self.populate_locked(&g, lo, hi) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!("loading {:#x}..{:#x} of a file mapping failed: {}", lo, hi, e.name());
+                false
+            }
+        }
+    }
+
     /// Set the final protection after filling a mapping made with
     /// `writable_for_fill`.
     pub fn finish_fill(&self, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
@@ -179,7 +276,31 @@ impl Mm {
         if !g.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
-        hc::mprotect(addr, len, host_prot(prot))
+        // Unloaded pages of lazy mappings stay inaccessible until touched.
+        let mut at = addr;
+        while at < end {
+            let (_, v) = g.vmas.find(at).ok_or(Errno::ENOMEM)?;
+            let stop = v.end.min(end);
+            match &v.lazy {
+                None => hc::mprotect(at, stop - at, host_prot(prot))?,
+                Some(lz) => {
+                    let mut a = at;
+                    while a < stop {
+                        let loaded = lz.is_loaded(a);
+                        let mut b = a + PAGE;
+                        while b < stop && lz.is_loaded(b) == loaded {
+                            b += PAGE;
+                        }
+                        if loaded {
+                            hc::mprotect(a, b - a, host_prot(prot))?;
+                        }
+                        a = b;
+                    }
+                }
+            }
+            at = stop;
+        }
+        Ok(())
     }
 
     /// MADV_DONTNEED: the range reads as zero afterwards.
@@ -194,7 +315,14 @@ impl Mm {
         while at < end {
             let (_, v) = g.vmas.find(at).ok_or(Errno::ENOMEM)?;
             let stop = v.end.min(end);
-            hc::decommit(at, stop - at, host_prot(v.prot))?;
+            match &v.lazy {
+                // A private file mapping reads the file again afterwards.
+                Some(lz) => {
+                    hc::decommit(at, stop - at, 0)?;
+                    lz.set_loaded(at, stop, false);
+                }
+                None => hc::decommit(at, stop - at, host_prot(v.prot))?,
+            }
             at = stop;
         }
         Ok(())
@@ -207,6 +335,7 @@ impl Mm {
         }
         let (old_len, new_len) = (align_up(old_len, PAGE), align_up(new_len, PAGE));
         let mut g = self.inner.lock();
+        self.populate_locked(&g, old, old.saturating_add(old_len))?;
         let (vstart, vma) = g.vmas.find(old).map(|(s, v)| (s, v.clone())).ok_or(Errno::EFAULT)?;
         if old + old_len > vma.end && old_len != 0 {
             return Err(Errno::EFAULT);
@@ -260,6 +389,7 @@ impl Mm {
         let mut moved = vma.clone();
         moved.offset += old - vstart;
         moved.end = dest + new_len;
+        moved.lazy = None;
         self.unmap_locked(&mut g, old, old + old_len)?;
         g.vmas.insert(dest, moved);
         Ok(dest)
@@ -317,7 +447,8 @@ impl Mm {
             return true;
         }
         let Some(end) = addr.checked_add(len) else { return false };
-        self.inner.lock().vmas.covered(addr, end, prot)
+        let g = self.inner.lock();
+        g.vmas.covered(addr, end, prot) && self.populate_locked(&g, addr, end).is_ok()
     }
 
     /// Lines of /proc/self/maps.

@@ -20,7 +20,7 @@ pub enum VmaName {
     File(Arc<str>),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Vma {
     pub end: u64,
     pub prot: u32,
@@ -30,11 +30,27 @@ pub struct Vma {
     pub offset: u64,
     /// Device and inode for /proc/self/maps.
     pub inode: u64,
+    /// Pages filled from a file on first touch (see `mm::lazy`); shared by
+    /// the pieces of a mapping that mprotect or munmap split.
+    pub lazy: Option<Arc<super::lazy::LazyMap>>,
 }
 
 impl Vma {
     pub fn anon(end: u64, prot: u32) -> Vma {
-        Vma { end, prot, shared: false, name: VmaName::Anon, offset: 0, inode: 0 }
+        Vma { end, prot, shared: false, name: VmaName::Anon, offset: 0, inode: 0, lazy: None }
+    }
+
+    /// Can two neighbouring areas be one?
+    fn alike(&self, o: &Vma) -> bool {
+        self.prot == o.prot
+            && self.shared == o.shared
+            && self.name == o.name
+            && self.inode == o.inode
+            && match (&self.lazy, &o.lazy) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
     }
 }
 
@@ -177,7 +193,7 @@ impl Vmas {
                     (VmaName::File(_), _) => pv.offset + (pv.end - p) == kv.offset,
                     _ => true,
                 };
-                if pv.end == k && pv.prot == kv.prot && pv.shared == kv.shared && pv.name == kv.name && pv.inode == kv.inode && contiguous_file {
+                if pv.end == k && pv.alike(kv) && contiguous_file {
                     let e = kv.end;
                     self.map.remove(&k);
                     self.map.get_mut(&p).unwrap().end = e;

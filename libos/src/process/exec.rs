@@ -80,11 +80,13 @@ fn elf_prot(flags: u32) -> u32 {
     p
 }
 
-/// Map an ELF file's segments; returns the load bias.
-fn map_elf(proc: &Process, file: &TrustedFile, info: &ElfInfo, name: &str, place: Placement) -> Result<u64, ExecError> {
+/// Map an ELF file's segments; returns the load bias. Segments are filled
+/// from the file on first touch, unless two share a page (then at once).
+fn map_elf(proc: &Process, file: &Arc<TrustedFile>, info: &ElfInfo, name: &str, place: Placement) -> Result<u64, ExecError> {
     let (lo, hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{name}: {e:?}")))?;
     let len = hi - lo;
-    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: 0, inode: file.stat().map(|s| s.st_ino).unwrap_or(0) };
+    let inode = file.stat().map(|s| s.st_ino).unwrap_or(0);
+    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: 0, inode, lazy: None };
     let place = match place {
         Placement::NoReplace(_) => Placement::NoReplace(lo),
         p => p,
@@ -93,11 +95,32 @@ fn map_elf(proc: &Process, file: &TrustedFile, info: &ElfInfo, name: &str, place
         fail(e, format!("cannot map {name} ({} MiB) at {lo:#x}: {}; raise sgx.enclave_size if memory is short", len >> 20, e.description()))
     })?;
     let bias = start - lo;
+    let mut shares_pages = false;
+    let mut last_hi = 0;
+    for p in info.loads() {
+        let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
+        if seg_lo < last_hi {
+            shares_pages = true;
+        }
+        last_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
+    }
+    let err = |e: Errno| fail(e, format!("{name}: {}", e.description()));
+    if !shares_pages {
+        let src: Arc<dyn File> = file.clone();
+        for p in info.loads() {
+            let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
+            let seg_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
+            let lead = (bias + p.p_vaddr) - seg_lo;
+            let v = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: p.p_offset - lead, inode, lazy: None };
+            proc.mm.map_lazy(Placement::Replace(seg_lo), seg_hi - seg_lo, elf_prot(p.p_flags), v, src.clone(), p.p_offset - lead, lead + p.p_filesz).map_err(err)?;
+        }
+        return Ok(bias);
+    }
     let mut prev: Option<(u64, u32)> = None; // (last page, prot) of the previous segment
     for p in info.loads() {
         let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
         let seg_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
-        proc.mm.protect(seg_lo, seg_hi - seg_lo, PROT_READ | PROT_WRITE).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+        proc.mm.protect(seg_lo, seg_hi - seg_lo, PROT_READ | PROT_WRITE).map_err(err)?;
         if p.p_filesz > 0 {
             // SAFETY: the destination lies inside the segment just made writable.
             let dst = unsafe { core::slice::from_raw_parts_mut((bias + p.p_vaddr) as *mut u8, p.p_filesz as usize) };
@@ -111,13 +134,13 @@ fn map_elf(proc: &Process, file: &TrustedFile, info: &ElfInfo, name: &str, place
         if let Some((last_page, pprot)) = prev {
             if last_page == seg_lo {
                 // A page shared with the previous segment keeps both rights.
-                proc.mm.protect(seg_lo, PAGE, prot | pprot).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+                proc.mm.protect(seg_lo, PAGE, prot | pprot).map_err(err)?;
                 from = seg_lo + PAGE;
                 prot = elf_prot(p.p_flags);
             }
         }
         if from < seg_hi {
-            proc.mm.protect(from, seg_hi - from, prot).map_err(|e| fail(e, format!("{name}: {}", e.description())))?;
+            proc.mm.protect(from, seg_hi - from, prot).map_err(err)?;
         }
         prev = Some((seg_hi - PAGE, prot));
     }
@@ -163,7 +186,7 @@ pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>,
     };
 
     // The main stack at the top of the program area.
-    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0 };
+    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0, lazy: None };
     let top = super::stack_top();
     let stack_lo = proc
         .mm

@@ -68,16 +68,11 @@ pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EACCES);
     }
     let st = f.file.stat()?;
-    let vma = Vma { end: 0, prot, shared, name: VmaName::File(Arc::from(f.path.as_str())), offset: off, inode: st.st_ino };
-    let start = proc.mm.map(place, len, prot, vma, true)?;
-    // SAFETY: [start, start+len) was just mapped writable for filling.
-    let dst = unsafe { core::slice::from_raw_parts_mut(start as *mut u8, len as usize) };
-    if let Err(e) = f.file.read_for_map(off, dst) {
-        let _ = proc.mm.unmap(start, len);
-        return Err(e);
-    }
-    proc.mm.finish_fill(start, len, prot)?;
-    Ok(start)
+    let vma = Vma { end: 0, prot, shared, name: VmaName::File(Arc::from(f.path.as_str())), offset: off, inode: st.st_ino, lazy: None };
+    // Pages come from the file when first touched (verified, for trusted
+    // files); bytes past the end of the file read as zero.
+    let file_len = f.file.size().unwrap_or(0).saturating_sub(off);
+    proc.mm.map_lazy(place, len, prot, vma, f.file.clone(), off, file_len)
 }
 
 /// implements munmap(2)

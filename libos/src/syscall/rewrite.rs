@@ -55,7 +55,7 @@ fn alloc_stub(site: u64) -> Option<u64> {
             return Some(s);
         }
     }
-    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(alloc::sync::Arc::from("[conf-syscall-stubs]")), offset: 0, inode: 0 };
+    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(alloc::sync::Arc::from("[conf-syscall-stubs]")), offset: 0, inode: 0, lazy: None };
     let base = process().mm.map(Placement::Hint(site & !(PAGE - 1)), PAGE, PROT_READ | PROT_EXEC, vma, true).ok()?;
     if !within_rel32(site, base) || !within_rel32(site, base + PAGE) {
         let _ = process().mm.unmap(base, PAGE);

@@ -37,9 +37,14 @@ pub fn build_resolved(resolved: ResolvedManifest, chunks: ChunkIndex, libos: &[u
 
 /// Resolve `manifest` (hash its trusted files) and lay out its image.
 pub fn build_from_manifest(manifest: &Manifest, opts: &ResolveOptions, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+    let t0 = std::time::Instant::now();
     let res = conf_manifest::resolve(manifest, opts)?;
+    crate::cli::timing("resolve", t0);
+    let t0 = std::time::Instant::now();
     let mut img = build_resolved(res.manifest, res.chunks, libos)?;
+    crate::cli::timing("lay out", t0);
     img.stats = Some(res.stats);
+    img.host_root = res.host_root;
     Ok(img)
 }
 

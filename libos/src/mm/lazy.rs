@@ -1,0 +1,96 @@
+//! File mappings filled on first touch.
+//!
+//! Mapping a large trusted file (a 7 MB interpreter, a 100 MB Node.js, the
+//! JVM's class archive) would otherwise read and verify all of it before
+//! the program starts, though a run touches a fraction. A lazy mapping keeps
+//! its unloaded pages inaccessible on the host; the first access faults, and
+//! the LibOS reads and verifies the file chunk behind it, copies it in, and
+//! gives the pages the mapping's protection. Accesses by the LibOS itself
+//! (system call buffers) load the pages first (`Mm::check`).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use conf_abi::trusted::CHUNK_SIZE;
+use conf_abi::Errno;
+
+use super::vmas::PAGE;
+use crate::fs::File;
+use crate::sync::SpinLock;
+
+pub struct LazyMap {
+    pub file: Arc<dyn File>,
+    /// Address of the mapping's first page, and the file offset there.
+    pub start: u64,
+    pub file_off: u64,
+    /// Bytes of file data from `start`; pages beyond are zero.
+    pub file_len: u64,
+    /// One bit per page from `start`: loaded.
+    loaded: SpinLock<Vec<u64>>,
+    pages: u64,
+}
+
+impl fmt::Debug for LazyMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LazyMap({:#x}, {} pages)", self.start, self.pages)
+    }
+}
+
+impl LazyMap {
+    pub fn new(file: Arc<dyn File>, start: u64, len: u64, file_off: u64, file_len: u64) -> LazyMap {
+        let pages = len.div_ceil(PAGE);
+        LazyMap { file, start, file_off, file_len, loaded: SpinLock::new(alloc::vec![0; pages.div_ceil(64) as usize]), pages }
+    }
+
+    fn index(&self, addr: u64) -> Option<u64> {
+        let i = addr.checked_sub(self.start)? / PAGE;
+        (i < self.pages).then_some(i)
+    }
+
+    pub fn is_loaded(&self, addr: u64) -> bool {
+        match self.index(addr) {
+            Some(i) => self.loaded.lock()[(i / 64) as usize] >> (i % 64) & 1 != 0,
+            None => true,
+        }
+    }
+
+    pub fn set_loaded(&self, lo: u64, hi: u64, on: bool) {
+        let mut l = self.loaded.lock();
+        let mut a = lo;
+        while a < hi {
+            if let Some(i) = self.index(a) {
+                if on {
+                    l[(i / 64) as usize] |= 1 << (i % 64);
+                } else {
+                    l[(i / 64) as usize] &= !(1 << (i % 64));
+                }
+            }
+            a += PAGE;
+        }
+    }
+
+    /// The window to load for a fault at `addr`: the file chunk behind it,
+    /// so each load reads and verifies exactly one chunk.
+    pub fn window(&self, addr: u64) -> (u64, u64) {
+        let rel = addr - self.start;
+        let chunk = (self.file_off + rel) / CHUNK_SIZE;
+        let lo_file = chunk * CHUNK_SIZE;
+        let lo = self.start + lo_file.saturating_sub(self.file_off);
+        let hi = self.start + (lo_file + CHUNK_SIZE - self.file_off);
+        (lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1))
+    }
+
+    /// Fill `[lo, hi)` (writable now) from the file.
+    pub fn fill(&self, lo: u64, hi: u64) -> Result<(), Errno> {
+        let rel = lo - self.start;
+        let avail = self.file_len.saturating_sub(rel);
+        let n = avail.min(hi - lo) as usize;
+        if n > 0 {
+            // SAFETY: the caller made [lo, hi) writable program memory.
+            let dst = unsafe { core::slice::from_raw_parts_mut(lo as *mut u8, n) };
+            self.file.read_for_map(self.file_off + rel, dst)?;
+        }
+        Ok(())
+    }
+}

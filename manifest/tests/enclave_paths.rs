@@ -1,0 +1,365 @@
+//! The resolved manifest holds enclave paths: a root file system kept
+//! anywhere on the host (fs.root) resolves to the same bytes, symbolic links
+//! are followed inside it, and entries the enclave cannot see are refused.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use conf_abi::manifest::{Mount, MountKind};
+use conf_manifest::{
+    resolve, Manifest, Progress, Resolution, ResolveError, ResolveOptions, TrustedEntry,
+};
+
+/// A small root file system: a merged-/usr layout with absolute and
+/// relative links, and links that try to leave it.
+fn rootfs(at: &Path) {
+    let r = |rel: &str| at.join(rel);
+    for d in [
+        "usr/bin",
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib/py",
+        "etc",
+        "app",
+        "srv/data",
+    ] {
+        std::fs::create_dir_all(r(d)).unwrap();
+    }
+    std::fs::write(r("usr/bin/python3.11"), b"\x7fELF python").unwrap();
+    std::fs::write(r("usr/lib/x86_64-linux-gnu/libc.so.6"), vec![7u8; 70_000]).unwrap();
+    std::fs::write(r("usr/lib/py/os.py"), b"import sys\n").unwrap();
+    std::fs::write(r("etc/hostname"), b"image\n").unwrap();
+    std::fs::write(r("app/main.py"), b"print('hi')\n").unwrap();
+    std::fs::write(r("srv/data/d.txt"), b"data\n").unwrap();
+    symlink("usr/lib", r("lib")).unwrap();
+    // Absolute: inside the enclave this is /usr/bin/python3.11.
+    symlink("/usr/bin/python3.11", r("usr/bin/python3")).unwrap();
+    // Absolute to a directory, and a file through it.
+    symlink(
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        r("usr/lib/libc-link"),
+    )
+    .unwrap();
+    // Tries to climb out: `..` stops at the enclave's `/`.
+    symlink("../../../../../../../../etc/hostname", r("usr/bin/escape")).unwrap();
+    // Points at a host path that exists only outside the root.
+    symlink("/proc/self/status", r("etc/outside")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    cache: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap().join("rootfs");
+    rootfs(&root);
+    let cache = dir.path().join("cache");
+    Fixture {
+        _dir: dir,
+        root,
+        cache,
+    }
+}
+
+impl Fixture {
+    fn h(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.root.display())
+    }
+    fn opts(&self) -> ResolveOptions {
+        ResolveOptions {
+            progress: Progress::Never,
+            cache_dir: Some(self.cache.clone()),
+            threads: 2,
+        }
+    }
+    fn manifest(&self, entries: &[&str]) -> Manifest {
+        Manifest {
+            origin: "image.toml".into(),
+            entrypoint: "/usr/bin/python3".into(),
+            fs_root: self.root.to_str().unwrap().to_string(),
+            trusted_files: entries
+                .iter()
+                .map(|e| TrustedEntry::new(self.h(e)))
+                .collect(),
+            ..Manifest::default()
+        }
+    }
+    fn resolve(&self, entries: &[&str]) -> Result<Resolution, ResolveError> {
+        resolve(&self.manifest(entries), &self.opts())
+    }
+}
+
+fn paths(r: &Resolution) -> Vec<&str> {
+    r.manifest
+        .trusted_files
+        .iter()
+        .map(|t| t.path.as_str())
+        .collect()
+}
+
+fn links(r: &Resolution) -> Vec<(&str, &str)> {
+    r.manifest
+        .trusted_symlinks
+        .iter()
+        .map(|s| (s.path.as_str(), s.target.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_root_elsewhere_resolves_to_enclave_paths() {
+    let f = fixture();
+    let r = f
+        .resolve(&["usr/bin/python3", "lib/libc-link", "usr/lib/py", "app"])
+        .unwrap();
+    assert!(r.stats.warnings.is_empty(), "{:?}", r.stats.warnings);
+    assert_eq!(r.manifest.fs_root, "/");
+    assert_eq!(r.host_root, f.root);
+    assert_eq!(r.manifest.entrypoint, "/usr/bin/python3");
+    assert_eq!(
+        paths(&r),
+        [
+            "/app/main.py",
+            "/usr/bin/python3.11",
+            "/usr/lib/py/os.py",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6"
+        ]
+    );
+    // Links by enclave path, targets as readlink returns them.
+    assert_eq!(
+        links(&r),
+        [
+            ("/lib", "usr/lib"),
+            ("/usr/bin/python3", "/usr/bin/python3.11"),
+            ("/usr/lib/libc-link", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ]
+    );
+    // Chunk digests by enclave path; the digest is of the file in the root.
+    let libc = r.chunks.get("/usr/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    assert_eq!(libc.len(), 2);
+    assert!(r
+        .chunks
+        .get(&f.h("usr/lib/x86_64-linux-gnu/libc.so.6"))
+        .is_none());
+}
+
+#[test]
+fn the_host_location_is_not_measured() {
+    let a = fixture();
+    let b = fixture();
+    assert_ne!(a.root, b.root);
+    let entries = ["usr", "lib", "etc/hostname", "app"];
+    let ra = a.resolve(&entries).unwrap();
+    let rb = b.resolve(&entries).unwrap();
+    assert_eq!(ra.manifest.encode(), rb.manifest.encode());
+    // A changed file does change the bytes.
+    std::fs::write(b.root.join("app/main.py"), b"print('changed')\n").unwrap();
+    let rc = b.resolve(&entries).unwrap();
+    assert_ne!(ra.manifest.encode(), rc.manifest.encode());
+}
+
+#[test]
+fn links_do_not_leave_the_root() {
+    let f = fixture();
+    // `..` stops at the enclave's `/`: the link leads to the image's
+    // /etc/hostname, not to the host's.
+    let r = f.resolve(&["usr/bin/escape"]).unwrap();
+    assert_eq!(paths(&r), ["/etc/hostname"]);
+    assert_eq!(r.chunks.get("/etc/hostname").unwrap().len(), 1);
+    let digest = r.manifest.trusted_file("/etc/hostname").unwrap();
+    assert_eq!(
+        digest.size, 6,
+        "hashed the host's /etc/hostname instead of the image's"
+    );
+
+    // An absolute target is looked up below fs.root: /proc/self/status is
+    // not in the image, so the entry does not resolve...
+    let e = f.resolve(&["etc/outside"]).unwrap_err();
+    assert!(matches!(e, ResolveError::NotFound { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&f.h("proc")),
+        "the message should name the host path in the root: {msg}"
+    );
+    // ...and walking a directory with such a link records it as dangling.
+    let r = f.resolve(&["etc"]).unwrap();
+    assert_eq!(paths(&r), ["/etc/hostname"]);
+    assert!(links(&r).contains(&("/etc/outside", "/proc/self/status")));
+}
+
+#[test]
+fn entries_outside_the_root_are_errors() {
+    let f = fixture();
+    let mut m = f.manifest(&["usr/bin"]);
+    m.trusted_files.push(TrustedEntry::new("/etc/passwd"));
+    let e = resolve(&m, &f.opts()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ResolveError::NotVisible {
+                key: "sgx.trusted_files",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "image.toml: sgx.trusted_files entry \"file:/etc/passwd\": /etc/passwd is outside fs.root ({}) and \
+             every mount; the enclave cannot see it; move it below fs.root, mount its directory (fs.mounts) or \
+             change fs.root",
+            f.root.display()
+        )
+    );
+
+    let mut m = f.manifest(&["usr/bin"]);
+    m.allowed_files.push("/var/log".into());
+    let e = resolve(&m, &f.opts()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ResolveError::NotVisible {
+                key: "sgx.allowed_files",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // A glob whose directory part is outside.
+    let mut m = f.manifest(&[]);
+    m.trusted_files.push(TrustedEntry::new("/usr/lib/*.so*"));
+    let e = resolve(&m, &f.opts()).unwrap_err();
+    assert!(matches!(e, ResolveError::NotVisible { .. }), "{e}");
+
+    // A glob inside resolves to enclave paths.
+    let r = f.resolve(&["usr/lib/**/*.py"]).unwrap();
+    assert_eq!(paths(&r), ["/usr/lib/py/os.py"]);
+}
+
+fn chroot(path: &str, uri: &str) -> Mount {
+    Mount {
+        path: path.into(),
+        kind: MountKind::Chroot,
+        uri: uri.into(),
+        key_name: String::new(),
+    }
+}
+
+fn tmpfs(path: &str) -> Mount {
+    Mount {
+        path: path.into(),
+        kind: MountKind::Tmpfs,
+        uri: String::new(),
+        key_name: String::new(),
+    }
+}
+
+#[test]
+fn mounts_map_host_directories() {
+    let f = fixture();
+    let data = f.h("srv/data");
+    let mut m = f.manifest(&["usr/bin/python3", "srv/data"]);
+    m.mounts.push(chroot("/data", &data));
+    m.mounts.push(tmpfs("/tmp"));
+    m.allowed_files.push(format!("{data}/out"));
+    m.allowed_files.push("/tmp".into()); // outside the root, but tmpfs is no host path
+    m.fs_root = f.h("");
+    // /tmp on the host is outside fs.root: an error, not a warning.
+    let e = resolve(&m, &f.opts()).unwrap_err();
+    assert!(matches!(e, ResolveError::NotVisible { .. }), "{e}");
+    m.allowed_files.pop();
+    // An allowed entry below the root that the tmpfs hides: ignored, warned.
+    m.allowed_files.push(f.h("tmp"));
+    let r = resolve(&m, &f.opts()).unwrap();
+    assert_eq!(r.manifest.allowed_files, ["/data/out"]);
+    assert!(
+        r.stats
+            .warnings
+            .iter()
+            .any(|w| w.contains("the mount at /tmp hides it")),
+        "{:?}",
+        r.stats.warnings
+    );
+    // The mounted directory shows at /data, not at /srv/data.
+    assert_eq!(paths(&r), ["/data/d.txt", "/usr/bin/python3.11"]);
+
+    // A trusted file the mount hides is an error naming the mount.
+    let mut m = f.manifest(&["usr/bin/python3", "srv/data/d.txt"]);
+    m.mounts.push(chroot("/srv", &f.h("app")));
+    let e = resolve(&m, &f.opts()).unwrap_err();
+    assert!(matches!(e, ResolveError::Hidden { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("would be /srv/data/d.txt in the enclave, but the mount at /srv hides it"),
+        "{e}"
+    );
+
+    // Walking a directory does not enter a mount point below it.
+    let mut m = f.manifest(&["usr/bin/python3", ""]);
+    m.mounts.push(chroot("/app", &f.h("srv/data")));
+    let r = resolve(&m, &f.opts()).unwrap();
+    assert!(
+        !paths(&r).iter().any(|p| p.starts_with("/app/")),
+        "{:?}",
+        paths(&r)
+    );
+    assert!(paths(&r).contains(&"/srv/data/d.txt"));
+}
+
+#[test]
+fn a_link_in_a_mount_follows_the_enclave_root() {
+    // As the LibOS does: an absolute target in a mounted directory starts
+    // again at the enclave's `/`.
+    let f = fixture();
+    let outside = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(outside.path()).unwrap();
+    symlink("/usr/bin/python3.11", dir.join("py")).unwrap();
+    let mut m = f.manifest(&["usr/bin/python3"]);
+    m.mounts.push(chroot("/mnt", dir.to_str().unwrap()));
+    m.trusted_files
+        .push(TrustedEntry::new(format!("{}/py", dir.display())));
+    let r = resolve(&m, &f.opts()).unwrap();
+    assert_eq!(paths(&r), ["/usr/bin/python3.11"]);
+    assert!(links(&r).contains(&("/mnt/py", "/usr/bin/python3.11")));
+}
+
+#[test]
+fn default_root_is_unchanged() {
+    // fs.root = "/": enclave paths are host paths.
+    let f = fixture();
+    let m = Manifest {
+        origin: "plain.toml".into(),
+        entrypoint: format!("file:{}", f.h("app/main.py")),
+        trusted_files: vec![TrustedEntry::new(f.h("lib/py"))],
+        allowed_files: vec![f.h("app/main.py")],
+        ..Manifest::default()
+    };
+    let r = resolve(&m, &f.opts()).unwrap();
+    assert_eq!(r.host_root, Path::new("/"));
+    assert_eq!(r.manifest.fs_root, "/");
+    assert_eq!(paths(&r), [f.h("usr/lib/py/os.py").as_str()]);
+    assert_eq!(links(&r), [(f.h("lib").as_str(), "usr/lib")]);
+    assert_eq!(r.manifest.entrypoint, f.h("app/main.py"));
+    assert_eq!(r.manifest.allowed_files, [f.h("app/main.py")]);
+}
+
+#[test]
+fn snapshots_keep_the_host_root() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let a = f.resolve(&["usr", "lib", "app"]).unwrap();
+    let b = f.resolve(&["usr", "lib", "app"]).unwrap();
+    assert_eq!(b.stats.bytes_hashed, 0);
+    assert_eq!(a.manifest.encode(), b.manifest.encode());
+    assert_eq!(b.host_root, f.root);
+    assert!(b.chunks.get("/app/main.py").is_some());
+    // A change is noticed through the host path.
+    std::fs::write(f.root.join("app/main.py"), b"print('changed')\n").unwrap();
+    let c = f.resolve(&["usr", "lib", "app"]).unwrap();
+    assert_ne!(a.manifest.encode(), c.manifest.encode());
+}
