@@ -51,6 +51,11 @@ struct Args {
     /// Keep the scratch directory (generated manifests, C programs).
     #[arg(long)]
     keep: bool,
+
+    /// Before each scenario, wait (up to SECS, default 300) for a second in
+    /// which the CPUs are at least 90% idle: other work skews the numbers.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "300")]
+    wait_idle: Option<u64>,
 }
 
 fn main() {
@@ -110,6 +115,10 @@ fn run(args: Args) -> anyhow::Result<i32> {
 
     let mut reports = Vec::new();
     for s in &chosen {
+        let idle = args
+            .wait_idle
+            .map(|secs| wait_idle(std::time::Duration::from_secs(secs)));
+        let load_before = load_average();
         let mut r = match s.run(&mut env) {
             Ok(r) => r,
             Err(e) => {
@@ -121,6 +130,12 @@ fn run(args: Args) -> anyhow::Result<i32> {
         for remark in std::mem::take(&mut env.remarks) {
             r.note(remark);
         }
+        match idle {
+            Some(Ok(secs)) if secs > 1.5 => r.note(format!("waited {secs:.0} s for idle CPUs before this scenario")),
+            Some(Err(busy)) => r.note(format!("the CPUs did not become idle before this scenario (last second: {:.0}% busy); numbers are skewed", busy * 100.0)),
+            _ => {}
+        }
+        r.note(format!("load average {load_before:.2} at the start of this scenario, {:.2} at its end (this machine has {} CPUs)", load_average(), host.cpus));
         println!("{}", r.render());
         reports.push(r);
     }
@@ -218,10 +233,7 @@ fn host_info(env: &env::Env) -> HostInfo {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown revision".into());
-    let load1 = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
-        .unwrap_or(0.0);
+    let load1 = load_average();
     let gvisor = match env::find_program(std::ffi::OsStr::new("runsc")) {
         None => "runsc not found (apt-get install -y runsc)".to_string(),
         Some(p) => {
@@ -256,6 +268,58 @@ fn host_info(env: &env::Env) -> HostInfo {
         kernel,
         load1,
         conf: format!("conf {rev}"),
+    }
+}
+
+/// The one-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// (busy, total) jiffies of all CPUs from /proc/stat.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    // idle + iowait
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Wait until one second passes with the CPUs at least 90% idle; Ok(seconds
+/// waited), or Err(busy fraction of the last second) after `limit`.
+fn wait_idle(limit: std::time::Duration) -> Result<f64, f64> {
+    let start = std::time::Instant::now();
+    let mut reported = false;
+    loop {
+        let a = cpu_jiffies();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let busy = match (a, cpu_jiffies()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) as f64 / (t1 - t0) as f64,
+            _ => return Ok(start.elapsed().as_secs_f64()),
+        };
+        if busy <= 0.10 {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        if start.elapsed() >= limit {
+            return Err(busy);
+        }
+        if !reported {
+            eprintln!(
+                "conf-bench: waiting for idle CPUs ({:.0}% busy)",
+                busy * 100.0
+            );
+            reported = true;
+        }
     }
 }
 

@@ -148,6 +148,11 @@ impl View {
         Err(Unseen::Hidden { enclave: e, mount })
     }
 
+    /// Whether `enclave` is a mount point or a directory above one.
+    fn leads_to_mount(&self, enclave: &str) -> bool {
+        self.mounts.iter().any(|(p, _, _)| is_under(p, enclave))
+    }
+
     /// Whether something is mounted at exactly `enclave` (directory walks
     /// do not cross into mounts).
     fn is_mount_point(&self, enclave: &str) -> bool {
@@ -257,8 +262,11 @@ impl<'a> Expander<'a> {
         if let Some(n) = self.nodes.get(path) {
             return Ok(n.clone());
         }
+        // A mount point, or a directory on the way to one, is there in the
+        // enclave even if the host has nothing (or a tmpfs) at that path.
+        let on_the_way = self.view.leads_to_mount(path);
         let Some(host) = self.view.host(path) else {
-            return Ok(Node::Missing);
+            return Ok(if on_the_way { Node::Dir } else { Node::Missing });
         };
         let node = match std::fs::symlink_metadata(&host) {
             Ok(md) if md.is_dir() => Node::Dir,
@@ -273,6 +281,10 @@ impl<'a> Expander<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Node::Missing,
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Node::Missing,
             Err(e) => return Err(e),
+        };
+        let node = match node {
+            Node::Missing if on_the_way => Node::Dir,
+            n => n,
         };
         self.nodes.insert(path.to_string(), node.clone());
         Ok(node)

@@ -363,3 +363,26 @@ fn snapshots_keep_the_host_root() {
     let c = f.resolve(&["usr", "lib", "app"]).unwrap();
     assert_ne!(a.manifest.encode(), c.manifest.encode());
 }
+
+#[test]
+fn mount_points_need_no_host_directory() {
+    // A chroot mount over a tmpfs (what zero-config does for a project in
+    // /tmp), and one whose parent directories the root does not have: the
+    // LibOS walks to them without asking the host, and so does resolution.
+    let f = fixture();
+    let data = f.h("srv/data");
+    let mut m = f.manifest(&["usr/bin/python3", "srv/data"]);
+    m.mounts.push(tmpfs("/tmp"));
+    m.mounts.push(chroot("/tmp/project", &data));
+    m.mounts.push(chroot("/no/such/dir", &f.h("app")));
+    m.trusted_files.push(TrustedEntry::new(f.h("app/main.py")));
+    let r = resolve(&m, &f.opts()).unwrap();
+    assert_eq!(
+        paths(&r),
+        [
+            "/no/such/dir/main.py",
+            "/tmp/project/d.txt",
+            "/usr/bin/python3.11"
+        ]
+    );
+}
