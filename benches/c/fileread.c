@@ -3,8 +3,8 @@
  *   fileread FILE REPS BLOCK_BYTES
  *
  * Reads FILE once untimed, then REPS more times, each with open, read(2) of
- * BLOCK_BYTES at a time to the end, close; prints one MB/s (10^6 bytes) line
- * per timed pass.
+ * BLOCK_BYTES at a time to the end, close; prints one line per timed pass:
+ * MB/s (10^6 bytes), bytes, seconds.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
         double a = now_s();
         long total = pass(argv[1], buf, block);
         double t = now_s() - a;
-        printf("%.1f %ld\n", total / 1e6 / t, total);
+        printf("%.1f %ld %.6f\n", total / 1e6 / t, total, t);
     }
     return 0;
 }

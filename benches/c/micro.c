@@ -5,14 +5,14 @@
  * Calibrates a call count so that one repetition takes about BUDGET_MS
  * (the calibration also warms up: in conf the first call of a site traps
  * and gets rewritten), then prints REPS lines, each the mean ns per call of
- * one repetition.
+ * one repetition, the number of calls and the repetition's seconds.
  *
  * OP:
  *   getpid          glibc's getpid() wrapper (mov $39,%eax; syscall)
  *   syscall-getpid  glibc's generic syscall(SYS_getpid): the number comes
  *                   from a register, so conf cannot rewrite the site
- *   clock           clock_gettime(CLOCK_MONOTONIC): vDSO natively, an OCALL
- *                   whose host work is next to nothing in conf
+ *   clock           clock_gettime(CLOCK_MONOTONIC) (the vDSO natively)
+ *   sched-yield     sched_yield() (alone on its CPU: the kernel returns at once)
  *   pwrite          pwrite of 1 byte at offset 0 of FILE
  *   fstat           fstat of FILE's descriptor
  *   sud-getpid      native only: syscall(SYS_getpid) caught by Syscall User
@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@
 #define SUD_ALLOW 0
 #define SUD_BLOCK 1
 
-enum op { GETPID, SYSCALL_GETPID, CLOCK, PWRITE, FSTAT, SUD_GETPID };
+enum op { GETPID, SYSCALL_GETPID, CLOCK, SCHED_YIELD, PWRITE, FSTAT, SUD_GETPID };
 
 static int fd = -1;
 static volatile long sink;
@@ -81,6 +82,10 @@ static void run(enum op op, long n)
             s += t.tv_nsec;
         }
         break;
+    case SCHED_YIELD:
+        for (long i = 0; i < n; i++)
+            s += sched_yield();
+        break;
     case PWRITE:
         for (long i = 0; i < n; i++)
             s += pwrite(fd, "x", 1, 0);
@@ -113,7 +118,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: micro OP BUDGET_MS REPS [FILE]\n");
         return 2;
     }
-    static const char *names[] = {"getpid", "syscall-getpid", "clock", "pwrite", "fstat", "sud-getpid"};
+    static const char *names[] = {"getpid", "syscall-getpid", "clock", "sched-yield", "pwrite", "fstat", "sud-getpid"};
     int op = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
         if (strcmp(argv[1], names[i]) == 0)
@@ -162,7 +167,7 @@ int main(int argc, char **argv)
         double a = now_ns();
         run(op, n);
         t = now_ns() - a;
-        printf("%.3f %ld\n", t / n, n);
+        printf("%.3f %ld %.6f\n", t / n, n, t / 1e9);
     }
     return 0;
 }

@@ -80,6 +80,8 @@ pub struct Env {
     /// Remarks about successful runs (stderr output), collected for the
     /// scenario's notes.
     pub remarks: Vec<String>,
+    /// The conf binaries used, with their modification times.
+    pub binaries: Vec<String>,
 }
 
 impl Env {
@@ -116,6 +118,7 @@ impl Env {
             runsc: None,
             hyperfine,
             remarks: Vec::new(),
+            binaries: Vec::new(),
         })
     }
 
@@ -129,7 +132,9 @@ impl Env {
         self.scratch.keep()
     }
 
-    /// conf-run, built on first use if missing (or if --build).
+    /// conf-run, built on first use if missing (or if --build), and copied
+    /// into the scratch directory so that a rebuild while the benchmarks run
+    /// cannot mix two builds in one table.
     pub fn conf_run(&mut self) -> Tool {
         if self.conf_run.is_none() {
             let t = match &self.opts.conf_run {
@@ -137,18 +142,43 @@ impl Env {
                 Some(p) => Err(format!("--conf-run {}: no such file", p.display())),
                 None => self.built_binary("conf-run", &["-p", "conf-loader", "--bin", "conf-run"]),
             };
+            let t = t.and_then(|p| self.snapshot(&p));
             self.conf_run = Some(t);
         }
         self.conf_run.clone().expect("set above")
     }
 
-    /// The `conf` tool, built on first use if missing (or if --build).
+    /// The `conf` tool: next to --conf-run if given and present there, else
+    /// the workspace's (built if missing); copied like conf-run.
     pub fn conf(&mut self) -> Tool {
         if self.conf.is_none() {
-            let t = self.built_binary("conf", &["-p", "conf-tools", "--bin", "conf"]);
+            let sibling = self.opts.conf_run.as_ref().and_then(|p| p.parent()).map(|d| d.join("conf")).filter(|p| p.is_file());
+            let t = match sibling {
+                Some(p) => Ok(p),
+                None => self.built_binary("conf", &["-p", "conf-tools", "--bin", "conf"]),
+            };
+            let t = t.and_then(|p| self.snapshot(&p));
             self.conf = Some(t);
         }
         self.conf.clone().expect("set above")
+    }
+
+    /// Copy `bin` into the scratch directory; note where it came from.
+    fn snapshot(&mut self, bin: &Path) -> Tool {
+        let name = bin.file_name().unwrap_or_default();
+        let dir = self.scratch().join("bin");
+        let copy = dir.join(name);
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::copy(bin, &copy))
+            .map_err(|e| format!("cannot copy {} to {}: {e}", bin.display(), copy.display()))?;
+        let built = std::fs::metadata(bin)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| crate::utc(d.as_secs()))
+            .unwrap_or_else(|| "unknown time".into());
+        self.binaries.push(format!("{} (modified {built})", bin.display()));
+        Ok(copy)
     }
 
     fn built_binary(&self, name: &str, pkg: &[&str]) -> Tool {
@@ -362,21 +392,42 @@ fn stderr_tail(stderr: &str) -> String {
     format!("; stderr:\n      {}", tail.join("\n      "))
 }
 
-/// Numbers from the first field of each non-empty line of `out`.
-pub fn parse_first_fields(out: &str) -> anyhow::Result<Vec<f64>> {
+/// One line of a benchmark program's output: the value, then other fields;
+/// the last field is the seconds the program timed for it by its own clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    pub seconds: f64,
+}
+
+/// The samples a benchmark program printed, one per line.
+pub fn parse_samples(out: &str) -> anyhow::Result<Vec<Sample>> {
     let mut v = Vec::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let first = line.split_whitespace().next().unwrap_or("");
-        v.push(
-            first
-                .parse::<f64>()
-                .with_context(|| format!("unexpected output line `{line}`"))?,
-        );
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let num = |s: &str| s.parse::<f64>().with_context(|| format!("unexpected output line `{line}`"));
+        if fields.len() < 2 {
+            bail!("unexpected output line `{line}`");
+        }
+        v.push(Sample { value: num(fields[0])?, seconds: num(fields[fields.len() - 1])? });
     }
     if v.is_empty() {
         bail!("the program printed no results");
     }
     Ok(v)
+}
+
+/// A program that timed more seconds of work than its process lived (by
+/// the host's clock) has a clock that runs fast: its numbers are wrong.
+pub fn check_clock(samples: &[Sample], wall: Duration) -> anyhow::Result<()> {
+    let timed: f64 = samples.iter().map(|s| s.seconds).sum();
+    let lived = wall.as_secs_f64();
+    if timed > lived * 1.02 + 0.002 {
+        bail!(
+            "the program's own clock ran fast: it timed {timed:.3} s of work in a process that lived {lived:.3} s by the host's clock, so its per-call numbers are inflated (in conf: clock_gettime inside the enclave is off)"
+        );
+    }
+    Ok(())
 }
 
 /// Turn argv strings into `OsString`s.

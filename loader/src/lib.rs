@@ -5,6 +5,7 @@ pub mod exit;
 pub mod host;
 pub mod image;
 pub mod libos;
+pub mod oci;
 pub mod run;
 pub mod sgx;
 pub mod sim;

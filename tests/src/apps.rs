@@ -16,7 +16,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -300,12 +299,6 @@ impl Running {
         assert!(st.success(), "kill -{signal} {} failed", self.pid());
     }
 
-    /// Whether the process has ended (without reaping it for good: the
-    /// status is kept for [`finish`](Self::finish)).
-    pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
-    }
-
     fn collect(&mut self, status: Option<ExitStatus>, timed_out: bool) -> Output {
         for h in self.readers.drain(..) {
             let start = Instant::now();
@@ -355,15 +348,6 @@ impl Running {
         self.collect(status.flatten(), true)
     }
 
-    /// What it has printed on stdout so far.
-    pub fn stdout_so_far(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// What it has printed on stderr so far.
-    pub fn stderr_so_far(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
 }
 
 impl Drop for Running {
@@ -373,11 +357,6 @@ impl Drop for Running {
             let _ = c.wait();
         }
     }
-}
-
-/// The exit status as the shell shows it: the code, or 128+n for a signal.
-pub fn shell_status(st: &ExitStatus) -> i32 {
-    st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
 }
 
 /// A response read by [`http_request`].
@@ -435,11 +414,6 @@ fn parse_http(raw: &[u8]) -> Option<HttpResponse> {
         body.truncate(len);
     }
     Some(HttpResponse { body, ..resp })
-}
-
-/// Lines of `text` with `[conf]` lines left out (conf's notes on stderr).
-pub fn without_conf_lines(text: &str) -> String {
-    text.lines().filter(|l| !l.starts_with("[conf]")).map(|l| format!("{l}\n")).collect()
 }
 
 /// A first-difference account of two texts, for assertion messages.

@@ -327,6 +327,57 @@ fn python_app_in_a_tmp_directory() {
     assert!(app.path("out/host.db").is_file(), "the enclave's database did not reach the host");
 }
 
+/// Write an executable script `name` into the app.
+fn script(app: &App, name: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = app.write(name, text);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A `#!/usr/bin/python3` script named as the program: conf-run follows
+/// the `#!` line as the kernel does.
+#[test]
+fn python_shebang_script_as_the_program() {
+    if python_missing() {
+        return;
+    }
+    let app = App::new("python/stdlib");
+    script(&app, "run.py", "#!/usr/bin/python3\nimport sys\nprint('shebang', sys.argv[1:], sys.argv[0].endswith('run.py'))\n");
+    let out = app.run(&[], &["./run.py", "a", "b"]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert_eq!(out.stdout_str(), "shebang ['a', 'b'] True\n", "{}", out.describe());
+    assert_quiet("./run.py", &out);
+}
+
+/// A `#!/usr/bin/env python3` script: `env` has to exec python3. Until
+/// execve is provided in the enclave this may fail, but then with a
+/// message from conf that says why (the CPython issue: "a `#!` script as
+/// the entrypoint must fail with a clear message, not a crash").
+#[test]
+fn python_env_shebang_script_runs_or_fails_clearly() {
+    if python_missing() {
+        return;
+    }
+    let app = App::new("python/stdlib");
+    script(&app, "run.py", "#!/usr/bin/env python3\nimport sys\nprint('env shebang', sys.argv[1:])\n");
+    let native = app.native(&["./run.py", "x"]);
+    assert_eq!(native.code(), Some(0), "{}", native.describe());
+    let out = app.run(&[], &["./run.py", "x"]);
+    if out.code() == Some(0) {
+        assert_eq!(out.stdout, native.stdout, "{}", out.describe());
+        return;
+    }
+    assert!(out.signal().is_none() && !out.timed_out && out.code() != Some(0), "{}", out.describe());
+    let err = out.stderr_str();
+    let explained = err.lines().any(|l| l.starts_with("[conf]") && (l.contains("execve") || l.contains("exec ")));
+    assert!(
+        explained,
+        "`env python3` failed ({}) without a conf message that names execve (the user sees only env's own complaint):\n{}",
+        out.how(),
+        out.describe()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Issue "Threads, futexes, signals, timers, epoll and sockets"
 // ---------------------------------------------------------------------------

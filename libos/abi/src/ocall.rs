@@ -264,6 +264,10 @@ ocalls! {
     /// Ask the host to kick some enclave thread at monotonic time a0 (ns);
     /// a0 = 0 cancels. Replaces any earlier request.
     Alarm = 47,
+    /// realpath(path data[a0..a0+a1]) into data[a2..a2+a3] → length. A hint:
+    /// the LibOS only uses the answer to find a trusted or allowed file by
+    /// its real name, whose contents it then checks as usual.
+    Realpath = 48,
     /// socket(domain a0, type a1, protocol a2) → host fd.
     Socket = 50,
     /// socketpair(a0, a1, a2) → aux = fd0 | fd1 << 32.

@@ -185,6 +185,27 @@ impl Namespace {
         self.links.get(p).map(String::from)
     }
 
+    /// For a path the manifest does not cover, the path it really names on
+    /// the host (through host symlinks such as `/bin` → `usr/bin`), if that
+    /// one is trusted or allowed. Safe to take from the host: the result is
+    /// checked like any path, and a trusted file's contents are verified.
+    pub fn real_name(&self, p: &str) -> Option<(String, Target)> {
+        if !self.mounts.is_empty() {
+            return None;
+        }
+        let host = self.host_path(p);
+        let real = hc::realpath(host.as_bytes()).ok()?;
+        let real = core::str::from_utf8(&real).ok()?;
+        let enclave = if self.root.is_empty() { real } else { real.strip_prefix(self.root.as_str())? };
+        if enclave == p || !enclave.starts_with('/') {
+            return None;
+        }
+        match self.classify(enclave) {
+            t @ (Target::Trusted(_) | Target::Allowed(_)) => Some((String::from(enclave), t)),
+            _ => None,
+        }
+    }
+
     /// Refuse access to `p`, saying once which manifest key would allow it.
     pub fn deny(&self, p: &str, write: bool) -> Errno {
         let mut seen = self.denied_logged.lock();
@@ -260,8 +281,17 @@ fn open_tmp(fs: &'static Tmpfs, rel: &str, flags: u32, perm: u32) -> Result<Arc<
 pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<OpenFile>, Errno> {
     let ns = ns();
     let follow = flags & oflags::O_NOFOLLOW == 0;
-    let p = resolve(cwd, path, follow)?;
-    let file: Arc<dyn File> = match ns.classify(&p) {
+    let mut p = resolve(cwd, path, follow)?;
+    let mut target = ns.classify(&p);
+    if let Target::Metadata(_) = target {
+        if follow {
+            if let Some((real, t)) = ns.real_name(&p) {
+                p = real;
+                target = t;
+            }
+        }
+    }
+    let file: Arc<dyn File> = match target {
         Target::Proc => return super::proc::open(&p, flags),
         Target::Tmp(fs, rel) => open_tmp(fs, &rel, flags, create_mode)?,
         Target::Device(d) => Arc::new(d),

@@ -387,3 +387,13 @@ pub fn kick(slot: u64) {
 pub fn alarm(deadline_ns: u64) {
     let _ = call(Ocall::Alarm, [deadline_ns, 0, 0, 0, 0, 0]);
 }
+
+/// The host's realpath of `path` (a hint, see `Ocall::Realpath`).
+pub fn realpath(path: &[u8]) -> Result<alloc::vec::Vec<u8>, Errno> {
+    let d = Data::mine();
+    put_path(&d, path, 0)?;
+    let n = len_result(Ocall::Realpath, call(Ocall::Realpath, [0, path.len() as u64, OUT, PATH_MAX as u64, 0, 0]), PATH_MAX)?;
+    let mut b = alloc::vec![0u8; n];
+    d.get(OUT, &mut b);
+    Ok(b)
+}

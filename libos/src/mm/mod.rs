@@ -451,6 +451,18 @@ impl Mm {
         g.vmas.covered(addr, end, prot) && self.populate_locked(&g, addr, end).is_ok()
     }
 
+    /// Remove every mapping (execve) and reset the break.
+    pub fn unmap_all(&self) -> Result<(), Errno> {
+        let mut g = self.inner.lock();
+        let (lo, hi) = (g.vmas.lo, g.vmas.hi);
+        self.unmap_locked(&mut g, lo, hi)?;
+        g.brk_start = 0;
+        g.brk = 0;
+        g.brk_limit = 0;
+        g.mmap_top = hi;
+        Ok(())
+    }
+
     /// Lines of /proc/self/maps.
     pub fn maps(&self) -> String {
         use core::fmt::Write;

@@ -46,7 +46,15 @@ fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), 
     let shown = String::from_utf8_lossy(path).into_owned();
     let p = policy::resolve(&cwd, path, true).map_err(|e| fail(e, format!("cannot resolve {shown}: {}", e.description())))?;
     let ns = policy::ns();
-    match ns.classify(&p) {
+    let mut p = p;
+    let mut target = ns.classify(&p);
+    if let Target::Metadata(_) = target {
+        if let Some((real, t)) = ns.real_name(&p) {
+            p = real;
+            target = t;
+        }
+    }
+    match target {
         Target::Trusted(entry) => {
             let f = TrustedFile::open(entry, &ns.host_path(&entry.path)).map_err(|e| fail(e, format!("cannot open {p}: {}", e.description())))?;
             Ok((p, Arc::new(f)))
@@ -153,9 +161,19 @@ fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
-/// Replace the address space contents with `path` and return the registers
-/// to start it with.
-pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
+/// A program ready to be loaded: found, trusted, its headers read, `#!`
+/// interpreters followed. Nothing of the running program is touched yet,
+/// so execve can still fail back to its caller.
+pub struct Prepared {
+    exe_path: String,
+    file: Arc<TrustedFile>,
+    info: ElfInfo,
+    interp: Option<(String, Arc<TrustedFile>, ElfInfo)>,
+    argv: Vec<Vec<u8>>,
+}
+
+/// Find and check `path` for execution with `argv`.
+pub fn prepare(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Prepared, ExecError> {
     let mut argv = argv;
     let mut path = path.to_vec();
     let mut depth = 0;
@@ -184,7 +202,30 @@ pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>,
             Err(e) => return Err(fail(Errno::ENOEXEC, format!("{p} cannot be run: {e:?}"))),
         }
     };
+    let interp = match &info.interp {
+        None => None,
+        Some(interp) => {
+            let (ip, ifile) = open_exec(proc, interp.as_bytes())?;
+            let iinfo = match elf::read(ifile.as_ref()) {
+                Ok(i) => i,
+                Err(e) => return Err(fail(Errno::ENOEXEC, format!("interpreter {ip} of {exe_path} cannot be loaded: {e:?}"))),
+            };
+            Some((ip, ifile, iinfo))
+        }
+    };
+    Ok(Prepared { exe_path, file, info, interp, argv })
+}
 
+/// Replace the address space contents with `path` and return the registers
+/// to start it with (boot: the address space is empty).
+pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
+    let p = prepare(proc, path, argv)?;
+    commit(proc, p, envp, stack_size, brk_max)
+}
+
+/// Load a prepared program into an empty address space.
+pub fn commit(proc: &Process, prepared: Prepared, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
+    let Prepared { exe_path, file, info, interp, argv } = prepared;
     // The main stack at the top of the program area.
     let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0, lazy: None };
     let top = super::stack_top();
@@ -201,13 +242,8 @@ pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>,
 
     let mut entry = bias + info.header.e_entry;
     let mut interp_base = 0;
-    if let Some(interp) = &info.interp {
-        let (ip, ifile) = open_exec(proc, interp.as_bytes())?;
-        let iinfo = match elf::read(ifile.as_ref()) {
-            Ok(i) => i,
-            Err(e) => return Err(fail(Errno::ENOEXEC, format!("interpreter {ip} of {exe_path} cannot be loaded: {e:?}"))),
-        };
-        let ibias = map_elf(proc, &ifile, &iinfo, &ip, Placement::Hint(0))?;
+    if let Some((ip, ifile, iinfo)) = &interp {
+        let ibias = map_elf(proc, ifile, iinfo, ip, Placement::Hint(0))?;
         interp_base = ibias + iinfo.span().map(|s| s.0).unwrap_or(0);
         entry = ibias + iinfo.header.e_entry;
     }

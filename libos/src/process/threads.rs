@@ -147,3 +147,37 @@ pub fn exit_current() -> ! {
     }
     crate::host::exit_thread()
 }
+
+/// Set by execve: every thread but this tid ends at its next chance.
+static ZAP_SURVIVOR: AtomicU32 = AtomicU32::new(0);
+
+/// Should the calling thread end because another one called execve?
+pub fn zapped() -> bool {
+    let s = ZAP_SURVIVOR.load(Ordering::Acquire);
+    s != 0 && crate::arch::tls::tls().thread != 0 && super::current().tid != s
+}
+
+/// End every other thread (execve): ask them to stop, kick them out of
+/// whatever they wait for, and wait until they are gone.
+pub fn zap_others() {
+    if live_threads() <= 1 {
+        return;
+    }
+    let me = super::current().tid;
+    ZAP_SURVIVOR.store(me, Ordering::Release);
+    let mut slots = Vec::new();
+    find_thread(|t| {
+        if t.tid != me {
+            slots.push(t.slot.load(Ordering::Relaxed));
+        }
+        false
+    });
+    for s in &slots {
+        crate::host::calls::kick(*s);
+    }
+    while live_threads() > 1 {
+        let seq = crate::host::wake_seq();
+        let _ = crate::host::calls::thread_sleep(seq, 1_000_000);
+    }
+    ZAP_SURVIVOR.store(0, Ordering::Release);
+}

@@ -200,6 +200,9 @@ fn take_host_signals() {
 
 /// Is a signal pending that would interrupt a blocking call?
 pub fn interrupt_pending() -> bool {
+    if crate::process::threads::zapped() {
+        return true;
+    }
     take_host_signals();
     crate::time::timers::run_expired();
     let t = current();
@@ -287,6 +290,9 @@ pub fn die(sig: u32) -> ! {
 /// Deliver pending unblocked signals before returning to the program:
 /// run default actions, or set `regs` up to enter the handler.
 pub fn deliver_pending(regs: &mut UserRegs) {
+    if crate::process::threads::zapped() {
+        crate::process::threads::exit_current();
+    }
     take_host_signals();
     if crate::host::take_alarm() {
         crate::time::timers::run_expired();
@@ -367,3 +373,16 @@ pub fn fault(regs: &mut UserRegs, sig: u32, code: i32, addr: u64) {
 
 /// Count of signals delivered (diagnostics).
 pub static DELIVERED: AtomicU64 = AtomicU64::new(0);
+
+/// execve: handlers go back to the default action (ignored signals stay
+/// ignored); pending signals and the mask are kept.
+pub fn reset_for_exec() {
+    let mut st = process().signals.lock();
+    for a in st.actions.iter_mut() {
+        if a.handler != SIG_IGN {
+            *a = SigAction::default();
+        }
+    }
+    drop(st);
+    *current().altstack.lock() = (0, 2, 0);
+}

@@ -99,6 +99,10 @@ pub fn wait(uaddr: u64, val: u32, bitset: u32, deadline: Option<(u64, bool)>) ->
         if woken.load(Ordering::Acquire) != 0 {
             return Ok(0);
         }
+        if crate::process::threads::zapped() {
+            remove_self();
+            return Err(Errno::EINTR);
+        }
         let timeout = match deadline {
             None => u64::MAX,
             Some((at, realtime)) => {

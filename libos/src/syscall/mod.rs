@@ -10,6 +10,7 @@
 //! Handlers live in one file per family; pointers stop at `uaccess.rs`.
 
 pub mod clone;
+pub mod exec;
 pub mod file;
 pub mod fs;
 pub mod misc;

@@ -150,3 +150,8 @@ pub fn on_trap(site: u64, nr: u64) {
         PATCHED.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// Forget the stub pages (execve unmapped them with everything else).
+pub fn reset() {
+    STUBS.lock().clear();
+}

@@ -5,7 +5,7 @@
 use conf_abi::Errno;
 
 use super::names::COUNT;
-use super::{clone, file, fs, misc, mmap, net, poll, process as proc, signal, time, Handler};
+use super::{clone, exec, file, fs, misc, mmap, net, poll, process as proc, signal, time, Handler};
 
 #[derive(Clone, Copy)]
 pub enum Entry {
@@ -85,6 +85,7 @@ pub static TABLE: [Entry; COUNT] = table! {
     56 => P(clone::sys_clone, "threads only (CLONE_VM|CLONE_THREAD); processes are not supported yet"),
     57 => U(Errno::ENOSYS, "fork: processes are not supported yet"),
     58 => U(Errno::ENOSYS, "vfork: processes are not supported yet"),
+    59 => S(exec::sys_execve),
     60 => S(proc::sys_exit),
     62 => P(signal::sys_kill, "only to this process"),
     63 => S(proc::sys_uname),
@@ -226,6 +227,7 @@ pub static TABLE: [Entry; COUNT] = table! {
     316 => P(fs::sys_renameat2, "no RENAME_* flags"),
     318 => S(misc::sys_getrandom),
     326 => U(Errno::EXDEV, "copy_file_range: callers fall back to read/write"),
+    322 => S(exec::sys_execveat),
     332 => S(fs::sys_statx),
     334 => U(Errno::ENOSYS, "restartable sequences are not provided; glibc falls back"),
     435 => P(clone::sys_clone3, "threads only (CLONE_VM|CLONE_THREAD); processes are not supported yet"),

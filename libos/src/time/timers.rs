@@ -165,3 +165,11 @@ pub fn overrun(id: usize) -> Result<i32, Errno> {
 pub fn clock_of(id: usize) -> Result<u32, Errno> {
     with_timers(|ts| ts.get(id + ITIMERS).and_then(|t| t.as_ref()).map(|t| t.clock).ok_or(Errno::EINVAL))
 }
+
+/// execve: POSIX timers are deleted; interval timers (alarm) survive.
+pub fn reset_for_exec() {
+    with_timers(|ts| {
+        ts.truncate(ITIMERS);
+        rearm(ts);
+    });
+}

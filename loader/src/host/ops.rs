@@ -366,6 +366,21 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             (0, 0)
         }
         Ocall::Yield => sys(unsafe { libc::sched_yield() } as i64),
+        Ocall::Realpath => {
+            let p = path_at(data, a[0], a[1])?;
+            let r = range(a[2], a[3])?;
+            match std::fs::canonicalize(std::ffi::OsStr::from_bytes(p.as_bytes())) {
+                Err(e) => err(e.raw_os_error().unwrap_or(libc::ENOENT)),
+                Ok(real) => {
+                    let b = real.as_os_str().as_bytes();
+                    if b.len() > r.len() {
+                        return Err(err(libc::ENAMETOOLONG));
+                    }
+                    data[r.start..r.start + b.len()].copy_from_slice(b);
+                    (b.len() as i64, 0)
+                }
+            }
+        }
         Ocall::Kick => {
             if a[0] >= host.ring.layout.nslots {
                 return Err(err(libc::EINVAL));

@@ -107,6 +107,12 @@ for i in range(1000):
     h.update(i.to_bytes(4, "little"))
 print(h.hexdigest())
 
+section("ssl")
+import ssl  # noqa: E402
+
+ctx = ssl.create_default_context()
+print(ssl.OPENSSL_VERSION.split()[0], ctx.verify_mode == ssl.CERT_REQUIRED, ctx.check_hostname, ctx.cert_store_stats()["x509_ca"] > 0)
+
 section("hmac")
 mac = hmac.new(b"key", data, "sha256")
 print(mac.hexdigest(), hmac.digest(b"key", data, "sha1").hex())
@@ -333,6 +339,12 @@ suite = unittest.defaultTestLoader.loadTestsFromModule(test_sample)
 result = unittest.TextTestRunner(stream=stream, verbosity=2).run(suite)
 print(result.testsRun, len(result.failures), len(result.errors), len(result.skipped), len(result.expectedFailures), result.wasSuccessful())
 print(sorted(l.split(" ... ")[1] for l in stream.getvalue().splitlines() if " ... " in l))
+
+section("proc")
+print(os.cpu_count() > 0, len(os.listdir("/proc/self/fd")) >= 3, os.path.realpath("/proc/self/exe").startswith("/usr/bin/python3"))
+with open("/proc/self/status") as f:
+    print(f.readline().split()[0], any(line.startswith("Threads:") for line in f))
+print(open("/proc/self/cmdline", "rb").read().split(b"\0")[1:3])
 
 section("app modules")
 print(primes(50)[-3:], fib(90))
