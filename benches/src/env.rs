@@ -152,7 +152,13 @@ impl Env {
     /// the workspace's (built if missing); copied like conf-run.
     pub fn conf(&mut self) -> Tool {
         if self.conf.is_none() {
-            let sibling = self.opts.conf_run.as_ref().and_then(|p| p.parent()).map(|d| d.join("conf")).filter(|p| p.is_file());
+            let sibling = self
+                .opts
+                .conf_run
+                .as_ref()
+                .and_then(|p| p.parent())
+                .map(|d| d.join("conf"))
+                .filter(|p| p.is_file());
             let t = match sibling {
                 Some(p) => Ok(p),
                 None => self.built_binary("conf", &["-p", "conf-tools", "--bin", "conf"]),
@@ -177,7 +183,8 @@ impl Env {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| crate::utc(d.as_secs()))
             .unwrap_or_else(|| "unknown time".into());
-        self.binaries.push(format!("{} (modified {built})", bin.display()));
+        self.binaries
+            .push(format!("{} (modified {built})", bin.display()));
         Ok(copy)
     }
 
@@ -314,6 +321,8 @@ pub fn describe(c: &Command) -> String {
 pub struct Captured {
     pub stdout: String,
     pub stderr: String,
+    /// From spawn to exit, by the host's monotonic clock.
+    pub wall: Duration,
 }
 
 pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Captured> {
@@ -321,6 +330,7 @@ pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Capture
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let start = Instant::now();
     let mut child = c
         .spawn()
         .with_context(|| format!("cannot start `{what}`"))?;
@@ -336,7 +346,6 @@ pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Capture
         let _ = err.read_to_end(&mut s);
         s
     });
-    let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break Some(st);
@@ -348,6 +357,7 @@ pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Capture
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let wall = start.elapsed();
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
     match status {
@@ -357,7 +367,11 @@ pub fn run_captured(mut c: Command, timeout: Duration) -> anyhow::Result<Capture
             stderr_tail(&stderr)
         ),
         Some(st) if !st.success() => bail!("`{what}` failed ({st}){}", stderr_tail(&stderr)),
-        Some(_) => Ok(Captured { stdout, stderr }),
+        Some(_) => Ok(Captured {
+            stdout,
+            stderr,
+            wall,
+        }),
     }
 }
 
@@ -405,11 +419,17 @@ pub fn parse_samples(out: &str) -> anyhow::Result<Vec<Sample>> {
     let mut v = Vec::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let num = |s: &str| s.parse::<f64>().with_context(|| format!("unexpected output line `{line}`"));
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .with_context(|| format!("unexpected output line `{line}`"))
+        };
         if fields.len() < 2 {
             bail!("unexpected output line `{line}`");
         }
-        v.push(Sample { value: num(fields[0])?, seconds: num(fields[fields.len() - 1])? });
+        v.push(Sample {
+            value: num(fields[0])?,
+            seconds: num(fields[fields.len() - 1])?,
+        });
     }
     if v.is_empty() {
         bail!("the program printed no results");
@@ -444,13 +464,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_fields() {
+    fn samples() {
+        let s = parse_samples("1.5 10 0.25\n2.5 10 0.5\n\n").unwrap();
         assert_eq!(
-            parse_first_fields("1.5 10\n2.5 10\n\n").unwrap(),
-            vec![1.5, 2.5]
+            s,
+            vec![
+                Sample {
+                    value: 1.5,
+                    seconds: 0.25
+                },
+                Sample {
+                    value: 2.5,
+                    seconds: 0.5
+                }
+            ]
         );
-        assert!(parse_first_fields("").is_err());
-        assert!(parse_first_fields("abc\n").is_err());
+        assert!(parse_samples("").is_err());
+        assert!(parse_samples("abc 1\n").is_err());
+        assert!(parse_samples("1.5\n").is_err());
+    }
+
+    #[test]
+    fn fast_clock_is_caught() {
+        let s = parse_samples("1 1 0.4\n1 1 0.4\n").unwrap();
+        assert!(check_clock(&s, Duration::from_millis(900)).is_ok());
+        let e = check_clock(&s, Duration::from_millis(500))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ran fast"), "{e}");
     }
 
     #[test]

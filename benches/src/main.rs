@@ -140,6 +140,10 @@ fn run(args: Args) -> anyhow::Result<i32> {
         reports.push(r);
     }
 
+    for b in &env.binaries {
+        println!("used {b}");
+    }
+
     let mut problems = Vec::new();
     for r in &reports {
         if let Some(e) = &r.error {
@@ -165,6 +169,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
             "host": { "cpus": host.cpus, "cpu": host.cpu, "kernel": host.kernel, "load_average_at_start": host.load1 },
             "conf": host.conf,
             "gvisor": host.gvisor,
+            "binaries": env.binaries,
             "quick": args.quick,
             "scenarios": scen,
         });
@@ -343,6 +348,11 @@ fn utc_now() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    utc(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(secs: u64) -> String {
     let (y, m, d) = civil_from_days((secs / 86400) as i64);
     let s = secs % 86400;
     format!(

@@ -57,8 +57,8 @@ pub fn standard_columns(manifest: &Path) -> Vec<(&'static str, Runner)> {
     ]
 }
 
-/// Run `argv` with `runner`; each line of its output is one sample (the
-/// first number on the line).
+/// Run `argv` with `runner`; each line of its output is one sample (see
+/// [`env::parse_samples`]), checked against the host's clock.
 pub fn sample(env: &mut Env, runner: &Runner, argv: &[OsString]) -> Cell {
     let cmd = match env.command(runner, argv) {
         Ok(c) => c,
@@ -71,11 +71,16 @@ pub fn sample(env: &mut Env, runner: &Runner, argv: &[OsString]) -> Cell {
             if let Some(r) = env::stderr_remark(&what, &out.stderr) {
                 env.remarks.push(r);
             }
-            match env::parse_first_fields(&out.stdout) {
+            let samples = env::parse_samples(&out.stdout).and_then(|v| {
+                env::check_clock(&v, out.wall)?;
+                Ok(v)
+            });
+            match samples {
                 Ok(v) => Cell::Ok(
-                    Stat::from_samples(v).expect("parse_first_fields returns at least one"),
+                    Stat::from_samples(v.iter().map(|s| s.value).collect())
+                        .expect("parse_samples returns at least one"),
                 ),
-                Err(e) => Cell::failed(format!("{e:#}")),
+                Err(e) => Cell::failed(format!("{what}: {e:#}")),
             }
         }
     }
