@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -203,11 +203,6 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     }
     bar.set_message(what.to_string());
     bar
-}
-
-/// `path` shown relative to nothing in particular: as given.
-pub(crate) fn shown(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]
