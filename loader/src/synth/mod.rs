@@ -31,6 +31,7 @@ mod ldcache;
 mod paths;
 mod python;
 mod runtime;
+mod shell;
 mod system;
 
 pub use cwd::{MAX_BYTES as CWD_MAX_BYTES, MAX_FILES as CWD_MAX_FILES, SKIP_DIRS as CWD_SKIP_DIRS};
@@ -103,6 +104,22 @@ pub struct Synthesized {
     pub notes: Vec<String>,
 }
 
+/// Shell source the entrypoint will run: the `-c` string, or the script.
+fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
+    if let Some(i) = args.iter().position(|a| a == "-c") {
+        if let Some(cmd) = args.get(i + 1) {
+            return cmd.clone();
+        }
+    }
+    let script = if prog.direct { args.get(1).cloned() } else { Some(entrypoint.to_string()) };
+    script.and_then(|s| std::fs::read(s).ok()).filter(|b| b.len() < 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+fn is_executable(p: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
 /// Synthesize the manifest that runs `argv` (`argv[0]` as typed: a name
 /// searched on PATH, or a path) in `opts.cwd`.
 pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized, SynthError> {
@@ -171,13 +188,27 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     }
 
     // glibc's own files and plug-ins, OpenSSL's configuration, locales.
+    // (Programs added below still get these: they run under the same glibc.)
     system::add_glibc(&mut s.linker, &mut s.trusted);
     let objects: Vec<&str> = s.linker.objects.iter().map(String::as_str).collect();
     system::add_ssl(&objects, runtime == Runtime::Node, &mut s.trusted);
     let locale_notes = system::add_locale_and_tz(&env, &mut s.trusted);
     s.notes.extend(locale_notes);
 
-    // What the user added.
+    // Programs a shell entrypoint will run, found on the enclave's PATH.
+    if shell::is_shell(file_name(&prog.path)) {
+        let text = shell_source(&args, &prog, &entrypoint);
+        let path_for_cmds = enclave_path.clone().or_else(|| opts.path_env.clone());
+        for cmd in shell::commands(&text) {
+            if let Ok(found) = exec::find_program(&cmd, &cwd, path_for_cmds.as_deref()) {
+                if s.trust_program(&found, enclave_path.as_deref(), &env, &cache_dir).is_err() {
+                    s.notes.push(format!("the shell command {cmd} ({found}) cannot be run in the enclave; it is not trusted"));
+                }
+            }
+        }
+    }
+
+    // What the user added: programs come with their libraries.
     for t in &opts.trust {
         let p = s.absolute("--trust", t)?;
         if !exists(&p) {
@@ -185,6 +216,9 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
                 given: t.clone(),
                 path: p.into(),
             });
+        }
+        if std::path::Path::new(&p).is_file() && is_executable(&p) {
+            let _ = s.trust_program(&p, enclave_path.as_deref(), &env, &cache_dir);
         }
         s.trusted.push(p);
     }
@@ -424,6 +458,22 @@ impl State {
     /// Follow `#!` lines from `entry` to the ELF program, trusting the
     /// scripts and adding the closure of each ELF program met (`env`
     /// included).
+    /// Trust a program the entrypoint may run: its #! chain, its library
+    /// closure, and its runtime's tree (Python's prefix, JAVA_HOME).
+    fn trust_program(&mut self, path: &str, enclave_path: Option<&std::ffi::OsStr>, env: &BTreeMap<String, String>, cache_dir: &Path) -> Result<(), SynthError> {
+        let prog = self.follow_scripts(path, enclave_path)?;
+        let real = std::fs::canonicalize(&prog.path)
+            .ok()
+            .and_then(|p| p.into_os_string().into_string().ok())
+            .unwrap_or_else(|| prog.path.clone());
+        match runtime::detect(&prog.path, &real, &prog.info) {
+            Runtime::Python => self.python(&prog.path, &[], env, cache_dir)?,
+            Runtime::Java => self.java(&real, &[], env),
+            Runtime::Node | Runtime::Native => {}
+        }
+        Ok(())
+    }
+
     fn follow_scripts(
         &mut self,
         entry: &str,
