@@ -393,6 +393,9 @@ pub fn http_request(port: u16, method: &str, path: &str, body: &[u8], timeout: D
     s.write_all(body).map_err(|e| format!("send body: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| format!("read response ({} bytes so far): {e}", raw.len()))?;
+    if raw.is_empty() {
+        return Err("the server closed the connection without a response".into());
+    }
     parse_http(&raw).ok_or_else(|| format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(300)])))
 }
 
