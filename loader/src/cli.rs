@@ -35,6 +35,12 @@ pub struct Args {
     #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define)]
     pub define: Vec<(String, String)>,
 
+    /// Run an image made by `conf wrap` (docker-archive:PATH, oci:DIR[:TAG],
+    /// oci-archive:PATH) without a container engine: its signature and
+    /// MRENCLAVE are checked, its layers unpacked (cached).
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["manifest", "sig"])]
+    pub image: Option<String>,
+
     /// Check this SIGSTRUCT (signature and MRENCLAVE) before running.
     #[arg(long, value_name = "SIG")]
     pub sig: Option<PathBuf>,
@@ -107,6 +113,9 @@ pub fn timing(what: &str, since: std::time::Instant) {
 }
 
 fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
+    if let Some(spec) = &args.image {
+        return Ok(crate::oci::wrapped::build_for_run(spec, !args.command.is_empty(), libos)?);
+    }
     if let Some(path) = &args.manifest {
         let defines = args.define.iter().cloned().collect();
         let img = image::build_image_with(path, &defines, &resolve_options(), libos)

@@ -31,6 +31,8 @@ enum Command {
     Measure(cmd::measure::Args),
     /// Write the manifest conf-run would synthesize for a command line.
     Manifest(cmd::manifest::Args),
+    /// Turn a container image into a signed enclave image.
+    Wrap(cmd::wrap::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Measure(a) => cmd::measure::run(a),
         Command::Manifest(a) => cmd::manifest::run(a),
+        Command::Wrap(a) => cmd::wrap::run(a),
     };
     match result {
         Ok(code) => code.into(),

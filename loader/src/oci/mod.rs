@@ -3,6 +3,7 @@
 //! writing the enclave images `conf wrap` makes and `conf-run --image` runs.
 //!
 //! - [`ImageRef`]: an image named in skopeo's transport syntax.
+//! - [`generate`]: the manifest of a wrapped image, from its config.
 //! - [`source`]: the image's config and layers, every blob checked against
 //!   its digest.
 //! - [`unpack`]: layers applied in order (whiteouts, links, modes), with
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+pub mod generate;
 pub mod source;
 pub mod unpack;
 pub mod wrapped;

@@ -207,10 +207,18 @@ pub fn open(spec: &str) -> Result<Image> {
 /// Everything `conf-run --image` needs: check the image's signature and
 /// that its MRENCLAVE is what this conf-run measures for the image's
 /// manifest and `libos`, then unpack it (or find it in the cache).
-pub fn build_for_run(spec: &str, libos: &[u8]) -> Result<BuiltImage> {
+/// `command_given`: arguments were given after the image, which only an
+/// image whose manifest takes them from the command line accepts.
+pub fn build_for_run(spec: &str, command_given: bool, libos: &[u8]) -> Result<BuiltImage> {
     let img = open(spec)?;
     let conf = read_conf_layer(&img)?;
     let resolved = ResolvedManifest::decode(&conf.manifest).map_err(|e| anyhow!("{}: {MANIFEST} in the conf layer is not a resolved manifest: {e}", img.name))?;
+    if command_given && !resolved.use_cmdline_argv {
+        bail!(
+            "the manifest of {} fixes the program's arguments (loader.argv); remove the command after the image, or wrap it with loader.insecure__use_cmdline_argv = true",
+            img.name
+        );
+    }
     conf.sig
         .verify()
         .with_context(|| format!("refusing to run {}: the signature in {SIG} is not valid", img.name))?;

@@ -7,8 +7,10 @@ use conf_loader::sgx::{hex, Sigstruct};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A SIGSTRUCT file, from conf sign or any other SGX signing tool.
-    #[arg(value_name = "FILE.sig")]
+    /// A SIGSTRUCT file, from conf sign or any other SGX signing tool, or
+    /// an image made by conf wrap (docker-archive:PATH, oci:DIR[:TAG],
+    /// oci-archive:PATH).
+    #[arg(value_name = "FILE.sig|IMAGE")]
     file: PathBuf,
     /// Print one JSON object instead of `key: value` lines.
     #[arg(long)]
@@ -53,7 +55,12 @@ pub fn print_human(sig: &Sigstruct) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sig = Sigstruct::read_file(&args.file)?;
+    let spec = args.file.to_string_lossy();
+    let sig = if super::wrap::is_image(&spec) {
+        super::wrap::image_sigstruct(&spec)?
+    } else {
+        Sigstruct::read_file(&args.file)?
+    };
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> = fields(&sig)
             .into_iter()

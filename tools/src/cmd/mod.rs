@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod measure;
 pub mod sign;
 pub mod verify;
+pub mod wrap;
 
 /// `-D NAME=VALUE`, as clap parses it.
 pub fn parse_define(s: &str) -> Result<(String, String), String> {
