@@ -95,12 +95,16 @@ fn run(args: Args) -> anyhow::Result<i32> {
     };
     let mut env = env::Env::new(opts)?;
     let host = host_info(&env);
-    println!(
-        "conf-bench {} | {} | {}",
-        host.date,
-        host.summary(),
-        host.conf
-    );
+    println!("conf-bench {} | {}", host.date, host.summary());
+    println!("workspace: {}", host.conf);
+    // Resolve (and copy) conf-run now, so the header names the build.
+    match env.conf_run() {
+        Ok(_) => println!(
+            "conf-run: {}",
+            env.binaries.last().map(String::as_str).unwrap_or("?")
+        ),
+        Err(why) => println!("conf-run: unavailable: {why}"),
+    }
     if host.load1 > 0.5 {
         println!(
             "warning: load average {:.2} at start: other work on this machine skews the numbers",
@@ -140,10 +144,6 @@ fn run(args: Args) -> anyhow::Result<i32> {
         reports.push(r);
     }
 
-    for b in &env.binaries {
-        println!("used {b}");
-    }
-
     let mut problems = Vec::new();
     for r in &reports {
         if let Some(e) = &r.error {
@@ -167,7 +167,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
             "tool": "conf-bench",
             "date": host.date,
             "host": { "cpus": host.cpus, "cpu": host.cpu, "kernel": host.kernel, "load_average_at_start": host.load1 },
-            "conf": host.conf,
+            "workspace": host.conf,
             "gvisor": host.gvisor,
             "binaries": env.binaries,
             "quick": args.quick,
@@ -272,7 +272,7 @@ fn host_info(env: &env::Env) -> HostInfo {
         cpu,
         kernel,
         load1,
-        conf: format!("conf {rev}"),
+        conf: format!("{} at {rev}", env.workspace.display()),
     }
 }
 
