@@ -3,6 +3,7 @@
 
 use conf_abi::entry::{AbortCode, EnterReason};
 use conf_abi::layout::{EnclaveInfo, SlotRecord, ENCLAVE_INFO_MAGIC, SLOT_RECORD_MAGIC};
+use alloc::string::String;
 use alloc::vec::Vec;
 use conf_abi::manifest::{EnvValue, LogLevel, ResolvedManifest};
 use conf_abi::ocall::{BootBlock, BACKEND_SIM};
@@ -189,8 +190,32 @@ fn boot(ring_addr: u64) -> ! {
         host::abort(AbortCode::BootFailed, format_args!("{e}"));
     }
     let prog_hi = heap_hi - libos_heap - (1 << 20);
-    let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
     crate::process::set_stack_top(prog_hi);
+
+    // A child process: its state comes from the parent over the channel.
+    let chan = host::boot_field(core::mem::offset_of!(BootBlock, chan_fd));
+    if chan != u64::MAX {
+        if chan as i64 >= conf_abi::ocall::MAX_HOST_FD {
+            host::abort(AbortCode::BadImage, format_args!("the host gave an impossible channel fd"));
+        }
+        let regs = crate::process::fork::child_boot(crate::host::calls::HostFd(chan as i32), m.stack_size, m.brk_max_size, |pid, ppid| {
+            let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
+            let mut p = crate::process::Process::new(pid, mm, String::from("/"), m.stack_size);
+            p.ppid = ppid;
+            crate::process::init(p);
+            crate::process::threads::init_main(pid);
+            crate::process::process()
+        });
+        match regs {
+            Ok(r) => {
+                tls().user = r;
+                crate::entry::return_to_program()
+            }
+            Err(e) => host::abort(AbortCode::BootFailed, format_args!("a child process could not receive its parent's state: {}", e.description())),
+        }
+    }
+
+    let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
     let proc = crate::process::Process::new(1, mm, m.start_dir.clone(), m.stack_size);
     crate::process::init(proc);
     let proc = crate::process::process();

@@ -72,6 +72,10 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "ELF")]
     pub insecure_libos: Option<PathBuf>,
 
+    /// Internal: run as a child enclave process (channel fd, spec fd).
+    #[arg(long, hide = true, value_name = "CHAN,SPEC")]
+    pub insecure_child: Option<String>,
+
     /// The program and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -207,6 +211,9 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
     if args.backend == Backend::Sgx && !std::path::Path::new("/dev/sgx_enclave").exists() {
         return Err(run::RunError::NoSgxDevice.into());
     }
+    if let Some(c) = &args.insecure_child {
+        return run_child(c, &args, libos);
+    }
     let img = build(&args, libos)?;
     if let Some(sig) = &args.sig {
         check_signature(sig, &img)?;
@@ -222,6 +229,13 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         ocall_mode: img.resolved.ocall_mode,
         ocall_workers: img.resolved.ocall_workers,
         root: root.as_os_str().as_bytes().to_vec(),
+        child: None,
+        child_spec: crate::host::process::ChildSpec {
+            manifest: img.manifest_bytes.clone(),
+            root: root.as_os_str().as_bytes().to_vec(),
+            log_level: args.log_level.map(|l| l as u8),
+            fds: Vec::new(),
+        },
     };
     // The host knows files by host path; the manifest by enclave path.
     let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
@@ -231,4 +245,33 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
     };
     let code = run::run(&img.layout, Box::new(lookup), opts)?;
     Ok(code)
+}
+
+/// conf-run --insecure-child: the same enclave again, for a child process
+/// of a program running in it; its state arrives over the channel.
+fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
+    let bad = || Failure { code: ExitCode::Usage, error: anyhow::anyhow!("--insecure-child takes CHANNEL_FD,SPEC_FD") };
+    let (c, s) = arg.split_once(',').ok_or_else(bad)?;
+    let (chan_fd, spec_fd): (i32, i32) = (c.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?);
+    let spec = crate::host::process::read_spec(spec_fd).context("cannot read the child process description from the parent")?;
+    let resolved = conf_abi::manifest::ResolvedManifest::decode(&spec.manifest).map_err(|e| anyhow::anyhow!("the parent's manifest does not decode: {e}"))?;
+    let img = image::build_resolved(resolved, conf_manifest::ChunkIndex::default(), libos)?;
+    let opts = RunOptions {
+        backend: args.backend,
+        argv: Vec::new(),
+        env: Vec::new(),
+        log_level: spec.log_level.and_then(conf_abi::manifest::LogLevel::from_raw),
+        hostile: None,
+        ocall_mode: img.resolved.ocall_mode,
+        ocall_workers: img.resolved.ocall_workers,
+        root: spec.root.clone(),
+        child: Some(run::ChildRun { chan_fd, fds: spec.fds.clone() }),
+        child_spec: crate::host::process::ChildSpec { fds: Vec::new(), ..spec.clone() },
+    };
+    let root = String::from_utf8_lossy(&spec.root).trim_end_matches('/').to_string();
+    let lookup = move |host: &str| -> Option<std::sync::Arc<[conf_abi::trusted::Digest32]>> {
+        let _ = (&root, host);
+        None
+    };
+    Ok(run::run(&img.layout, Box::new(lookup), opts)?)
 }

@@ -33,6 +33,17 @@ pub struct RunOptions {
     pub ocall_workers: u32,
     /// Host directory shown as `/` in the enclave.
     pub root: Vec<u8>,
+    /// This run is a child process of another enclave process.
+    pub child: Option<ChildRun>,
+    /// What a child of this enclave needs (set for every run).
+    pub child_spec: crate::host::process::ChildSpec,
+}
+
+/// A child process: where its state comes from.
+pub struct ChildRun {
+    pub chan_fd: i32,
+    /// Host fds inherited from the parent (usable by the enclave).
+    pub fds: Vec<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +154,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         log_level: opts.log_level.map(|l| l as u8),
         tty_mask: tty_mask(),
         root: &opts.root,
+        chan_fd: opts.child.as_ref().map(|c| c.chan_fd),
     })
     .map_err(RunError::Boot)?;
     let ring_base = ring.base;
@@ -150,6 +162,15 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     let heap_lo = enclave.base + layout.info.heap_offset;
     let heap_hi = heap_lo + layout.info.heap_size;
     let host = Arc::new(Host::new(ring, heap_lo, heap_hi, chunks, hostile));
+    if let Some(c) = &opts.child {
+        host.fds.insert(c.chan_fd);
+        for &fd in &c.fds {
+            host.fds.insert(fd);
+        }
+    }
+    let _ = host.child_spec.set(opts.child_spec.clone());
+    let key_layout = layout.clone();
+    let _ = host.seal_key.set(Box::new(move || crate::host::process::sim_seal_key(&key_layout.mrenclave())));
     let _ = signals::GLOBALS.set(signals::SimGlobals {
         enclave_lo: enclave.base,
         enclave_hi: enclave.base + enclave.size,

@@ -147,6 +147,9 @@ pub struct BootBlock {
     /// contain is checked against the manifest.
     pub root_off: u64,
     pub root_len: u64,
+    /// For a child process: the host fd of the channel its state comes
+    /// over; u64::MAX for the first process.
+    pub chan_fd: u64,
 }
 
 pub const BACKEND_SIM: u64 = 1;
@@ -252,8 +255,7 @@ ocalls! {
     /// into data[a3..a3+32*a2]. The host may compute them; the LibOS checks
     /// them against the manifest's root.
     ChunkDigests = 43,
-    /// Raise signal a0 in the whole host process group of conf-run (used to
-    /// die of the same signal); a1 unused.
+    /// Send signal a0 to enclave process a1 (its conf-run; 0: this one).
     Kill = 44,
     /// sched_yield on the host.
     Yield = 45,
@@ -316,6 +318,16 @@ ocalls! {
     TimerfdSettime = 70,
     /// timerfd_gettime(fd) → itimerspec at data[a1..a1+32].
     TimerfdGettime = 71,
+    /// Start a child enclave process with this enclave's measurement; the
+    /// host fds listed at data[a0..a0+4*a1] (i32 each) are passed to it.
+    /// → child pid; aux = host fd of this side of the state channel.
+    SpawnProcess = 80,
+    /// waitpid(a0 as pid, options a1) on a child enclave process → pid;
+    /// aux = wait status.
+    Wait = 81,
+    /// Sim backend: the key EGETKEY would give for this enclave's
+    /// MRENCLAVE (sealing key, MRENCLAVE policy) → 32 bytes at data[a0..].
+    SimGetKey = 82,
 }
 
 #[cfg(test)]

@@ -79,4 +79,8 @@ impl File for Device {
     fn size(&self) -> Result<u64, Errno> {
         Ok(0)
     }
+
+    fn transfer(&self) -> crate::fs::file::Transfer {
+        crate::fs::file::Transfer::Reopen
+    }
 }

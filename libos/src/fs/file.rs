@@ -13,6 +13,19 @@ use super::oflags;
 use crate::host::calls::HostFd;
 use crate::sync::SpinLock;
 
+/// What a child process needs to open the same file.
+pub enum Transfer {
+    /// A host fd: passed to the child; `kind` says how to wrap it.
+    Host { fd: HostFd, kind: u8, path: String },
+    Socket { fd: HostFd, domain: u16, kind: u32 },
+    /// Reopened by its enclave path (trusted files, devices).
+    Reopen,
+    /// A tmpfs node (its contents go with the tmpfs).
+    Tmp { mount: u32, node: alloc::sync::Arc<super::tmpfs::Node> },
+    /// Not inherited (closed in the child).
+    Drop,
+}
+
 /// One entry of a directory listing.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
@@ -101,6 +114,10 @@ pub trait File: Send + Sync {
     /// Host path for statfs and for naming in /proc (if any).
     fn host_path(&self) -> Option<&str> {
         None
+    }
+    /// How a child process gets this file (fork, exec of a vfork child).
+    fn transfer(&self) -> Transfer {
+        Transfer::Drop
     }
     /// This file as a socket, if it is one.
     fn as_socket(&self) -> Option<&crate::net::Socket> {

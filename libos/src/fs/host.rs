@@ -182,6 +182,36 @@ impl File for HostFile {
     fn host_path(&self) -> Option<&str> {
         (!self.path.is_empty()).then_some(self.path.as_str())
     }
+
+    fn transfer(&self) -> super::file::Transfer {
+        let kind = match self.kind {
+            HostKind::Regular => 0,
+            HostKind::Stream => 1,
+            HostKind::Dir => 2,
+            HostKind::SharedRegular => 3,
+        };
+        super::file::Transfer::Host { fd: self.fd, kind, path: self.path.clone() }
+    }
+}
+
+impl HostKind {
+    pub fn from_code(c: u8) -> Option<HostKind> {
+        Some(match c {
+            0 => HostKind::Regular,
+            1 => HostKind::Stream,
+            2 => HostKind::Dir,
+            3 => HostKind::SharedRegular,
+            _ => return None,
+        })
+    }
+}
+
+impl HostFile {
+    /// A host fd inherited from the parent process (not closed by us if it
+    /// is one of the host's std streams).
+    pub fn inherited(fd: HostFd, kind: HostKind, path: String) -> HostFile {
+        HostFile { fd, kind, path, own: fd.0 > 2 }
+    }
 }
 
 /// Parse linux_dirent64 records, refusing malformed ones.

@@ -133,8 +133,14 @@ impl Namespace {
     }
 
     fn tmpfs_of(&self, p: &str) -> Option<(&'static Tmpfs, String)> {
+        // The longest mount point wins, whatever its type: a host directory
+        // mounted inside a tmpfs (zero-config's /tmp/project) shows through.
+        let host_len = self.mounts.iter().filter(|(mp, _)| path::is_within(p, mp)).map(|(mp, _)| mp.len()).max();
         for (mp, fs) in &self.tmpfs {
             if path::is_within(p, mp) {
+                if host_len.is_some_and(|h| h > mp.len()) {
+                    return None;
+                }
                 return Some((fs, String::from(p[mp.len()..].trim_start_matches('/'))));
             }
         }
@@ -204,6 +210,15 @@ impl Namespace {
             t @ (Target::Trusted(_) | Target::Allowed(_)) => Some((String::from(enclave), t)),
             _ => None,
         }
+    }
+
+    /// The tmpfs mounts, by `fs.mounts` index.
+    pub fn tmpfs_mounts(&self) -> impl Iterator<Item = &'static Tmpfs> + '_ {
+        self.tmpfs.iter().map(|(_, t)| *t)
+    }
+
+    pub fn tmpfs_by_index(&self, i: u32) -> Option<&'static Tmpfs> {
+        self.tmpfs.iter().map(|(_, t)| *t).find(|t| t.index == i)
     }
 
     /// Refuse access to `p`, saying once which manifest key would allow it.

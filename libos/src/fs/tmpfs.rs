@@ -36,9 +36,12 @@ pub struct Node {
 }
 
 pub struct Tmpfs {
-    pub root: Arc<Node>,
+    /// The root; replaced when a child process receives its parent's tmpfs.
+    root: SpinLock<Arc<Node>>,
     next_ino: AtomicU64,
     dev: u64,
+    /// Which `fs.mounts` entry this is (for handing it to a child).
+    pub index: u32,
 }
 
 /// Largest file a tmpfs holds (the LibOS heap is the limit in practice).
@@ -67,7 +70,40 @@ impl Tmpfs {
     pub fn new(dev: u64) -> Tmpfs {
         let t = now();
         let root = Arc::new(Node { ino: 1, kind: Kind::Dir(SpinLock::new(BTreeMap::new())), meta: SpinLock::new(Meta { mode: mode::S_IFDIR | 0o1777, nlink: 2, atime: t, mtime: t, ctime: t }) });
-        Tmpfs { root, next_ino: AtomicU64::new(2), dev }
+        Tmpfs { root: SpinLock::new(root), next_ino: AtomicU64::new(2), dev, index: (dev - 0x100) as u32 }
+    }
+
+    pub fn root(&self) -> Arc<Node> {
+        self.root.lock().clone()
+    }
+
+    /// Every node reachable from the root, plus `extra` (open but
+    /// unlinked), each once, parents before children.
+    pub fn nodes(&self, extra: &[Arc<Node>]) -> Vec<Arc<Node>> {
+        let mut out: Vec<Arc<Node>> = Vec::new();
+        let mut seen = alloc::collections::BTreeSet::new();
+        let mut todo = alloc::vec![self.root()];
+        todo.extend(extra.iter().cloned());
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n.ino) {
+                continue;
+            }
+            if let Kind::Dir(d) = &n.kind {
+                todo.extend(d.lock().values().cloned());
+            }
+            out.push(n);
+        }
+        out
+    }
+
+    /// Replace the whole tree (a child process receiving its parent's).
+    pub fn install(&self, root: Arc<Node>, next_ino: u64) {
+        *self.root.lock() = root;
+        self.next_ino.store(next_ino, Ordering::Relaxed);
+    }
+
+    pub fn next_ino(&self) -> u64 {
+        self.next_ino.load(Ordering::Relaxed)
     }
 
     fn new_node(&self, kind: Kind, perm: u32) -> Arc<Node> {
@@ -84,7 +120,7 @@ impl Tmpfs {
     /// The node at `rel` ("" is the root; components separated by '/').
     /// Symlinks are not followed here: path resolution does that.
     pub fn lookup(&self, rel: &str) -> Result<Arc<Node>, Errno> {
-        let mut cur = self.root.clone();
+        let mut cur = self.root();
         for c in rel.split('/').filter(|c| !c.is_empty()) {
             let next = match &cur.kind {
                 Kind::Dir(d) => d.lock().get(c).cloned().ok_or(Errno::ENOENT)?,
@@ -343,6 +379,10 @@ impl File for TmpFile {
     fn utimens(&self, times: &[u8; 32]) -> Result<(), Errno> {
         set_times(&self.node, times);
         Ok(())
+    }
+
+    fn transfer(&self) -> crate::fs::file::Transfer {
+        crate::fs::file::Transfer::Tmp { mount: self.fs.index, node: self.node.clone() }
     }
 }
 

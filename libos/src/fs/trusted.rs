@@ -163,4 +163,8 @@ impl File for TrustedFile {
     fn truncate(&self, _len: u64) -> Result<(), Errno> {
         Err(Errno::EROFS)
     }
+
+    fn transfer(&self) -> crate::fs::file::Transfer {
+        crate::fs::file::Transfer::Reopen
+    }
 }

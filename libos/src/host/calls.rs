@@ -397,3 +397,70 @@ pub fn realpath(path: &[u8]) -> Result<alloc::vec::Vec<u8>, Errno> {
     d.get(OUT, &mut b);
     Ok(b)
 }
+
+/// Start a child enclave process inheriting `fds`; (child pid, channel fd).
+pub fn spawn_process(fds: &[HostFd]) -> Result<(u32, HostFd), Errno> {
+    let d = Data::mine();
+    if fds.len() * 4 > MAX_IO {
+        return Err(Errno::EMFILE);
+    }
+    for (i, f) in fds.iter().enumerate() {
+        d.put(OUT + i as u64 * 4, &f.0.to_le_bytes());
+    }
+    let r = call(Ocall::SpawnProcess, [OUT, fds.len() as u64, 0, 0, 0, 0]);
+    let pid = r.result(Ocall::SpawnProcess)?;
+    if pid == 0 || pid > i32::MAX as u64 || r.aux as i64 >= MAX_HOST_FD {
+        hostile(Ocall::SpawnProcess, "a pid or channel fd out of range");
+    }
+    Ok((pid as u32, HostFd(r.aux as i32)))
+}
+
+/// waitpid on a child enclave process: (pid, wait status).
+pub fn wait(pid: i32, options: i32) -> Result<(i32, i32), Errno> {
+    let r = call(Ocall::Wait, [pid as i64 as u64, options as u32 as u64, 0, 0, 0, 0]);
+    let got = r.result(Ocall::Wait)?;
+    if got > i32::MAX as u64 {
+        hostile(Ocall::Wait, "a pid out of range");
+    }
+    Ok((got as i32, r.aux as u32 as i32))
+}
+
+/// Send `sig` to enclave process `pid` (0: this one; -1: the parent).
+pub fn kill_process(pid: i32, sig: u32) -> Result<(), Errno> {
+    zero_result(Ocall::Kill, call(Ocall::Kill, [sig as u64, pid as i64 as u64, 0, 0, 0, 0]))
+}
+
+/// The sealing key of this enclave (sim: emulated EGETKEY).
+pub fn seal_key() -> Result<[u8; 32], Errno> {
+    zero_result(Ocall::SimGetKey, call(Ocall::SimGetKey, [OUT, 0, 0, 0, 0, 0]))?;
+    let mut k = [0u8; 32];
+    Data::mine().get(OUT, &mut k);
+    Ok(k)
+}
+
+/// Write all of `bytes` to a host fd.
+pub fn write_all(fd: HostFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match write(fd, bytes) {
+            Ok(0) => return Err(Errno::EPIPE),
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Read exactly `buf.len()` bytes from a host fd.
+pub fn read_exact(fd: HostFd, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read(fd, &mut buf[done..]) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

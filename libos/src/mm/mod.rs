@@ -451,6 +451,41 @@ impl Mm {
         g.vmas.covered(addr, end, prot) && self.populate_locked(&g, addr, end).is_ok()
     }
 
+    /// (brk start, brk, brk limit, mmap top), for fork.
+    pub fn brk_state(&self) -> (u64, u64, u64, u64) {
+        let g = self.inner.lock();
+        (g.brk_start, g.brk, g.brk_limit, g.mmap_top)
+    }
+
+    pub fn set_brk_state(&self, start: u64, brk: u64, limit: u64, mmap_top: u64) {
+        let mut g = self.inner.lock();
+        g.brk_start = start;
+        g.brk = brk;
+        g.brk_limit = limit;
+        g.mmap_top = mmap_top;
+    }
+
+    /// Make `[addr, addr+len)` loaded and readable for the LibOS (fork
+    /// copies it); `restore_prot` puts the program's protection back.
+    pub fn readable(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let g = self.inner.lock();
+        self.populate_locked(&g, addr, addr + len)?;
+        let (_, v) = g.vmas.find(addr).ok_or(Errno::EFAULT)?;
+        if v.prot & PROT_READ == 0 {
+            hc::mprotect(addr, len, PROT_READ)?;
+        }
+        Ok(())
+    }
+
+    pub fn restore_prot(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let g = self.inner.lock();
+        let (_, v) = g.vmas.find(addr).ok_or(Errno::EFAULT)?;
+        if v.prot & PROT_READ == 0 {
+            hc::mprotect(addr, len, host_prot(v.prot))?;
+        }
+        Ok(())
+    }
+
     /// Remove every mapping (execve) and reset the break.
     pub fn unmap_all(&self) -> Result<(), Errno> {
         let mut g = self.inner.lock();

@@ -197,6 +197,10 @@ impl File for Socket {
         Some(self)
     }
 
+    fn transfer(&self) -> crate::fs::file::Transfer {
+        crate::fs::file::Transfer::Socket { fd: self.fd, domain: self.domain, kind: self.kind }
+    }
+
     fn ioctl_arg_size(&self, req: u64) -> Option<usize> {
         // FIONREAD / SIOCINQ, SIOCOUTQ
         matches!(req, 0x541b | 0x5411).then_some(4)

@@ -13,6 +13,7 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
+#[derive(Clone)]
 pub struct FdTable {
     entries: Vec<Option<FdEntry>>,
     /// RLIMIT_NOFILE soft limit: fds at or above it are refused with EMFILE.

@@ -1,10 +1,13 @@
 //! The program's process and threads.
 
+pub mod channel;
 pub mod elf;
 pub mod exec;
 pub mod exit;
 pub mod threads;
 pub mod fdtable;
+pub mod fork;
+pub mod vfork;
 pub mod spawn;
 pub mod stack;
 
@@ -47,6 +50,19 @@ pub struct Process {
     pub environ: SpinLock<Vec<u8>>,
     pub rlimits: SpinLock<[Rlimit; RLIM_NLIMITS]>,
     next_tid: AtomicU32,
+    /// Child processes not yet waited for.
+    pub children: SpinLock<alloc::collections::BTreeMap<u32, Child>>,
+    /// Process group and session (one of each per enclave process tree
+    /// unless the program asks otherwise).
+    pub pgid: AtomicU32,
+    pub sid: AtomicU32,
+}
+
+/// A child process.
+pub struct Child {
+    /// Known wait status (a vfork child that exited before exec); None:
+    /// ask the host.
+    pub status: Option<i32>,
 }
 
 static PROCESS: Global<Process> = Global::new();
@@ -78,6 +94,9 @@ impl Process {
             environ: SpinLock::new(Vec::new()),
             rlimits: SpinLock::new(rl),
             next_tid: AtomicU32::new(pid + 1),
+            children: SpinLock::new(alloc::collections::BTreeMap::new()),
+            pgid: AtomicU32::new(pid),
+            sid: AtomicU32::new(pid),
         }
     }
 
@@ -119,6 +138,8 @@ pub struct Thread {
     /// Mask to restore when the next signal handler returns (set by
     /// sigsuspend, ppoll and friends, which wait with a temporary mask).
     pub saved_mask: SpinLock<Option<u64>>,
+    /// While this thread runs a vfork child: the parent's state to resume.
+    pub vfork: SpinLock<Option<alloc::boxed::Box<vfork::Frame>>>,
 }
 
 impl Thread {
@@ -133,6 +154,7 @@ impl Thread {
             pending_info: SpinLock::new([crate::signal::SigInfo::default(); 64]),
             slot: AtomicU64::new(0),
             saved_mask: SpinLock::new(None),
+            vfork: SpinLock::new(None),
         })
     }
 }

@@ -47,7 +47,16 @@ struct Args {
 
 fn do_clone(ctx: &mut Ctx<'_>, a: Args) -> Result<u64, Errno> {
     let flags = a.flags & !0xff; // low byte: exit signal
-    if flags & CLONE_VM == 0 || flags & CLONE_THREAD == 0 {
+    if flags & CLONE_VM != 0 && flags & CLONE_VFORK != 0 {
+        return vfork_into(ctx, a.stack);
+    }
+    if flags & CLONE_VM == 0 {
+        if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return fork(ctx);
+    }
+    if flags & CLONE_THREAD == 0 {
         return Err(crate::process::spawn::unsupported_fork(flags));
     }
     if flags & !THREAD_FLAGS != 0 || flags & (CLONE_SIGHAND | CLONE_FILES | CLONE_FS) != CLONE_SIGHAND | CLONE_FILES | CLONE_FS {
@@ -108,4 +117,41 @@ pub fn sys_clone3(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     }
     let stack = if v[5] != 0 { v[5] + v[6] } else { 0 };
     do_clone(ctx, Args { flags: v[0] | (v[4] & 0xff), stack, parent_tid: v[3], child_tid: v[2], tls: v[7] })
+}
+
+/// The vfork child starts on this thread: RAX = 0, on `stack` if given.
+fn vfork_into(ctx: &mut Ctx<'_>, stack: u64) -> Result<u64, Errno> {
+    crate::process::vfork::begin(ctx.regs, stack)?;
+    ctx.regs.rax = 0;
+    ctx.replaced = true;
+    Ok(0)
+}
+
+/// fork: a child enclave process with a copy of this one.
+fn fork(ctx: &mut Ctx<'_>) -> Result<u64, Errno> {
+    if crate::process::vfork::child_pid().is_some() {
+        return Err(Errno::EAGAIN);
+    }
+    let mut regs = *ctx.regs;
+    regs.rax = 0;
+    regs.rcx = regs.rip;
+    regs.r11 = regs.rflags;
+    let view = crate::process::fork::View {
+        files: process().files.lock().clone(),
+        cwd: process().cwd(),
+        umask: process().umask.load(core::sync::atomic::Ordering::Relaxed),
+        actions: process().signals.lock().actions,
+        mask: crate::process::current().sigmask.load(core::sync::atomic::Ordering::Relaxed),
+    };
+    crate::process::fork::spawn(&view, crate::process::fork::Start::Fork { regs }).map(|pid| pid as u64)
+}
+
+/// implements fork(2)
+pub fn sys_fork(ctx: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+    fork(ctx)
+}
+
+/// implements vfork(2)
+pub fn sys_vfork(ctx: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+    vfork_into(ctx, 0)
 }

@@ -7,6 +7,17 @@ use crate::process::{exec, process, threads};
 
 fn do_execve(ctx: &mut Ctx<'_>, path: &[u8], argv: alloc::vec::Vec<alloc::vec::Vec<u8>>, envp: alloc::vec::Vec<alloc::vec::Vec<u8>>) -> Result<u64, Errno> {
     let proc = process();
+    if crate::process::vfork::child_pid().is_some() {
+        // A vfork child execs: the new program runs in a child enclave; the
+        // parent resumes here. Check the program first so that a bad path
+        // fails in the child as execve would.
+        exec::prepare(proc, path, argv.clone()).map_err(|e| e.errno)?;
+        let view = crate::process::vfork::view();
+        let pid = crate::process::fork::spawn(&view, crate::process::fork::Start::Exec { path: path.to_vec(), argv, envp })?;
+        crate::process::vfork::end(ctx.regs, pid);
+        ctx.replaced = true;
+        return Ok(0);
+    }
     let prepared = exec::prepare(proc, path, argv).map_err(|e| {
         debug!("execve {}: {}", alloc::string::String::from_utf8_lossy(path), e.message);
         e.errno

@@ -5,24 +5,131 @@ use conf_abi::Errno;
 use super::{uaccess, Ctx};
 use crate::process::{self as p, process, Rlimit, RLIM_NLIMITS};
 
+/// A vfork child that exits: the parent resumes with its pid, and a
+/// later wait reports `status`.
+fn vfork_child_exits(ctx: &mut Ctx<'_>, status: i32) -> bool {
+    let Some(pid) = crate::process::vfork::child_pid() else { return false };
+    process().children.lock().insert(pid, crate::process::Child { status: Some(status) });
+    crate::process::vfork::end(ctx.regs, pid);
+    ctx.replaced = true;
+    crate::signal::raise(crate::signal::SIGCHLD);
+    true
+}
+
 /// implements exit_group(2)
-pub fn sys_exit_group(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    crate::process::exit::exit_group((a[0] & 0xff) << 8)
+pub fn sys_exit_group(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let status = ((a[0] & 0xff) << 8) as i32;
+    if vfork_child_exits(ctx, status) {
+        return Ok(0);
+    }
+    crate::process::exit::exit_group(status as u64)
 }
 
 /// implements exit(2): the calling thread ends; the last one ends the process.
-pub fn sys_exit(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    crate::process::exit::exit_thread((a[0] & 0xff) << 8)
+pub fn sys_exit(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    let status = ((a[0] & 0xff) << 8) as i32;
+    if vfork_child_exits(ctx, status) {
+        return Ok(0);
+    }
+    crate::process::exit::exit_thread(status as u64)
 }
 
 /// implements getpid(2)
 pub fn sys_getpid(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
-    Ok(process().pid as u64)
+    Ok(crate::process::vfork::child_pid().unwrap_or(process().pid) as u64)
 }
 
 /// implements getppid(2)
 pub fn sys_getppid(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+    if crate::process::vfork::child_pid().is_some() {
+        return Ok(process().pid as u64);
+    }
     Ok(process().ppid as u64)
+}
+
+const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
+const WEXITED: u64 = 4;
+const WNOWAIT: u64 = 0x0100_0000;
+
+/// Wait for a child: (pid, wait status), or (0, 0) with WNOHANG.
+fn wait_child(pid: i32, options: u64) -> Result<(i32, i32), Errno> {
+    let proc = process();
+    {
+        let mut ch = proc.children.lock();
+        if ch.is_empty() {
+            return Err(Errno::ECHILD);
+        }
+        if pid > 0 && !ch.contains_key(&(pid as u32)) {
+            return Err(Errno::ECHILD);
+        }
+        // Children whose status is already known (vfork children that exited).
+        let known = ch.iter().find(|(p, c)| c.status.is_some() && (pid <= 0 || **p == pid as u32)).map(|(p, c)| (*p, c.status.unwrap_or(0)));
+        if let Some((p, st)) = known {
+            if options & WNOWAIT == 0 {
+                ch.remove(&p);
+            }
+            return Ok((p as i32, st));
+        }
+    }
+    let host_pid = if pid > 0 { pid } else { -1 };
+    let opts = (options & (WNOHANG | WUNTRACED | WCONTINUED)) as i32;
+    let (got, status) = super::restartable(|| crate::host::calls::wait(host_pid, opts))?;
+    if got > 0 {
+        let exited = status & 0x7f == 0 || (status & 0x7f != 0x7f && status & 0xff != 0);
+        let mut ch = proc.children.lock();
+        if !ch.contains_key(&(got as u32)) {
+            crate::host::hostile(conf_abi::ocall::Ocall::Wait, "a pid that is not a child");
+        }
+        if exited && options & WNOWAIT == 0 {
+            ch.remove(&(got as u32));
+        }
+    }
+    Ok((got, status))
+}
+
+/// implements wait4(2)
+pub fn sys_wait4(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    if a[2] & !(WNOHANG | WUNTRACED | WCONTINUED | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (pid, status) = wait_child(a[0] as i32, a[2])?;
+    if a[1] != 0 && pid > 0 {
+        uaccess::write(a[1], &status)?;
+    }
+    if a[3] != 0 {
+        uaccess::write(a[3], &[0u64; 18])?;
+    }
+    Ok(pid as u64)
+}
+
+/// implements waitid(2) (P_ALL, P_PID)
+pub fn sys_waitid(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    const P_ALL: u64 = 0;
+    const P_PID: u64 = 1;
+    let pid = match a[0] {
+        P_ALL => -1,
+        P_PID => a[1] as i32,
+        _ => return Err(Errno::EINVAL),
+    };
+    if a[3] & (WEXITED | WUNTRACED | WCONTINUED) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (got, status) = wait_child(pid, a[3])?;
+    if a[2] != 0 {
+        let mut si = [0u8; 128];
+        if got > 0 {
+            // CLD_EXITED with the exit code, or CLD_KILLED with the signal.
+            let (code, val) = if status & 0x7f == 0 { (1i32, (status >> 8) & 0xff) } else { (2, status & 0x7f) };
+            si[0..4].copy_from_slice(&(crate::signal::SIGCHLD as i32).to_le_bytes());
+            si[8..12].copy_from_slice(&code.to_le_bytes());
+            si[16..20].copy_from_slice(&got.to_le_bytes());
+            si[24..28].copy_from_slice(&val.to_le_bytes());
+        }
+        uaccess::copy_out(a[2], &si)?;
+    }
+    Ok(0)
 }
 
 /// implements gettid(2)

@@ -95,18 +95,37 @@ fn check_sig(sig: u64) -> Result<u32, Errno> {
     Ok(sig as u32)
 }
 
-/// implements kill(2) towards this process.
+/// implements kill(2): this process, its children, its parent, its group.
 pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let pid = a[0] as i32;
     let sig = check_sig(a[1])?;
-    let me = process().pid as i32;
-    if pid != me && pid != 0 && pid != -1 && pid != -me {
-        return Err(Errno::ESRCH);
+    let proc = process();
+    let me = proc.pid as i32;
+    let to_self = || {
+        if sig != 0 {
+            crate::signal::send_to_process(SigInfo { signo: sig, code: SI_USER, pid: me as u32, ..Default::default() });
+        }
+    };
+    if pid == me {
+        to_self();
+        return Ok(0);
     }
-    if sig != 0 {
-        crate::signal::send_to_process(SigInfo { signo: sig, code: SI_USER, pid: me as u32, ..Default::default() });
+    if pid > 0 && proc.children.lock().contains_key(&(pid as u32)) {
+        return crate::host::calls::kill_process(pid, sig).map(|_| 0);
     }
-    Ok(0)
+    if pid > 0 && pid as u32 == proc.ppid {
+        return crate::host::calls::kill_process(-1, sig).map(|_| 0);
+    }
+    if pid == 0 || pid == -1 || pid == -(proc.pgid.load(core::sync::atomic::Ordering::Relaxed) as i32) {
+        // The group: this process and the children it started.
+        let children: alloc::vec::Vec<u32> = proc.children.lock().iter().filter(|(_, c)| c.status.is_none()).map(|(p, _)| *p).collect();
+        for c in children {
+            let _ = crate::host::calls::kill_process(c as i32, sig);
+        }
+        to_self();
+        return Ok(0);
+    }
+    Err(Errno::ESRCH)
 }
 
 /// implements tgkill(2)

@@ -7,6 +7,7 @@
 
 pub mod hostile;
 pub mod ops;
+pub mod process;
 pub mod ring;
 pub mod workers;
 
@@ -70,6 +71,13 @@ pub struct Host {
     /// host; its next blocking call returns EINTR at once.
     kicked: Vec<std::sync::atomic::AtomicBool>,
     alarm: Arc<(Mutex<u64>, std::sync::Condvar)>,
+    /// How to start a child process for this enclave.
+    pub child_spec: OnceLock<process::ChildSpec>,
+    /// The sim sealing key of this enclave (computed on first use).
+    pub seal_key: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
+    seal_key_value: OnceLock<[u8; 32]>,
+    /// Child processes started for this enclave (host pids).
+    pub children: Mutex<std::collections::HashSet<u32>>,
 }
 
 /// The host signal that interrupts an enclave thread (never shown to the
@@ -103,7 +111,21 @@ impl Host {
             threads: Mutex::new(Vec::new()),
             kicked: Vec::new(),
             alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
+            child_spec: OnceLock::new(),
+            seal_key: OnceLock::new(),
+            seal_key_value: OnceLock::new(),
+            children: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// The sealing key of this enclave (sim emulation of EGETKEY).
+    pub fn seal_key(&self) -> Option<[u8; 32]> {
+        if let Some(k) = self.seal_key_value.get() {
+            return Some(*k);
+        }
+        let k = (self.seal_key.get()?)();
+        let _ = self.seal_key_value.set(k);
+        Some(k)
     }
 
     /// Record which OS thread runs `slot` (None when it has left).

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use conf_abi::ocall::{Ocall, SLOT_DATA_SIZE};
 use conf_abi::trusted::{chunk_count, chunk_digest, CHUNK_SIZE};
 
-use super::Host;
+use super::{process, Host};
 
 type Reply = (i64, u64);
 
@@ -566,10 +566,66 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::Kill => {
             let sig = a[0] as i32;
-            if !(1..=64).contains(&sig) {
+            if !(0..=64).contains(&sig) {
                 return Err(err(libc::EINVAL));
             }
-            sys(unsafe { libc::kill(libc::getpid(), sig) } as i64)
+            let target = a[1] as i64 as i32;
+            let pid = if target == 0 {
+                unsafe { libc::getpid() }
+            } else if target == -1 {
+                unsafe { libc::getppid() }
+            } else if host.children.lock().unwrap().contains(&(target.unsigned_abs())) {
+                target
+            } else {
+                return Err(err(libc::ESRCH));
+            };
+            sys(unsafe { libc::kill(pid, sig) } as i64)
+        }
+        Ocall::SpawnProcess => {
+            let n = a[1].min(4096);
+            let r = range(a[0], n * 4)?;
+            let mut fds = Vec::new();
+            for c in data[r].chunks_exact(4) {
+                let fd = i32::from_le_bytes(c.try_into().unwrap());
+                fds.push(fd_arg(host, fd as u32 as u64)?);
+            }
+            let Some(base) = host.child_spec.get() else { return Err(err(libc::ENOSYS)) };
+            let spec = process::ChildSpec { fds, ..base.clone() };
+            match process::spawn(&spec) {
+                Ok((pid, chan)) => {
+                    host.fds.insert(chan);
+                    host.children.lock().unwrap().insert(pid);
+                    (pid as i64, chan as u64)
+                }
+                Err(e) => err(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+            }
+        }
+        Ocall::Wait => {
+            let pid = a[0] as i64 as i32;
+            if pid > 0 && !host.children.lock().unwrap().contains(&(pid as u32)) {
+                return Err(err(libc::ECHILD));
+            }
+            let options = a[1] as i32 & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED);
+            let mut status = 0;
+            let r = host.blocking(slot, || unsafe { libc::waitpid(pid, &mut status, options) });
+            if r < 0 {
+                last_err()
+            } else {
+                if r > 0 && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+                    host.children.lock().unwrap().remove(&(r as u32));
+                }
+                (r as i64, status as u32 as u64)
+            }
+        }
+        Ocall::SimGetKey => {
+            let r = range(a[0], 32)?;
+            match host.seal_key() {
+                Some(k) => {
+                    data[r].copy_from_slice(&k);
+                    (0, 0)
+                }
+                None => err(libc::ENOSYS),
+            }
         }
     })
 }

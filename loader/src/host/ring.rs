@@ -26,6 +26,8 @@ pub struct BootInfo<'a> {
     pub tty_mask: u64,
     /// Host directory shown as `/`.
     pub root: &'a [u8],
+    /// Child process: host fd of the state channel.
+    pub chan_fd: Option<i32>,
 }
 
 const ABORT_MSG_CAP: u64 = 4096;
@@ -107,6 +109,7 @@ impl Ring {
             abort_msg_cap: ABORT_MSG_CAP,
             root_off,
             root_len: info.root.len() as u64,
+            chan_fd: info.chan_fd.map(|f| f as u64).unwrap_or(u64::MAX),
         };
         let base = self.base + self.layout.boot_offset;
         // SAFETY: all writes are inside the boot block (checked above).

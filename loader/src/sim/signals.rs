@@ -57,6 +57,7 @@ pub const ASYNC_SIGNALS: &[i32] = &[
     libc::SIGWINCH,
     libc::SIGCONT,
     libc::SIGTSTP,
+    libc::SIGCHLD,
 ];
 
 /// The kernel's `struct sigaction` (glibc's wrapper would replace our

@@ -1,0 +1,177 @@
+//! Child enclave processes, host side: starting a new conf-run for the same
+//! enclave (same LibOS, same resolved manifest, hence same MRENCLAVE),
+//! handing it the channel its state comes over and the host fds it
+//! inherits; waiting for children; the sim backend's sealing key.
+//!
+//! The state itself never passes through here in the clear: the two
+//! enclaves encrypt it with a key derived from the key EGETKEY gives
+//! enclaves with the same MRENCLAVE. Under sim that key is emulated from a
+//! per-machine secret conf-run keeps (sim is not a security boundary).
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+/// What a child conf-run needs to build the same enclave.
+#[derive(Clone, Debug, Default)]
+pub struct ChildSpec {
+    pub manifest: Vec<u8>,
+    pub root: Vec<u8>,
+    pub log_level: Option<u8>,
+    /// Host fds the child may use (passed at the same numbers).
+    pub fds: Vec<i32>,
+}
+
+fn put(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn take<'a>(inp: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (n, rest) = inp.split_first_chunk::<8>()?;
+    let n = u64::from_le_bytes(*n) as usize;
+    if n > rest.len() {
+        return None;
+    }
+    let (v, rest) = rest.split_at(n);
+    *inp = rest;
+    Some(v)
+}
+
+impl ChildSpec {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put(&mut out, &self.manifest);
+        put(&mut out, &self.root);
+        put(&mut out, &[self.log_level.unwrap_or(255)]);
+        let fds: Vec<u8> = self.fds.iter().flat_map(|f| f.to_le_bytes()).collect();
+        put(&mut out, &fds);
+        out
+    }
+
+    pub fn decode(mut b: &[u8]) -> Option<ChildSpec> {
+        let manifest = take(&mut b)?.to_vec();
+        let root = take(&mut b)?.to_vec();
+        let level = *take(&mut b)?.first()?;
+        let fds = take(&mut b)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        Some(ChildSpec { manifest, root, log_level: (level != 255).then_some(level), fds })
+    }
+}
+
+/// Start a child conf-run for `spec`; returns its pid and this side of the
+/// state channel.
+pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
+    let exe = std::env::current_exe()?;
+    let mut pair = [0i32; 2];
+    // SAFETY: creates two fds in `pair`.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut pipe = [0i32; 2];
+    // SAFETY: creates two fds in `pipe`.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closing fds we own.
+        unsafe {
+            libc::close(pair[0]);
+            libc::close(pair[1]);
+        }
+        return Err(e);
+    }
+    let (parent_end, child_end, spec_r, spec_w) = (pair[0], pair[1], pipe[0], pipe[1]);
+    let mut keep: Vec<i32> = spec.fds.clone();
+    keep.push(child_end);
+    keep.push(spec_r);
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("--insecure-child").arg(format!("{child_end},{spec_r}"));
+    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &keep {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    // SAFETY: the child has its copies; close ours.
+    unsafe {
+        libc::close(child_end);
+        libc::close(spec_r);
+    }
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            // SAFETY: as above.
+            unsafe {
+                libc::close(parent_end);
+                libc::close(spec_w);
+            }
+            return Err(e);
+        }
+    };
+    // SAFETY: spec_w is ours; File takes ownership and closes it.
+    let mut w = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(spec_w) };
+    w.write_all(&spec.encode())?;
+    drop(w);
+    let pid = child.id();
+    // The child is reaped by waitpid through the Wait OCALL, not by Child.
+    std::mem::forget(child);
+    Ok((pid, parent_end))
+}
+
+/// Read a child's spec from `fd` (conf-run --insecure-child).
+pub fn read_spec(fd: i32) -> std::io::Result<ChildSpec> {
+    use std::io::Read;
+    // SAFETY: fd was passed to us for this purpose; File closes it.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut b = Vec::new();
+    f.read_to_end(&mut b)?;
+    ChildSpec::decode(&b).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed child process description"))
+}
+
+/// The sim backend's stand-in for the CPU's key-derivation secret: random,
+/// per machine, kept in the conf cache directory (mode 0600).
+fn sim_cpu_secret() -> [u8; 32] {
+    let dir = conf_manifest::default_cache_dir();
+    let path: PathBuf = dir.join("sim-cpu-secret");
+    if let Ok(b) = std::fs::read(&path) {
+        if let Ok(k) = <[u8; 32]>::try_from(b.as_slice()) {
+            return k;
+        }
+    }
+    let mut k = [0u8; 32];
+    // SAFETY: getrandom into a local buffer.
+    unsafe { libc::getrandom(k.as_mut_ptr() as *mut _, 32, 0) };
+    let _ = std::fs::create_dir_all(&dir);
+    let tmp = dir.join(format!(".sim-cpu-secret.{}", std::process::id()));
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+        if f.write_all(&k).is_ok() && std::fs::hard_link(&tmp, &path).is_err() {
+            // Someone else made it first: use theirs.
+            if let Ok(b) = std::fs::read(&path) {
+                if let Ok(theirs) = <[u8; 32]>::try_from(b.as_slice()) {
+                    k = theirs;
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    k
+}
+
+/// EGETKEY (sealing key, MRENCLAVE policy) as the sim backend emulates it.
+pub fn sim_seal_key(mrenclave: &[u8; 32]) -> [u8; 32] {
+    let secret = sim_cpu_secret();
+    let mut h = Sha256::new();
+    h.update(b"conf-sim-egetkey-seal-mrenclave\0");
+    h.update(secret);
+    h.update(mrenclave);
+    h.finalize().into()
+}
