@@ -227,10 +227,21 @@ impl Namespace {
         if seen.insert(String::from(p)) {
             drop(seen);
             if write {
-                error!("denied writing {p}: it is not under sgx.allowed_files (trusted files are read-only); add it, or its directory, to sgx.allowed_files in the manifest to make it writable");
+                error!("denied writing {p}: it is not under sgx.allowed_files (trusted files are read-only); add it, or its directory, to sgx.allowed_files in the manifest (without a manifest: conf-run --allow DIR)");
             } else {
-                error!("denied reading {p}: it is neither in sgx.trusted_files nor in sgx.allowed_files; add it to sgx.trusted_files (contents verified) or sgx.allowed_files (unprotected) in the manifest");
+                error!("denied reading {p}: it is neither in sgx.trusted_files nor in sgx.allowed_files; add it to sgx.trusted_files (contents verified) or sgx.allowed_files (unprotected) in the manifest (without a manifest: conf-run --trust PATH or --allow PATH)");
             }
+        }
+        Errno::EACCES
+    }
+
+    /// Refuse creating `p` where nothing may be written. Programs try this
+    /// on their own (history files, caches) and cope, so it is a warning.
+    pub fn deny_create(&self, p: &str) -> Errno {
+        let mut seen = self.denied_logged.lock();
+        if seen.insert(String::from(p)) {
+            drop(seen);
+            warn!("denied creating {p}: its directory is not under sgx.allowed_files (without a manifest: conf-run --allow DIR)");
         }
         Errno::EACCES
     }
@@ -337,7 +348,7 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
             // Directories may be listed; files need the manifest's consent.
             let st = match hc::stat(host.as_bytes(), !follow) {
                 Ok(st) => st,
-                Err(Errno::ENOENT) if flags & oflags::O_CREAT != 0 => return Err(ns.deny(&p, true)),
+                Err(Errno::ENOENT) if flags & oflags::O_CREAT != 0 => return Err(ns.deny_create(&p)),
                 Err(e) => return Err(e),
             };
             let is_dir = st.st_mode & mode::S_IFMT == mode::S_IFDIR;

@@ -104,6 +104,21 @@ pub struct Synthesized {
     pub notes: Vec<String>,
 }
 
+/// Where Python's mimetypes looks for type maps.
+const MIME_TYPES_FILES: &[&str] = &[
+    "/etc/mime.types",
+    "/etc/httpd/mime.types",
+    "/etc/httpd/conf/mime.types",
+    "/etc/apache/mime.types",
+    "/etc/apache2/mime.types",
+    "/usr/local/etc/httpd/conf/mime.types",
+    "/usr/local/lib/netscape/mime.types",
+    "/usr/local/etc/mime.types",
+];
+
+/// Directories terminfo entries live in.
+const TERMINFO_DIRS: &[&str] = &["/etc/terminfo", "/lib/terminfo", "/usr/share/terminfo", "/usr/lib/terminfo"];
+
 /// Shell source the entrypoint will run: the `-c` string, or the script.
 fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
     if let Some(i) = args.iter().position(|a| a == "-c") {
@@ -232,6 +247,16 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
             });
         }
         allowed.push(p);
+    }
+
+    // The interactive interpreter keeps its history in the user's home.
+    if runtime == Runtime::Python && python::is_interactive(rest) {
+        if let Some(home) = env.get("HOME") {
+            let h = format!("{}/.python_history", home.trim_end_matches('/'));
+            if exists(&h) {
+                allowed.push(h);
+            }
+        }
     }
 
     // The working directory.
@@ -458,6 +483,26 @@ impl State {
     /// Follow `#!` lines from `entry` to the ELF program, trusting the
     /// scripts and adding the closure of each ELF program met (`env`
     /// included).
+    /// What an interactive terminal program reads: terminfo for $TERM,
+    /// readline's /etc/inputrc.
+    fn trust_terminal(&mut self, env: &BTreeMap<String, String>) {
+        if let Some(term) = env.get("TERM").filter(|t| !t.is_empty() && !t.contains('/')) {
+            let first = &term[..1];
+            let hex = format!("{:02x}", term.as_bytes()[0]);
+            for d in TERMINFO_DIRS {
+                for sub in [first, hex.as_str()] {
+                    let p = format!("{d}/{sub}/{term}");
+                    if exists(&p) {
+                        self.trusted.push(p);
+                    }
+                }
+            }
+        }
+        if exists("/etc/inputrc") {
+            self.trusted.push("/etc/inputrc".to_string());
+        }
+    }
+
     /// Trust a program the entrypoint may run: its #! chain, its library
     /// closure, and its runtime's tree (Python's prefix, JAVA_HOME).
     fn trust_program(&mut self, path: &str, enclave_path: Option<&std::ffi::OsStr>, env: &BTreeMap<String, String>, cache_dir: &Path) -> Result<(), SynthError> {
@@ -605,6 +650,18 @@ impl State {
             if exists(&cfg) {
                 self.trusted.push(cfg);
             }
+        }
+        // mimetypes reads the system's type maps (http.server does).
+        for f in MIME_TYPES_FILES {
+            if exists(f) {
+                self.trusted.push(f.to_string());
+            }
+        }
+        // The interactive interpreter: readline's terminal description and
+        // configuration. (History is written to ~/.python_history: allowed
+        // when it exists, since it is the user's own scratch file.)
+        if python::is_interactive(args) {
+            self.trust_terminal(env);
         }
         if let Some(dynload) = dynload {
             if let Ok(rd) = std::fs::read_dir(&dynload) {

@@ -298,3 +298,24 @@ fn extensions_below(dirs: &[String]) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Does `python ARGS` start the interactive interpreter (no script, no
+/// -c, no -m), or ask for it (-i)?
+pub(crate) fn is_interactive(args: &[String]) -> bool {
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-i" {
+            return true;
+        }
+        if a == "-c" || a == "-m" || !a.starts_with('-') || a == "-" {
+            return a == "-";
+        }
+        // Options that take a value.
+        if matches!(a.as_str(), "-W" | "-X" | "--check-hash-based-pycs") {
+            i += 1;
+        }
+        i += 1;
+    }
+    true
+}

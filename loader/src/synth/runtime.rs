@@ -34,7 +34,9 @@ impl Runtime {
         match self {
             Runtime::Native => 2 << 30,
             Runtime::Python => 4 << 30,
-            Runtime::Node => 4 << 30,
+            // V8 reserves 512 MiB of code range and more per isolate
+            // (each worker thread is one): reservations cost nothing.
+            Runtime::Node => 16 << 30,
             Runtime::Java => 8 << 30,
         }
     }
