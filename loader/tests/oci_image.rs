@@ -14,8 +14,16 @@ use serde_json::json;
 
 fn sample() -> TestImage {
     TestImage::new(json!({ "Entrypoint": ["/bin/app"], "Env": ["A=1"] }))
-        .plain(&[dir("bin/"), exe("bin/app", b"#!/bin/sh\necho hi\n"), file("etc/old", b"old")])
-        .gz(&[dir("etc/"), file("etc/.wh.old", b""), file("etc/conf", b"gz layer")])
+        .plain(&[
+            dir("bin/"),
+            exe("bin/app", b"#!/bin/sh\necho hi\n"),
+            file("etc/old", b"old"),
+        ])
+        .gz(&[
+            dir("etc/"),
+            file("etc/.wh.old", b""),
+            file("etc/conf", b"gz layer"),
+        ])
         .zst(&[file("etc/zst", b"zstd layer")])
 }
 
@@ -31,7 +39,13 @@ fn err(spec: &str) -> String {
 }
 
 fn unpack_all(img: &Image, dest: &Path) -> anyhow::Result<()> {
-    wrapped::unpack_layers(img, img.layers.len(), dest, &indicatif::ProgressBar::hidden()).map(|_| ())
+    wrapped::unpack_layers(
+        img,
+        img.layers.len(),
+        dest,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .map(|_| ())
 }
 
 fn check_tree(root: &Path) {
@@ -50,7 +64,10 @@ fn every_transport_reads_and_unpacks() {
     write_oci_archive(&t.path().join("o.tar"), &img, "v1");
     let specs = [
         format!("docker-archive:{}", t.path().join("d.tar").display()),
-        format!("docker-archive:{}:example/app:1", t.path().join("d.tar").display()),
+        format!(
+            "docker-archive:{}:example/app:1",
+            t.path().join("d.tar").display()
+        ),
         format!("oci:{}:v1", t.path().join("oci").display()),
         format!("oci:{}", t.path().join("oci").display()),
         format!("oci-archive:{}", t.path().join("o.tar").display()),
@@ -64,8 +81,14 @@ fn every_transport_reads_and_unpacks() {
         unpack_all(&img, &dest).unwrap_or_else(|e| panic!("{spec}: {e:#}"));
         check_tree(&dest);
     }
-    assert!(err(&format!("oci:{}:v2", t.path().join("oci").display())).contains("no image named v2"));
-    assert!(err(&format!("docker-archive:{}:other:tag", t.path().join("d.tar").display())).contains("no image tagged other:tag"));
+    assert!(
+        err(&format!("oci:{}:v2", t.path().join("oci").display())).contains("no image named v2")
+    );
+    assert!(err(&format!(
+        "docker-archive:{}:other:tag",
+        t.path().join("d.tar").display()
+    ))
+    .contains("no image tagged other:tag"));
 }
 
 #[test]
@@ -90,13 +113,20 @@ fn a_tampered_layer_is_named() {
 
     // Docker archive: the layer's contents no longer match rootfs.diff_ids.
     let mut files = docker_files(&img, "a:b");
-    let (_, data) = files.iter_mut().find(|(n, _)| n.ends_with(&digest(&img.layers[2].0)[7..])).unwrap();
+    let (_, data) = files
+        .iter_mut()
+        .find(|(n, _)| n.ends_with(&digest(&img.layers[2].0)[7..]))
+        .unwrap();
     let mut plain = zstd::decode_all(data.as_slice()).unwrap();
     let at = plain.windows(4).position(|w| w == b"zstd").unwrap();
     plain[at] = b'Z';
     *data = oci_common::zstd(&plain);
     std::fs::write(t.path().join("d.tar"), archive(&files)).unwrap();
-    let opened = open(&format!("docker-archive:{}", t.path().join("d.tar").display())).unwrap();
+    let opened = open(&format!(
+        "docker-archive:{}",
+        t.path().join("d.tar").display()
+    ))
+    .unwrap();
     let dest = t.path().join("root2");
     std::fs::create_dir(&dest).unwrap();
     let e = format!("{:#}", unpack_all(&opened, &dest).unwrap_err());
@@ -111,7 +141,10 @@ fn missing_or_malformed_configs() {
     let path = t.path().join("d.tar");
     let spec = format!("docker-archive:{}", path.display());
     // Missing.
-    let files: Vec<_> = docker_files(&img, "a:b").into_iter().filter(|(n, _)| n == "manifest.json" || !n.ends_with(&digest(&img.config())[7..])).collect();
+    let files: Vec<_> = docker_files(&img, "a:b")
+        .into_iter()
+        .filter(|(n, _)| n == "manifest.json" || !n.ends_with(&digest(&img.config())[7..]))
+        .collect();
     std::fs::write(&path, archive(&files)).unwrap();
     let e = err(&spec);
     assert!(e.contains("the image config is missing"), "{e}");
@@ -131,7 +164,10 @@ fn missing_or_malformed_configs() {
     }
     std::fs::write(&path, archive(&files)).unwrap();
     let e = err(&spec);
-    assert!(e.contains("the image config (config.json in") && e.contains("is not valid JSON"), "{e}");
+    assert!(
+        e.contains("the image config (config.json in") && e.contains("is not valid JSON"),
+        "{e}"
+    );
     // JSON, but no rootfs.
     for (n, d) in &mut files {
         if n == "config.json" {
@@ -146,7 +182,10 @@ fn missing_or_malformed_configs() {
     let cfg = dir.join(format!("blobs/sha256/{}", &digest(&img.config())[7..]));
     std::fs::write(&cfg, b"{}").unwrap();
     let e = err(&format!("oci:{}", dir.display()));
-    assert!(e.contains("the image config") && e.contains("modified or is corrupt"), "{e}");
+    assert!(
+        e.contains("the image config") && e.contains("modified or is corrupt"),
+        "{e}"
+    );
     // OCI: no config blob at all.
     std::fs::remove_file(&cfg).unwrap();
     let e = err(&format!("oci:{}", dir.display()));
@@ -179,18 +218,48 @@ fn written_images_read_back() {
     let src_path = t.path().join("src.tar");
     write_oci_archive(&src_path, &img, "v1");
     let src = open(&format!("oci-archive:{}", src_path.display())).unwrap();
-    let layer = wrapped::conf_layer(b"conf-run bytes", b"manifest bytes", &[0u8; 1808], 86400).unwrap();
+    let layer =
+        wrapped::conf_layer(b"conf-run bytes", b"manifest bytes", &[0u8; 1808], 86400).unwrap();
     let mut config = src.config.clone();
-    config["rootfs"]["diff_ids"].as_array_mut().unwrap().push(json!(layer.diff_id()));
-    for (i, (transport, name)) in [(Transport::DockerArchive, "out.tar"), (Transport::Oci, "out-oci"), (Transport::OciArchive, "out-oci.tar")].into_iter().enumerate() {
-        let dest = ImageRef { transport, path: t.path().join(name), reference: None };
-        let out = Output { dest: &dest, source: &src, config: &config, layer: &layer, name: "test:conf", mtime: 86400 };
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(layer.diff_id()));
+    for (i, (transport, name)) in [
+        (Transport::DockerArchive, "out.tar"),
+        (Transport::Oci, "out-oci"),
+        (Transport::OciArchive, "out-oci.tar"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dest = ImageRef {
+            transport,
+            path: t.path().join(name),
+            reference: None,
+        };
+        let out = Output {
+            dest: &dest,
+            source: &src,
+            config: &config,
+            layer: &layer,
+            name: "test:conf",
+            mtime: 86400,
+        };
         write_image(&out, &indicatif::ProgressBar::hidden()).unwrap();
-        let first = if transport == Transport::Oci { None } else { Some(std::fs::read(&dest.path).unwrap()) };
+        let first = if transport == Transport::Oci {
+            None
+        } else {
+            Some(std::fs::read(&dest.path).unwrap())
+        };
         // Deterministic: the same again gives the same bytes.
         write_image(&out, &indicatif::ProgressBar::hidden()).unwrap();
         if let Some(first) = first {
-            assert_eq!(std::fs::read(&dest.path).unwrap(), first, "{transport:?} output is not reproducible");
+            assert_eq!(
+                std::fs::read(&dest.path).unwrap(),
+                first,
+                "{transport:?} output is not reproducible"
+            );
         }
         let back = Image::open(&dest).unwrap_or_else(|e| panic!("{transport:?}: {e:#}"));
         assert_eq!(back.layers.len(), 4);
@@ -201,17 +270,44 @@ fn written_images_read_back() {
         std::fs::create_dir(&root).unwrap();
         unpack_all(&back, &root).unwrap();
         check_tree(&root);
-        assert_eq!(std::fs::read(root.join("conf/app.manifest")).unwrap(), b"manifest bytes");
-        assert_eq!(std::fs::read(root.join("usr/local/bin/conf-run")).unwrap(), b"conf-run bytes");
+        assert_eq!(
+            std::fs::read(root.join("conf/app.manifest")).unwrap(),
+            b"manifest bytes"
+        );
+        assert_eq!(
+            std::fs::read(root.join("usr/local/bin/conf-run")).unwrap(),
+            b"conf-run bytes"
+        );
     }
     // Writing into an OCI layout keeps its other images.
     let dir = t.path().join("shared");
     write_oci_dir(&dir, &img, "v1");
     let src = open(&format!("oci:{}:v1", dir.display())).unwrap();
-    let dest = ImageRef { transport: Transport::Oci, path: dir.clone(), reference: None };
-    write_image(&Output { dest: &dest, source: &src, config: &config, layer: &layer, name: "v1-conf", mtime: 0 }, &indicatif::ProgressBar::hidden()).unwrap();
+    let dest = ImageRef {
+        transport: Transport::Oci,
+        path: dir.clone(),
+        reference: None,
+    };
+    write_image(
+        &Output {
+            dest: &dest,
+            source: &src,
+            config: &config,
+            layer: &layer,
+            name: "v1-conf",
+            mtime: 0,
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
     assert!(open(&format!("oci:{}:v1", dir.display())).is_ok());
-    assert_eq!(open(&format!("oci:{}:v1-conf", dir.display())).unwrap().layers.len(), 4);
+    assert_eq!(
+        open(&format!("oci:{}:v1-conf", dir.display()))
+            .unwrap()
+            .layers
+            .len(),
+        4
+    );
 }
 
 #[test]
@@ -229,6 +325,9 @@ fn the_unpack_cache_is_keyed_by_layers() {
     assert_ne!(a, c);
     assert!(c.join("etc/old").exists());
     // No scratch directories are left behind.
-    let names: Vec<String> = std::fs::read_dir(&cache).unwrap().map(|d| d.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }

@@ -58,7 +58,10 @@ fn layers_whiteouts_and_opaque_directories() {
     assert_eq!(read(root, "etc/a"), None, "whited out");
     assert_eq!(read(root, "etc/b").as_deref(), Some("b2"), "replaced");
     assert_eq!(read(root, "etc/dotted").as_deref(), Some("dotted"));
-    assert!(!root.join("etc/.wh.a").exists(), "whiteout markers are not written");
+    assert!(
+        !root.join("etc/.wh.a").exists(),
+        "whiteout markers are not written"
+    );
     // Opaque: the lower layer's files are gone, this layer's stay.
     assert_eq!(read(root, "opt/app/old"), None);
     assert_eq!(read(root, "opt/app/sub/deep"), None);
@@ -91,21 +94,41 @@ fn links_and_modes() {
                 E::File("secret".into(), b"s".to_vec(), 0o600),
             ],
             // Writing through links that stay inside the root is fine.
-            vec![file("lib/through-rel", b"rel"), file("usr/libabs/through-abs", b"abs")],
+            vec![
+                file("lib/through-rel", b"rel"),
+                file("usr/libabs/through-abs", b"abs"),
+            ],
         ],
     )
     .unwrap();
     assert_eq!(read(root, "usr/lib/through-rel").as_deref(), Some("rel"));
     assert_eq!(read(root, "usr/lib/through-abs").as_deref(), Some("abs"));
-    assert_eq!(std::fs::read_link(root.join("usr/libabs")).unwrap(), Path::new("/usr/lib"));
+    assert_eq!(
+        std::fs::read_link(root.join("usr/libabs")).unwrap(),
+        Path::new("/usr/lib")
+    );
     use std::os::unix::fs::MetadataExt;
     let a = std::fs::metadata(root.join("usr/lib/x.so")).unwrap();
     let b = std::fs::metadata(root.join("usr/lib/x-hard.so")).unwrap();
     assert_eq!(a.ino(), b.ino(), "a hard link");
     assert_eq!(a.permissions().mode() & 0o7777, 0o755, "setuid dropped");
-    assert_eq!(std::fs::metadata(root.join("secret")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(root.join("secret"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     // A read-only directory keeps r-x for others and stays writable by its owner.
-    assert_eq!(std::fs::metadata(root.join("ro")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::metadata(root.join("ro"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
     assert_eq!(read(root, "ro/inside").as_deref(), Some("inside"));
 }
 
@@ -115,7 +138,14 @@ fn an_entry_replaces_a_link_instead_of_writing_through_it() {
     let victim = outside.path().join("victim");
     std::fs::write(&victim, b"untouched").unwrap();
     let t = tempfile::tempdir().unwrap();
-    apply(t.path(), &[vec![symlink("f", victim.to_str().unwrap())], vec![file("f", b"new")]]).unwrap();
+    apply(
+        t.path(),
+        &[
+            vec![symlink("f", victim.to_str().unwrap())],
+            vec![file("f", b"new")],
+        ],
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
     assert_eq!(read(t.path(), "f").as_deref(), Some("new"));
 }
@@ -130,7 +160,10 @@ fn refused(layers: &[Vec<E>], why: &str) {
     assert!(msg.contains(why), "{msg}");
     assert!(msg.contains("refusing to unpack"), "{msg}");
     // Nothing appeared next to the root.
-    let names: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|d| d.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["root"], "something was written outside the root");
 }
 
@@ -140,12 +173,25 @@ fn traversal_is_refused() {
     refused(&[vec![file("a/../../escape", b"x")]], "`..`");
     refused(&[vec![file("/etc/escape", b"x")]], "absolute");
     // A link whose target climbs out, then an entry written through it.
-    refused(&[vec![symlink("up", "../.."), file("up/escape", b"x")]], "above the image's root");
-    refused(&[vec![dir("d/"), symlink("d/up", "../../"), file("d/up/escape", b"x")]], "above the image's root");
+    refused(
+        &[vec![symlink("up", "../.."), file("up/escape", b"x")]],
+        "above the image's root",
+    );
+    refused(
+        &[vec![
+            dir("d/"),
+            symlink("d/up", "../../"),
+            file("d/up/escape", b"x"),
+        ]],
+        "above the image's root",
+    );
     // Hard links: to a file outside, or through `..`.
     refused(&[vec![hardlink("h", "../root-sibling")]], "`..`");
     refused(&[vec![hardlink("h", "/etc/passwd")]], "absolute");
-    refused(&[vec![symlink("up", "../"), hardlink("h", "up/x")]], "above the image's root");
+    refused(
+        &[vec![symlink("up", "../"), hardlink("h", "up/x")]],
+        "above the image's root",
+    );
     // Whiteouts cannot reach outside either.
     refused(&[vec![file("../.wh.root", b"")]], "`..`");
 }
@@ -154,7 +200,11 @@ fn traversal_is_refused() {
 fn an_absolute_link_is_followed_inside_the_root() {
     // /etc/escape -> /tmp: a file written through it lands in ROOT/tmp.
     let t = tempfile::tempdir().unwrap();
-    apply(t.path(), &[vec![symlink("escape", "/tmp"), file("escape/x", b"x")]]).unwrap();
+    apply(
+        t.path(),
+        &[vec![symlink("escape", "/tmp"), file("escape/x", b"x")]],
+    )
+    .unwrap();
     assert_eq!(read(t.path(), "tmp/x").as_deref(), Some("x"));
 }
 
@@ -177,11 +227,17 @@ fn arb_name() -> impl Strategy<Value = String> {
         Just(".wh.a".to_string()),
         Just(".wh..wh..opq".to_string()),
     ];
-    (any::<bool>(), prop::collection::vec(comp, 1..4)).prop_map(|(abs, cs)| format!("{}{}", if abs { "/" } else { "" }, cs.join("/")))
+    (any::<bool>(), prop::collection::vec(comp, 1..4))
+        .prop_map(|(abs, cs)| format!("{}{}", if abs { "/" } else { "" }, cs.join("/")))
 }
 
 fn arb_entry() -> impl Strategy<Value = E> {
-    let target = prop_oneof![arb_name(), Just("/".to_string()), Just("../../..".to_string()), Just("/tmp/outside".to_string())];
+    let target = prop_oneof![
+        arb_name(),
+        Just("/".to_string()),
+        Just("../../..".to_string()),
+        Just("/tmp/outside".to_string())
+    ];
     prop_oneof![
         arb_name().prop_map(|n| file(&n, b"data")),
         arb_name().prop_map(|n| dir(&n)),
@@ -200,7 +256,11 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if md.is_dir() {
                 stack.push(p.clone());
             }
-            let content = if md.is_file() { std::fs::read(&p).unwrap() } else { Vec::new() };
+            let content = if md.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
             out.push((p.display().to_string(), content));
         }
     }

@@ -48,7 +48,11 @@ const MAX_LINKS: usize = 40;
 /// An enclave path of the image, resolved inside `root` with chroot
 /// semantics: (real enclave path, metadata), or `None` if nothing is there.
 pub fn lookup(root: &Path, path: &str) -> Option<(String, std::fs::Metadata)> {
-    let mut todo: Vec<String> = path.rsplit('/').filter(|c| !c.is_empty()).map(String::from).collect();
+    let mut todo: Vec<String> = path
+        .rsplit('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
     let mut real: Vec<String> = Vec::new();
     let mut hops = 0;
     while let Some(c) = todo.pop() {
@@ -67,7 +71,11 @@ pub fn lookup(root: &Path, path: &str) -> Option<(String, std::fs::Metadata)> {
             if hops > MAX_LINKS {
                 return None;
             }
-            let t = std::fs::read_link(&host).ok()?.into_os_string().into_string().ok()?;
+            let t = std::fs::read_link(&host)
+                .ok()?
+                .into_os_string()
+                .into_string()
+                .ok()?;
             if t.starts_with('/') {
                 real.clear();
             }
@@ -90,7 +98,11 @@ fn is_executable_file(md: &std::fs::Metadata) -> bool {
 
 /// `a` normalized as an absolute path relative to `dir`.
 fn absolute(dir: &str, a: &str) -> String {
-    let joined = if a.starts_with('/') { a.to_string() } else { format!("{dir}/{a}") };
+    let joined = if a.starts_with('/') {
+        a.to_string()
+    } else {
+        format!("{dir}/{a}")
+    };
     let mut parts: Vec<&str> = Vec::new();
     for c in joined.split('/') {
         match c {
@@ -107,7 +119,14 @@ fn absolute(dir: &str, a: &str) -> String {
 fn strings(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(|s| s.as_str().map(String::from).ok_or_else(|| anyhow!("the image config's {what} holds a non-string"))).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| anyhow!("the image config's {what} holds a non-string"))
+            })
+            .collect(),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(_) => bail!("the image config's {what} is not a list of strings"),
     }
@@ -118,7 +137,9 @@ fn strings(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
 fn runtime_of(root: &Path, real: &str) -> Runtime {
     let by_name = |p: &str| -> Option<Runtime> {
         let name = p.rsplit('/').next().unwrap_or("");
-        let is_python = name.strip_prefix("python").is_some_and(|r| r.chars().all(|c| c.is_ascii_digit() || ".dmt".contains(c)));
+        let is_python = name
+            .strip_prefix("python")
+            .is_some_and(|r| r.chars().all(|c| c.is_ascii_digit() || ".dmt".contains(c)));
         if is_python {
             Some(Runtime::Python)
         } else if name == "node" || name == "nodejs" {
@@ -135,12 +156,19 @@ fn runtime_of(root: &Path, real: &str) -> Runtime {
     // A script: look at its #! line (through `env`).
     let host = root.join(real.trim_start_matches('/'));
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(host).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let n = std::fs::File::open(host)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
     if let Some(line) = head[..n].strip_prefix(b"#!") {
-        let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next().unwrap_or(&[])).to_string();
+        let line =
+            String::from_utf8_lossy(line.split(|&b| b == b'\n').next().unwrap_or(&[])).to_string();
         let mut words = line.split_whitespace();
         if let Some(interp) = words.next() {
-            let prog = if interp.ends_with("/env") { words.find(|w| !w.starts_with('-')).unwrap_or("") } else { interp };
+            let prog = if interp.ends_with("/env") {
+                words.find(|w| !w.starts_with('-')).unwrap_or("")
+            } else {
+                interp
+            };
             let prog = match lookup(root, prog) {
                 Some((r, _)) => r,
                 None => prog.to_string(),
@@ -173,21 +201,36 @@ pub fn trusted_entries(root: &Path) -> Result<Vec<String>> {
     fn walk(root: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
         let host = root.join(dir.trim_start_matches('/'));
         let mut names: Vec<String> = Vec::new();
-        for de in std::fs::read_dir(&host).map_err(|e| anyhow!("cannot list {}: {e}", host.display()))? {
+        for de in
+            std::fs::read_dir(&host).map_err(|e| anyhow!("cannot list {}: {e}", host.display()))?
+        {
             let de = de.map_err(|e| anyhow!("cannot list {}: {e}", host.display()))?;
             match de.file_name().into_string() {
                 Ok(n) => names.push(n),
-                Err(n) => eprintln!("conf: warning: {}/{} is not trusted: its name is not UTF-8", host.display(), n.to_string_lossy()),
+                Err(n) => eprintln!(
+                    "conf: warning: {}/{} is not trusted: its name is not UTF-8",
+                    host.display(),
+                    n.to_string_lossy()
+                ),
             }
         }
         names.sort();
         for n in names {
-            let p = if dir == "/" { format!("/{n}") } else { format!("{dir}/{n}") };
+            let p = if dir == "/" {
+                format!("/{n}")
+            } else {
+                format!("{dir}/{n}")
+            };
             if EXCLUDED.contains(&p.as_str()) {
                 continue;
             }
-            let md = std::fs::symlink_metadata(root.join(p.trim_start_matches('/'))).map_err(|e| anyhow!("cannot look at {p} in the image: {e}"))?;
-            let below = |d: &str| EXCLUDED.iter().any(|x| x.starts_with(d) && x.as_bytes().get(d.len()) == Some(&b'/'));
+            let md = std::fs::symlink_metadata(root.join(p.trim_start_matches('/')))
+                .map_err(|e| anyhow!("cannot look at {p} in the image: {e}"))?;
+            let below = |d: &str| {
+                EXCLUDED
+                    .iter()
+                    .any(|x| x.starts_with(d) && x.as_bytes().get(d.len()) == Some(&b'/'))
+            };
             if md.is_dir() && below(&p) {
                 walk(root, &p, out)?;
             } else if md.file_type().is_symlink() {
@@ -195,7 +238,13 @@ pub fn trusted_entries(root: &Path) -> Result<Vec<String>> {
                 // dangling one, or one into an excluded directory, is left
                 // out; links met inside listed directories are all kept).
                 match lookup(root, &p) {
-                    Some((real, _)) if !EXCLUDED.iter().any(|x| real == *x || real.starts_with(&format!("{x}/"))) => out.push(p),
+                    Some((real, _))
+                        if !EXCLUDED
+                            .iter()
+                            .any(|x| real == *x || real.starts_with(&format!("{x}/"))) =>
+                    {
+                        out.push(p)
+                    }
                     _ => {}
                 }
             } else if md.is_dir() || md.is_file() {
@@ -220,9 +269,15 @@ pub struct Generated {
 /// Generate the manifest of the image whose config is `config` and whose
 /// root file system is unpacked at `root` (an absolute host path).
 pub fn generate(config: &Value, root: &Path) -> Result<Generated> {
-    let root_str = root.to_str().ok_or_else(|| anyhow!("{} is not a UTF-8 path", root.display()))?.to_string();
+    let root_str = root
+        .to_str()
+        .ok_or_else(|| anyhow!("{} is not a UTF-8 path", root.display()))?
+        .to_string();
     let empty = serde_json::Map::new();
-    let cfg = config.get("config").and_then(Value::as_object).unwrap_or(&empty);
+    let cfg = config
+        .get("config")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let mut notes = Vec::new();
 
     let mut argv = strings(cfg.get("Entrypoint"), "Entrypoint")?;
@@ -236,13 +291,19 @@ pub fn generate(config: &Value, root: &Path) -> Result<Generated> {
             Some((k, v)) if !k.is_empty() && !v.contains('\0') => {
                 env.insert(k.to_string(), EnvValue::Value(v.to_string()));
             }
-            _ => notes.push(format!("ignored the image's Env entry {e:?}: not NAME=VALUE")),
+            _ => notes.push(format!(
+                "ignored the image's Env entry {e:?}: not NAME=VALUE"
+            )),
         }
     }
     if !env.contains_key("PATH") {
         env.insert("PATH".into(), EnvValue::Value(DEFAULT_PATH.into()));
     }
-    let user = cfg.get("User").and_then(Value::as_str).unwrap_or("").to_string();
+    let user = cfg
+        .get("User")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !env.contains_key("HOME") {
         let home = home_of(root, &user).unwrap_or_else(|| "/".to_string());
         env.insert("HOME".into(), EnvValue::Value(home));
@@ -275,7 +336,9 @@ pub fn generate(config: &Value, root: &Path) -> Result<Generated> {
             .find(|p| lookup(root, p).is_some_and(|(_, md)| is_executable_file(&md)))
             .ok_or_else(|| anyhow!("the image's program {prog} is not on the image's PATH ({path}); give its full path in the image's Entrypoint/Cmd, or set libos.entrypoint with --manifest"))?
     };
-    let real = lookup(root, &entrypoint).map(|(r, _)| r).unwrap_or_else(|| entrypoint.clone());
+    let real = lookup(root, &entrypoint)
+        .map(|(r, _)| r)
+        .unwrap_or_else(|| entrypoint.clone());
     let runtime = runtime_of(root, &real);
 
     let trusted = trusted_entries(root)?;
@@ -286,14 +349,23 @@ pub fn generate(config: &Value, root: &Path) -> Result<Generated> {
         argv,
         env,
         fs_root: root_str.clone(),
-        mounts: vec![Mount { path: "/tmp".into(), kind: MountKind::Tmpfs, uri: String::new(), key_name: String::new() }],
+        mounts: vec![Mount {
+            path: "/tmp".into(),
+            kind: MountKind::Tmpfs,
+            uri: String::new(),
+            key_name: String::new(),
+        }],
         start_dir,
         trusted_files: trusted.iter().map(|p| TrustedEntry::new(host(p))).collect(),
         enclave_size: runtime.enclave_size(),
         max_threads: runtime.max_threads(),
         ..Manifest::default()
     };
-    Ok(Generated { manifest, runtime, notes })
+    Ok(Generated {
+        manifest,
+        runtime,
+        notes,
+    })
 }
 
 /// Whether the variable `name` holds a `:`-separated list that an extra
@@ -306,7 +378,10 @@ pub fn is_path_like(name: &str) -> bool {
 /// host path in the unpacked image.
 fn in_image(root: &str, key: &str, s: &str) -> Result<String> {
     let p = s.strip_prefix("file:").unwrap_or(s);
-    let p = p.strip_prefix("//").filter(|r| r.starts_with('/')).unwrap_or(p);
+    let p = p
+        .strip_prefix("//")
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or(p);
     if !p.starts_with('/') {
         bail!("{key}: {s:?} must be an absolute path in the image (such as \"/app/data\")");
     }
@@ -339,8 +414,13 @@ fn rewrite_files(root: &str, key: &str, v: &mut toml::Value) -> Result<()> {
 /// `PYTHONPATH`, any name ending in `PATH`) become `user:image`. Returns
 /// the merged TOML.
 pub fn merge(base: &Manifest, extra: &str, extra_name: &str) -> Result<String> {
-    let mut user: toml::Table = extra.parse().map_err(|e| anyhow!("{extra_name}: invalid TOML: {e}"))?;
-    let mut merged: toml::Table = base.to_toml().parse().map_err(|e| anyhow!("the generated manifest is not valid TOML: {e}"))?;
+    let mut user: toml::Table = extra
+        .parse()
+        .map_err(|e| anyhow!("{extra_name}: invalid TOML: {e}"))?;
+    let mut merged: toml::Table = base
+        .to_toml()
+        .parse()
+        .map_err(|e| anyhow!("the generated manifest is not valid TOML: {e}"))?;
     let root = base.fs_root.clone();
 
     // Image paths to host paths.
@@ -371,22 +451,40 @@ pub fn merge(base: &Manifest, extra: &str, extra_name: &str) -> Result<String> {
 
     fn merge_tables(base: &mut toml::Table, user: toml::Table, path: &str) {
         for (k, v) in user {
-            let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
             match (base.get_mut(&k), v) {
-                (Some(toml::Value::Table(b)), toml::Value::Table(u)) if here != "loader.env" => merge_tables(b, u, &here),
+                (Some(toml::Value::Table(b)), toml::Value::Table(u)) if here != "loader.env" => {
+                    merge_tables(b, u, &here)
+                }
                 (Some(toml::Value::Table(b)), toml::Value::Table(u)) => {
                     // loader.env: PATH-like variables concatenate.
                     for (name, uv) in u {
                         let joined = match (b.get(&name), &uv) {
-                            (Some(toml::Value::String(img)), toml::Value::String(us)) if is_path_like(&name) && !img.is_empty() => Some(format!("{us}:{img}")),
+                            (Some(toml::Value::String(img)), toml::Value::String(us))
+                                if is_path_like(&name) && !img.is_empty() =>
+                            {
+                                Some(format!("{us}:{img}"))
+                            }
                             _ => None,
                         };
                         b.insert(name, joined.map(toml::Value::String).unwrap_or(uv));
                     }
                 }
-                (Some(toml::Value::Array(b)), toml::Value::Array(u)) if matches!(here.as_str(), "sgx.trusted_files" | "sgx.allowed_files") => b.extend(u),
+                (Some(toml::Value::Array(b)), toml::Value::Array(u))
+                    if matches!(here.as_str(), "sgx.trusted_files" | "sgx.allowed_files") =>
+                {
+                    b.extend(u)
+                }
                 (Some(toml::Value::Array(b)), toml::Value::Array(u)) if here == "fs.mounts" => {
-                    let path_of = |m: &toml::Value| m.get("path").and_then(toml::Value::as_str).map(String::from);
+                    let path_of = |m: &toml::Value| {
+                        m.get("path")
+                            .and_then(toml::Value::as_str)
+                            .map(String::from)
+                    };
                     let user_paths: Vec<Option<String>> = u.iter().map(path_of).collect();
                     b.retain(|m| !user_paths.contains(&path_of(m)));
                     b.extend(u);
@@ -407,7 +505,9 @@ mod tests {
 
     #[test]
     fn path_like_variables() {
-        assert!(is_path_like("PATH") && is_path_like("LD_LIBRARY_PATH") && is_path_like("PYTHONPATH"));
+        assert!(
+            is_path_like("PATH") && is_path_like("LD_LIBRARY_PATH") && is_path_like("PYTHONPATH")
+        );
         assert!(!is_path_like("HOME") && !is_path_like("PATHS"));
     }
 

@@ -61,7 +61,11 @@ impl ImageRef {
     /// Parse `TRANSPORT:PATH[:REF]`. Without a transport, `default` is
     /// used when given (then the whole string is the path).
     pub fn parse(s: &str, default: Option<Transport>) -> Result<ImageRef, String> {
-        let known = [Transport::DockerArchive, Transport::OciArchive, Transport::Oci];
+        let known = [
+            Transport::DockerArchive,
+            Transport::OciArchive,
+            Transport::Oci,
+        ];
         for t in known {
             if let Some(rest) = s.strip_prefix(t.name()).and_then(|r| r.strip_prefix(':')) {
                 let (path, reference) = match rest.split_once(':') {
@@ -72,7 +76,11 @@ impl ImageRef {
                 if path.is_empty() {
                     return Err(format!("{s}: no path after `{}:`", t.name()));
                 }
-                return Ok(ImageRef { transport: t, path: PathBuf::from(path), reference });
+                return Ok(ImageRef {
+                    transport: t,
+                    path: PathBuf::from(path),
+                    reference,
+                });
             }
         }
         if let Some((scheme, _)) = s.split_once(':') {
@@ -83,14 +91,22 @@ impl ImageRef {
             }
         }
         match default {
-            Some(t) => Ok(ImageRef { transport: t, path: PathBuf::from(s), reference: None }),
-            None => Err(format!("{s}: give the image as docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH")),
+            Some(t) => Ok(ImageRef {
+                transport: t,
+                path: PathBuf::from(s),
+                reference: None,
+            }),
+            None => Err(format!(
+                "{s}: give the image as docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH"
+            )),
         }
     }
 
     /// Whether `s` names an image explicitly (has a known transport).
     pub fn has_transport(s: &str) -> bool {
-        ["docker-archive:", "oci:", "oci-archive:"].iter().any(|p| s.starts_with(p))
+        ["docker-archive:", "oci:", "oci-archive:"]
+            .iter()
+            .any(|p| s.starts_with(p))
     }
 }
 
@@ -111,7 +127,11 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// Whether `d` is a well-formed sha256 digest (`sha256:` + 64 lowercase hex).
 pub fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// A reader that hashes (SHA-256) and counts what passes through it.
@@ -123,7 +143,11 @@ pub struct Hashing<R> {
 
 impl<R: Read> Hashing<R> {
     pub fn new(inner: R) -> Self {
-        Hashing { inner, hasher: Sha256::new(), count: 0 }
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
@@ -132,7 +156,10 @@ impl<R: Read> Hashing<R> {
     /// Read to the end, then give the digest (`sha256:...`) and the length.
     pub fn finish(mut self) -> io::Result<(String, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((format!("sha256:{}", crate::sgx::hex::encode(self.hasher.finalize())), self.count))
+        Ok((
+            format!("sha256:{}", crate::sgx::hex::encode(self.hasher.finalize())),
+            self.count,
+        ))
     }
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
@@ -199,8 +226,13 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() || total == 0 {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}") {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_string());
@@ -210,21 +242,43 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn transports() {
         let r = ImageRef::parse("docker-archive:/x/img.tar", None).unwrap();
-        assert_eq!((r.transport, r.path.as_path(), r.reference.as_deref()), (Transport::DockerArchive, Path::new("/x/img.tar"), None));
+        assert_eq!(
+            (r.transport, r.path.as_path(), r.reference.as_deref()),
+            (Transport::DockerArchive, Path::new("/x/img.tar"), None)
+        );
         let r = ImageRef::parse("oci:dir:v1", None).unwrap();
-        assert_eq!((r.transport, r.path.as_path(), r.reference.as_deref()), (Transport::Oci, Path::new("dir"), Some("v1")));
+        assert_eq!(
+            (r.transport, r.path.as_path(), r.reference.as_deref()),
+            (Transport::Oci, Path::new("dir"), Some("v1"))
+        );
         let r = ImageRef::parse("oci-archive:a.tar:app:1", None).unwrap();
-        assert_eq!((r.transport, r.reference.as_deref()), (Transport::OciArchive, Some("app:1")));
+        assert_eq!(
+            (r.transport, r.reference.as_deref()),
+            (Transport::OciArchive, Some("app:1"))
+        );
         assert_eq!(r.to_string(), "oci-archive:a.tar:app:1");
-        assert!(ImageRef::parse("docker://x", None).unwrap_err().contains("unknown image transport `docker:`"));
+        assert!(ImageRef::parse("docker://x", None)
+            .unwrap_err()
+            .contains("unknown image transport `docker:`"));
         assert!(ImageRef::parse("oci:", None).is_err());
         assert!(ImageRef::parse("img.tar", None).is_err());
-        assert_eq!(ImageRef::parse("img.tar", Some(Transport::DockerArchive)).unwrap().transport, Transport::DockerArchive);
-        assert_eq!(ImageRef::parse("./a/b:c", Some(Transport::DockerArchive)).unwrap().path, Path::new("./a/b:c"));
+        assert_eq!(
+            ImageRef::parse("img.tar", Some(Transport::DockerArchive))
+                .unwrap()
+                .transport,
+            Transport::DockerArchive
+        );
+        assert_eq!(
+            ImageRef::parse("./a/b:c", Some(Transport::DockerArchive))
+                .unwrap()
+                .path,
+            Path::new("./a/b:c")
+        );
     }
 
     #[test]
@@ -238,7 +292,10 @@ mod tests {
     #[test]
     fn compression_sniffing() {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(b"usr/"), Compression::None);
     }
 }

@@ -68,7 +68,10 @@ pub struct Unpacker {
 }
 
 fn unsafe_entry(name: &[u8], why: impl Into<String>) -> UnpackError {
-    UnpackError::Unsafe { name: String::from_utf8_lossy(name).into_owned(), why: why.into() }
+    UnpackError::Unsafe {
+        name: String::from_utf8_lossy(name).into_owned(),
+        why: why.into(),
+    }
 }
 
 fn io_err(name: &[u8], what: impl Into<String>) -> impl FnOnce(io::Error) -> UnpackError {
@@ -106,7 +109,11 @@ fn remove_any(p: &Path) -> io::Result<()> {
 impl Unpacker {
     /// Unpack into `root` (an existing directory).
     pub fn new(root: &Path) -> Unpacker {
-        Unpacker { root: root.to_path_buf(), dir_modes: Vec::new(), stats: Stats::default() }
+        Unpacker {
+            root: root.to_path_buf(),
+            dir_modes: Vec::new(),
+            stats: Stats::default(),
+        }
     }
 
     /// The real directory (a host path under the root) that the
@@ -121,7 +128,10 @@ impl Unpacker {
                 b"" | b"." => continue,
                 b".." => {
                     if real.pop().is_none() {
-                        return Err(unsafe_entry(name, "a symbolic link on its path leads above the image's root (`..`)"));
+                        return Err(unsafe_entry(
+                            name,
+                            "a symbolic link on its path leads above the image's root (`..`)",
+                        ));
                     }
                     continue;
                 }
@@ -135,9 +145,15 @@ impl Unpacker {
                 Ok(m) if m.file_type().is_symlink() => {
                     hops += 1;
                     if hops > MAX_LINKS {
-                        return Err(unsafe_entry(name, "too many levels of symbolic links on its path"));
+                        return Err(unsafe_entry(
+                            name,
+                            "too many levels of symbolic links on its path",
+                        ));
                     }
-                    let target = fs::read_link(&p).map_err(io_err(name, format!("cannot read the link {}", p.display())))?;
+                    let target = fs::read_link(&p).map_err(io_err(
+                        name,
+                        format!("cannot read the link {}", p.display()),
+                    ))?;
                     let t = target.as_os_str().as_bytes();
                     if t.first() == Some(&b'/') {
                         real.clear();
@@ -148,10 +164,16 @@ impl Unpacker {
                 }
                 Ok(_) => {
                     let rel: PathBuf = real.iter().chain(std::iter::once(&c)).collect();
-                    return Err(unsafe_entry(name, format!("{} is not a directory", rel.display())));
+                    return Err(unsafe_entry(
+                        name,
+                        format!("{} is not a directory", rel.display()),
+                    ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::DirBuilder::new().mode(0o755).create(&p).map_err(io_err(name, format!("cannot create {}", p.display())))?;
+                    fs::DirBuilder::new()
+                        .mode(0o755)
+                        .create(&p)
+                        .map_err(io_err(name, format!("cannot create {}", p.display())))?;
                     real.push(c);
                 }
                 Err(e) => return Err(io_err(name, format!("cannot look at {}", p.display()))(e)),
@@ -193,9 +215,16 @@ impl Unpacker {
                     opaque.push(dir);
                 } else if hidden.starts_with(b".wh.") {
                     // aufs bookkeeping (.wh..wh.plnk and the like): nothing to do.
-                } else if !hidden.is_empty() && hidden != b"." && hidden != b".." && !hidden.contains(&b'/') {
+                } else if !hidden.is_empty()
+                    && hidden != b"."
+                    && hidden != b".."
+                    && !hidden.contains(&b'/')
+                {
                     let target = dir.join(OsStr::from_bytes(hidden));
-                    remove_any(&target).map_err(io_err(&name, format!("cannot remove {} (whiteout)", target.display())))?;
+                    remove_any(&target).map_err(io_err(
+                        &name,
+                        format!("cannot remove {} (whiteout)", target.display()),
+                    ))?;
                 } else {
                     return Err(unsafe_entry(&name, "a whiteout of nothing"));
                 }
@@ -208,16 +237,31 @@ impl Unpacker {
                     match fs::symlink_metadata(&path) {
                         Ok(m) if m.is_dir() => {}
                         Ok(_) => {
-                            fs::remove_file(&path).map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
-                            fs::DirBuilder::new().mode(0o755).create(&path).map_err(io_err(&name, format!("cannot create {}", path.display())))?;
+                            fs::remove_file(&path).map_err(io_err(
+                                &name,
+                                format!("cannot replace {}", path.display()),
+                            ))?;
+                            fs::DirBuilder::new()
+                                .mode(0o755)
+                                .create(&path)
+                                .map_err(io_err(
+                                    &name,
+                                    format!("cannot create {}", path.display()),
+                                ))?;
                         }
-                        Err(_) => fs::DirBuilder::new().mode(0o755).create(&path).map_err(io_err(&name, format!("cannot create {}", path.display())))?,
+                        Err(_) => fs::DirBuilder::new()
+                            .mode(0o755)
+                            .create(&path)
+                            .map_err(io_err(&name, format!("cannot create {}", path.display())))?,
                     }
                     self.dir_modes.push((path.clone(), mode | 0o700));
                     self.stats.dirs += 1;
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                    remove_any(&path).map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => {
+                    remove_any(&path)
+                        .map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
                     let mut f = fs::OpenOptions::new()
                         .write(true)
                         .create_new(true)
@@ -226,23 +270,45 @@ impl Unpacker {
                         .open(&path)
                         .map_err(io_err(&name, format!("cannot create {}", path.display())))?;
                     let n = io::copy(&mut entry, &mut f).map_err(UnpackError::Tar)?;
-                    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err(&name, format!("cannot set the mode of {}", path.display())))?;
+                    f.set_permissions(fs::Permissions::from_mode(mode))
+                        .map_err(io_err(
+                            &name,
+                            format!("cannot set the mode of {}", path.display()),
+                        ))?;
                     self.stats.files += 1;
                     self.stats.bytes += n;
                 }
                 tar::EntryType::Symlink => {
-                    let target = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&name, "a symbolic link without a target"))?.into_owned();
+                    let target = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| unsafe_entry(&name, "a symbolic link without a target"))?
+                        .into_owned();
                     if target.is_empty() || target.contains(&0) {
-                        return Err(unsafe_entry(&name, "a symbolic link with an empty or invalid target"));
+                        return Err(unsafe_entry(
+                            &name,
+                            "a symbolic link with an empty or invalid target",
+                        ));
                     }
-                    remove_any(&path).map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).map_err(io_err(&name, format!("cannot create the link {}", path.display())))?;
+                    remove_any(&path)
+                        .map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).map_err(
+                        io_err(&name, format!("cannot create the link {}", path.display())),
+                    )?;
                     self.stats.symlinks += 1;
                 }
                 tar::EntryType::Link => {
-                    let target = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&name, "a hard link without a target"))?.into_owned();
+                    let target = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| unsafe_entry(&name, "a hard link without a target"))?
+                        .into_owned();
                     let Some((tdir, tlast)) = self.place(&target).map_err(|e| match e {
-                        UnpackError::Unsafe { why, .. } => unsafe_entry(&name, format!("its hard link target {:?}: {why}", String::from_utf8_lossy(&target))),
+                        UnpackError::Unsafe { why, .. } => unsafe_entry(
+                            &name,
+                            format!(
+                                "its hard link target {:?}: {why}",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        ),
                         e => e,
                     })?
                     else {
@@ -250,19 +316,36 @@ impl Unpacker {
                     };
                     let src = tdir.join(&tlast);
                     match fs::symlink_metadata(&src) {
-                        Ok(m) if m.is_dir() => return Err(unsafe_entry(&name, "a hard link to a directory")),
+                        Ok(m) if m.is_dir() => {
+                            return Err(unsafe_entry(&name, "a hard link to a directory"))
+                        }
                         Ok(_) => {}
-                        Err(e) => return Err(io_err(&name, format!("hard link target {} is not in the image", String::from_utf8_lossy(&target)))(e)),
+                        Err(e) => {
+                            return Err(io_err(
+                                &name,
+                                format!(
+                                    "hard link target {} is not in the image",
+                                    String::from_utf8_lossy(&target)
+                                ),
+                            )(e))
+                        }
                     }
                     if src == path {
                         continue;
                     }
-                    remove_any(&path).map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
+                    remove_any(&path)
+                        .map_err(io_err(&name, format!("cannot replace {}", path.display())))?;
                     // link(2) does not follow a symbolic link at `src`.
-                    fs::hard_link(&src, &path).map_err(io_err(&name, format!("cannot link {} to {}", path.display(), src.display())))?;
+                    fs::hard_link(&src, &path).map_err(io_err(
+                        &name,
+                        format!("cannot link {} to {}", path.display(), src.display()),
+                    ))?;
                     self.stats.hardlinks += 1;
                 }
-                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
+                tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink => continue,
                 _ => {
                     // Character and block devices, FIFOs: not unpacked.
                     self.stats.skipped += 1;
@@ -272,7 +355,10 @@ impl Unpacker {
             created.insert(path);
         }
         for dir in opaque {
-            self.make_opaque(&dir, &created).map_err(io_err(dir.as_os_str().as_bytes(), "cannot empty opaque directory"))?;
+            self.make_opaque(&dir, &created).map_err(io_err(
+                dir.as_os_str().as_bytes(),
+                "cannot empty opaque directory",
+            ))?;
         }
         // A tar stream may be followed by padding; read it so that the
         // caller's digest covers the whole layer.

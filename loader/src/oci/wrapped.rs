@@ -26,7 +26,10 @@ pub const SIG: &str = "/conf/app.sig";
 /// The image's Entrypoint: conf-run with the manifest and SIGSTRUCT of the
 /// conf layer, the container's `/` as the enclave's root.
 pub fn entrypoint() -> Vec<String> {
-    [CONF_RUN, "--manifest", MANIFEST, "--sig", SIG].iter().map(|s| s.to_string()).collect()
+    [CONF_RUN, "--manifest", MANIFEST, "--sig", SIG]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Config labels conf sets on a wrapped image.
@@ -34,7 +37,12 @@ pub const LABEL_MRENCLAVE: &str = "dev.conf.mrenclave";
 pub const LABEL_MRSIGNER: &str = "dev.conf.mrsigner";
 
 /// The conf layer: an uncompressed tar with fixed owners and times.
-pub fn conf_layer(conf_run: &[u8], manifest: &[u8], sig: &[u8], mtime: u64) -> std::io::Result<NewLayer> {
+pub fn conf_layer(
+    conf_run: &[u8],
+    manifest: &[u8],
+    sig: &[u8],
+    mtime: u64,
+) -> std::io::Result<NewLayer> {
     let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Deterministic);
     let mut add = |name: &str, mode: u32, data: &[u8], dir: bool| -> std::io::Result<()> {
@@ -44,31 +52,53 @@ pub fn conf_layer(conf_run: &[u8], manifest: &[u8], sig: &[u8], mtime: u64) -> s
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(mtime);
-        h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
         b.append_data(&mut h, name, data)
     };
     add("conf/", 0o755, &[], true)?;
     add(&MANIFEST[1..], 0o644, manifest, false)?;
     add(&SIG[1..], 0o644, sig, false)?;
     add(&CONF_RUN[1..], 0o755, conf_run, false)?;
-    Ok(NewLayer { tar: b.into_inner()? })
+    Ok(NewLayer {
+        tar: b.into_inner()?,
+    })
 }
 
 /// Read layer `i` through a reader that checks, at the end, its digest
 /// (when the image names it) and its uncompressed digest (diff_id).
 /// `f` gets the uncompressed tar stream.
-pub fn with_layer<T>(img: &Image, i: usize, bar: &indicatif::ProgressBar, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+pub fn with_layer<T>(
+    img: &Image,
+    i: usize,
+    bar: &indicatif::ProgressBar,
+    f: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<T> {
     let layer = &img.layers[i];
     let compression = img.layer_compression(i)?;
     let mut raw = Hashing::new(bar.wrap_read(img.open_layer_raw(i)?));
-    let mut plain = Hashing::new(compression.decoder(&mut raw).with_context(|| format!("cannot read {}", img.describe_layer(i)))?);
+    let mut plain = Hashing::new(
+        compression
+            .decoder(&mut raw)
+            .with_context(|| format!("cannot read {}", img.describe_layer(i)))?,
+    );
     let result = f(&mut plain);
     // Digests first: a layer that was tampered with is reported as such,
     // even when what it holds also made `f` fail.
-    let digests = plain.finish().and_then(|(diff, _)| raw.finish().map(|(d, n)| (diff, d, n)));
+    let digests = plain
+        .finish()
+        .and_then(|(diff, _)| raw.finish().map(|(d, n)| (diff, d, n)));
     let (diff, digest, n) = match (digests, &result) {
         (Ok(v), _) => v,
-        (Err(e), Ok(_)) => return Err(anyhow!("{}: cannot read it: {e} (truncated or corrupt)", img.describe_layer(i))),
+        (Err(e), Ok(_)) => {
+            return Err(anyhow!(
+                "{}: cannot read it: {e} (truncated or corrupt)",
+                img.describe_layer(i)
+            ))
+        }
         (Err(_), Err(_)) => return result,
     };
     if let Some(want) = &layer.digest {
@@ -87,18 +117,31 @@ pub fn with_layer<T>(img: &Image, i: usize, bar: &indicatif::ProgressBar, f: imp
         );
     }
     if n != layer.size {
-        bail!("{}: read {n} bytes, expected {}", img.describe_layer(i), layer.size);
+        bail!(
+            "{}: read {n} bytes, expected {}",
+            img.describe_layer(i),
+            layer.size
+        );
     }
     result
 }
 
 /// Apply the first `n` layers of `img` to the empty directory `dest`.
-pub fn unpack_layers(img: &Image, n: usize, dest: &Path, bar: &indicatif::ProgressBar) -> Result<Stats> {
+pub fn unpack_layers(
+    img: &Image,
+    n: usize,
+    dest: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<Stats> {
     let mut u = Unpacker::new(dest);
     for i in 0..n {
-        with_layer(img, i, bar, |r| u.apply(r).map_err(|e| anyhow!("{}: {e}", img.describe_layer(i))))?;
+        with_layer(img, i, bar, |r| {
+            u.apply(r)
+                .map_err(|e| anyhow!("{}: {e}", img.describe_layer(i)))
+        })?;
     }
-    u.finish().with_context(|| format!("cannot set directory modes in {}", dest.display()))
+    u.finish()
+        .with_context(|| format!("cannot set directory modes in {}", dest.display()))
 }
 
 /// The id of the root file system made by the first `n` layers: SHA-256
@@ -118,8 +161,12 @@ pub fn cache_root() -> PathBuf {
 /// A directory to unpack into, next to the cache (same file system, so it
 /// can be renamed into it).
 pub fn scratch_dir(cache: &Path) -> Result<tempfile::TempDir> {
-    std::fs::create_dir_all(cache).with_context(|| format!("cannot create the image cache {}", cache.display()))?;
-    tempfile::Builder::new().prefix(".unpack-").tempdir_in(cache).with_context(|| format!("cannot create a directory in {}", cache.display()))
+    std::fs::create_dir_all(cache)
+        .with_context(|| format!("cannot create the image cache {}", cache.display()))?;
+    tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(cache)
+        .with_context(|| format!("cannot create a directory in {}", cache.display()))
 }
 
 /// Keep an unpacked root file system (`dir`, a fully unpacked and checked
@@ -133,7 +180,11 @@ pub fn keep_in_cache(cache: &Path, id: &str, dir: &Path) -> Result<PathBuf> {
     match std::fs::rename(dir, &dest) {
         Ok(()) => Ok(dest),
         Err(_) if dest.is_dir() => Ok(dest), // another process was faster
-        Err(e) => Err(anyhow!("cannot move {} to {}: {e}", dir.display(), dest.display())),
+        Err(e) => Err(anyhow!(
+            "cannot move {} to {}: {e}",
+            dir.display(),
+            dest.display()
+        )),
     }
 }
 
@@ -165,7 +216,10 @@ pub struct ConfLayer {
 /// Read the conf layer (the last one) of a wrapped image.
 pub fn read_conf_layer(img: &Image) -> Result<ConfLayer> {
     let Some(last) = img.layers.len().checked_sub(1) else {
-        bail!("{} has no layers; it is not an image made by `conf wrap`", img.name);
+        bail!(
+            "{} has no layers; it is not an image made by `conf wrap`",
+            img.name
+        );
     };
     let (manifest, sig) = with_layer(img, last, &indicatif::ProgressBar::hidden(), |r| {
         let mut manifest = None;
@@ -173,7 +227,9 @@ pub fn read_conf_layer(img: &Image) -> Result<ConfLayer> {
         let mut ar = tar::Archive::new(r);
         for e in ar.entries()? {
             let mut e = e?;
-            let name = String::from_utf8_lossy(&e.path_bytes()).trim_start_matches("./").to_string();
+            let name = String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
             let slot = if name == MANIFEST[1..] {
                 &mut manifest
             } else if name == SIG[1..] {
@@ -193,7 +249,8 @@ pub fn read_conf_layer(img: &Image) -> Result<ConfLayer> {
             img.name
         );
     };
-    let sig = Sigstruct::parse(&sig).map_err(|e| anyhow!("{}: {SIG} in the conf layer: {e}", img.name))?;
+    let sig = Sigstruct::parse(&sig)
+        .map_err(|e| anyhow!("{}: {SIG} in the conf layer: {e}", img.name))?;
     Ok(ConfLayer { manifest, sig })
 }
 
@@ -212,17 +269,26 @@ pub fn open(spec: &str) -> Result<Image> {
 pub fn build_for_run(spec: &str, command_given: bool, libos: &[u8]) -> Result<BuiltImage> {
     let img = open(spec)?;
     let conf = read_conf_layer(&img)?;
-    let resolved = ResolvedManifest::decode(&conf.manifest).map_err(|e| anyhow!("{}: {MANIFEST} in the conf layer is not a resolved manifest: {e}", img.name))?;
+    let resolved = ResolvedManifest::decode(&conf.manifest).map_err(|e| {
+        anyhow!(
+            "{}: {MANIFEST} in the conf layer is not a resolved manifest: {e}",
+            img.name
+        )
+    })?;
     if command_given && !resolved.use_cmdline_argv {
         bail!(
             "the manifest of {} fixes the program's arguments (loader.argv); remove the command after the image, or wrap it with loader.insecure__use_cmdline_argv = true",
             img.name
         );
     }
-    conf.sig
-        .verify()
-        .with_context(|| format!("refusing to run {}: the signature in {SIG} is not valid", img.name))?;
-    let mut built = build_resolved(resolved, ChunkIndex::default(), libos).with_context(|| format!("cannot lay out the enclave of {}", img.name))?;
+    conf.sig.verify().with_context(|| {
+        format!(
+            "refusing to run {}: the signature in {SIG} is not valid",
+            img.name
+        )
+    })?;
+    let mut built = build_resolved(resolved, ChunkIndex::default(), libos)
+        .with_context(|| format!("cannot lay out the enclave of {}", img.name))?;
     let ours = built.layout.mrenclave();
     if conf.sig.mrenclave() != ours {
         bail!(

@@ -75,7 +75,11 @@ impl Sink {
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(mtime);
-        h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
         h
     }
 
@@ -94,10 +98,16 @@ impl Sink {
         match self {
             Sink::Tar(b, mtime) => {
                 let mut h = Sink::header(size, *mtime, false);
-                let mut limited = Exact { inner: r, left: size };
+                let mut limited = Exact {
+                    inner: r,
+                    left: size,
+                };
                 b.append_data(&mut h, name, &mut limited)?;
                 if limited.left != 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: the source ended early")));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{name}: the source ended early"),
+                    ));
                 }
                 Ok(())
             }
@@ -161,7 +171,8 @@ fn check(src: &Image, i: usize, what: &str, got: &str, want: &str) -> Result<()>
 pub fn write_image(out: &Output, bar: &indicatif::ProgressBar) -> Result<()> {
     match out.dest.transport {
         Transport::Oci => {
-            fs::create_dir_all(&out.dest.path).with_context(|| format!("cannot create {}", out.dest.path.display()))?;
+            fs::create_dir_all(&out.dest.path)
+                .with_context(|| format!("cannot create {}", out.dest.path.display()))?;
             let mut sink = Sink::Dir(out.dest.path.clone());
             write_oci(out, &mut sink, bar)
         }
@@ -171,10 +182,21 @@ pub fn write_image(out: &Output, bar: &indicatif::ProgressBar) -> Result<()> {
                 Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            let fname = dest.file_name().ok_or_else(|| anyhow!("{} is not a file path", dest.display()))?;
-            let tmp = dir.join(format!(".{}.tmp-{}", fname.to_string_lossy(), std::process::id()));
+            let fname = dest
+                .file_name()
+                .ok_or_else(|| anyhow!("{} is not a file path", dest.display()))?;
+            let tmp = dir.join(format!(
+                ".{}.tmp-{}",
+                fname.to_string_lossy(),
+                std::process::id()
+            ));
             let res = (|| -> Result<()> {
-                let file = File::create(&tmp).with_context(|| format!("cannot create {} (does its directory exist?)", tmp.display()))?;
+                let file = File::create(&tmp).with_context(|| {
+                    format!(
+                        "cannot create {} (does its directory exist?)",
+                        tmp.display()
+                    )
+                })?;
                 let mut b = tar::Builder::new(BufWriter::new(file));
                 b.mode(tar::HeaderMode::Deterministic);
                 let mut sink = Sink::Tar(b, out.mtime);
@@ -183,10 +205,13 @@ pub fn write_image(out: &Output, bar: &indicatif::ProgressBar) -> Result<()> {
                 } else {
                     write_oci(out, &mut sink, bar)?;
                 }
-                let Sink::Tar(b, _) = sink else { unreachable!() };
+                let Sink::Tar(b, _) = sink else {
+                    unreachable!()
+                };
                 let w = b.into_inner()?;
                 w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                fs::rename(&tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
+                fs::rename(&tmp, dest)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
                 Ok(())
             })();
             if res.is_err() {
@@ -202,7 +227,8 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
     let src = out.source;
     let werr = |what: String| move |e: io::Error| anyhow!("cannot write {what}: {e}");
     sink.dir("blobs").map_err(werr("blobs".into()))?;
-    sink.dir("blobs/sha256").map_err(werr("blobs/sha256".into()))?;
+    sink.dir("blobs/sha256")
+        .map_err(werr("blobs/sha256".into()))?;
     let mut layers = Vec::new();
     for (i, l) in src.layers.iter().enumerate() {
         let compression = src.layer_compression(i)?;
@@ -211,7 +237,9 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
         let digest = match &l.digest {
             Some(d) => d.clone(),
             None => {
-                let (d, _) = Hashing::new(src.open_layer_raw(i)?).finish().with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
+                let (d, _) = Hashing::new(src.open_layer_raw(i)?)
+                    .finish()
+                    .with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
                 if compression == Compression::None {
                     check(src, i, "content digest", &d, &l.diff_id)?;
                 }
@@ -219,10 +247,17 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
             }
         };
         let mut r = Hashing::new(bar.wrap_read(src.open_layer_raw(i)?));
-        sink.file(&blob_name(&digest), l.size, &mut r).with_context(|| format!("cannot copy {}", src.describe_layer(i)))?;
-        let (got, n) = r.finish().with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
+        sink.file(&blob_name(&digest), l.size, &mut r)
+            .with_context(|| format!("cannot copy {}", src.describe_layer(i)))?;
+        let (got, n) = r
+            .finish()
+            .with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
         if n != l.size {
-            bail!("{} is {n} bytes, expected {}: truncated", src.describe_layer(i), l.size);
+            bail!(
+                "{} is {n} bytes, expected {}: truncated",
+                src.describe_layer(i),
+                l.size
+            );
         }
         check(src, i, "content digest", &got, &digest)?;
         if compression == Compression::None {
@@ -231,12 +266,22 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
         layers.push(json!({ "mediaType": oci_layer_type(&l.media_type, compression), "digest": digest, "size": l.size }));
     }
     let diff = out.layer.diff_id();
-    sink.file(&blob_name(&diff), out.layer.tar.len() as u64, &mut out.layer.tar.as_slice()).map_err(werr("the conf layer".into()))?;
+    sink.file(
+        &blob_name(&diff),
+        out.layer.tar.len() as u64,
+        &mut out.layer.tar.as_slice(),
+    )
+    .map_err(werr("the conf layer".into()))?;
     layers.push(json!({ "mediaType": OCI_LAYER, "digest": diff, "size": out.layer.tar.len() }));
 
     let config = json_bytes(out.config);
     let config_digest = sha256_digest(&config);
-    sink.file(&blob_name(&config_digest), config.len() as u64, &mut config.as_slice()).map_err(werr("the image config".into()))?;
+    sink.file(
+        &blob_name(&config_digest),
+        config.len() as u64,
+        &mut config.as_slice(),
+    )
+    .map_err(werr("the image config".into()))?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -245,7 +290,12 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
     });
     let manifest = json_bytes(&manifest);
     let manifest_digest = sha256_digest(&manifest);
-    sink.file(&blob_name(&manifest_digest), manifest.len() as u64, &mut manifest.as_slice()).map_err(werr("the image manifest".into()))?;
+    sink.file(
+        &blob_name(&manifest_digest),
+        manifest.len() as u64,
+        &mut manifest.as_slice(),
+    )
+    .map_err(werr("the image manifest".into()))?;
 
     let desc = json!({
         "mediaType": OCI_MANIFEST,
@@ -257,39 +307,65 @@ fn write_oci(out: &Output, sink: &mut Sink, bar: &indicatif::ProgressBar) -> Res
     let mut manifests = vec![];
     if let Sink::Dir(root) = sink {
         if let Ok(old) = fs::read(root.join("index.json")) {
-            let old: Value = serde_json::from_slice(&old).with_context(|| format!("{} is not valid JSON", root.join("index.json").display()))?;
-            for d in old.get("manifests").and_then(Value::as_array).into_iter().flatten() {
-                if d.pointer("/annotations/org.opencontainers.image.ref.name").and_then(Value::as_str) != Some(out.name) {
+            let old: Value = serde_json::from_slice(&old).with_context(|| {
+                format!("{} is not valid JSON", root.join("index.json").display())
+            })?;
+            for d in old
+                .get("manifests")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if d.pointer("/annotations/org.opencontainers.image.ref.name")
+                    .and_then(Value::as_str)
+                    != Some(out.name)
+                {
                     manifests.push(d.clone());
                 }
             }
         }
     }
     manifests.push(desc);
-    let index = json_bytes(&json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }));
+    let index =
+        json_bytes(&json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }));
     let layout = json_bytes(&json!({ "imageLayoutVersion": "1.0.0" }));
-    sink.file("oci-layout", layout.len() as u64, &mut layout.as_slice()).map_err(werr("oci-layout".into()))?;
-    sink.file("index.json", index.len() as u64, &mut index.as_slice()).map_err(werr("index.json".into()))?;
+    sink.file("oci-layout", layout.len() as u64, &mut layout.as_slice())
+        .map_err(werr("oci-layout".into()))?;
+    sink.file("index.json", index.len() as u64, &mut index.as_slice())
+        .map_err(werr("index.json".into()))?;
     Ok(())
 }
 
 /// A Docker archive: uncompressed layers named by their digest, the
 /// config, and manifest.json.
-fn write_docker(out: &Output, sink: &mut Sink, tmp_dir: &Path, bar: &indicatif::ProgressBar) -> Result<()> {
+fn write_docker(
+    out: &Output,
+    sink: &mut Sink,
+    tmp_dir: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
     let src = out.source;
     let werr = |what: String| move |e: io::Error| anyhow!("cannot write {what}: {e}");
     sink.dir("blobs").map_err(werr("blobs".into()))?;
-    sink.dir("blobs/sha256").map_err(werr("blobs/sha256".into()))?;
+    sink.dir("blobs/sha256")
+        .map_err(werr("blobs/sha256".into()))?;
     let mut names = Vec::new();
     for (i, l) in src.layers.iter().enumerate() {
         let compression = src.layer_compression(i)?;
         let name = blob_name(&l.diff_id);
         if compression == Compression::None {
             let mut r = Hashing::new(bar.wrap_read(src.open_layer_raw(i)?));
-            sink.file(&name, l.size, &mut r).with_context(|| format!("cannot copy {}", src.describe_layer(i)))?;
-            let (got, n) = r.finish().with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
+            sink.file(&name, l.size, &mut r)
+                .with_context(|| format!("cannot copy {}", src.describe_layer(i)))?;
+            let (got, n) = r
+                .finish()
+                .with_context(|| format!("cannot read {}", src.describe_layer(i)))?;
             if n != l.size {
-                bail!("{} is {n} bytes, expected {}: truncated", src.describe_layer(i), l.size);
+                bail!(
+                    "{} is {n} bytes, expected {}: truncated",
+                    src.describe_layer(i),
+                    l.size
+                );
             }
             if let Some(d) = &l.digest {
                 check(src, i, "content digest", &got, d)?;
@@ -298,10 +374,13 @@ fn write_docker(out: &Output, sink: &mut Sink, tmp_dir: &Path, bar: &indicatif::
         } else {
             // Docker archives hold uncompressed layers: decompress into a
             // temporary file (the size goes in the tar header first).
-            let mut tmp = tempfile::tempfile_in(tmp_dir).with_context(|| format!("cannot create a temporary file in {}", tmp_dir.display()))?;
+            let mut tmp = tempfile::tempfile_in(tmp_dir).with_context(|| {
+                format!("cannot create a temporary file in {}", tmp_dir.display())
+            })?;
             let mut raw = Hashing::new(bar.wrap_read(src.open_layer_raw(i)?));
             let mut plain = Hashing::new(compression.decoder(&mut raw)?);
-            io::copy(&mut plain, &mut tmp).with_context(|| format!("cannot decompress {}", src.describe_layer(i)))?;
+            io::copy(&mut plain, &mut tmp)
+                .with_context(|| format!("cannot decompress {}", src.describe_layer(i)))?;
             let (diff, size) = plain.finish()?;
             let (got, _) = raw.finish()?;
             if let Some(d) = &l.digest {
@@ -309,18 +388,31 @@ fn write_docker(out: &Output, sink: &mut Sink, tmp_dir: &Path, bar: &indicatif::
             }
             check(src, i, "uncompressed digest (diff_id)", &diff, &l.diff_id)?;
             tmp.rewind()?;
-            sink.file(&name, size, &mut tmp).map_err(werr(src.describe_layer(i)))?;
+            sink.file(&name, size, &mut tmp)
+                .map_err(werr(src.describe_layer(i)))?;
         }
         names.push(name);
     }
     let diff = out.layer.diff_id();
     let name = blob_name(&diff);
-    sink.file(&name, out.layer.tar.len() as u64, &mut out.layer.tar.as_slice()).map_err(werr("the conf layer".into()))?;
+    sink.file(
+        &name,
+        out.layer.tar.len() as u64,
+        &mut out.layer.tar.as_slice(),
+    )
+    .map_err(werr("the conf layer".into()))?;
     names.push(name);
     let config = json_bytes(out.config);
     let config_name = blob_name(&sha256_digest(&config));
-    sink.file(&config_name, config.len() as u64, &mut config.as_slice()).map_err(werr("the image config".into()))?;
-    let manifest = json_bytes(&json!([{ "Config": config_name, "RepoTags": [out.name], "Layers": names }]));
-    sink.file("manifest.json", manifest.len() as u64, &mut manifest.as_slice()).map_err(werr("manifest.json".into()))?;
+    sink.file(&config_name, config.len() as u64, &mut config.as_slice())
+        .map_err(werr("the image config".into()))?;
+    let manifest =
+        json_bytes(&json!([{ "Config": config_name, "RepoTags": [out.name], "Layers": names }]));
+    sink.file(
+        "manifest.json",
+        manifest.len() as u64,
+        &mut manifest.as_slice(),
+    )
+    .map_err(werr("manifest.json".into()))?;
     Ok(())
 }

@@ -11,7 +11,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub fn digest(b: &[u8]) -> String {
-    format!("sha256:{}", Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    )
 }
 
 /// One tar entry.
@@ -50,7 +56,10 @@ fn header(name: &str, link: &str, kind: tar::EntryType, size: u64, mode: u32) ->
     h.set_entry_type(kind);
     h.set_mtime(1_000_000_000);
     let u = h.as_ustar_mut().unwrap();
-    assert!(name.len() <= 100 && link.len() <= 100, "test names fit the ustar fields");
+    assert!(
+        name.len() <= 100 && link.len() <= 100,
+        "test names fit the ustar fields"
+    );
     u.name = [0; 100];
     u.name[..name.len()].copy_from_slice(name.as_bytes());
     u.linkname = [0; 100];
@@ -64,7 +73,10 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
     let mut out = Vec::new();
     for e in entries {
         let (h, data): (tar::Header, &[u8]) = match e {
-            E::File(n, d, m) => (header(n, "", tar::EntryType::Regular, d.len() as u64, *m), d),
+            E::File(n, d, m) => (
+                header(n, "", tar::EntryType::Regular, d.len() as u64, *m),
+                d,
+            ),
             E::Dir(n, m) => (header(n, "", tar::EntryType::Directory, 0, *m), &[]),
             E::Symlink(n, t) => (header(n, t, tar::EntryType::Symlink, 0, 0o777), &[]),
             E::Hardlink(n, t) => (header(n, t, tar::EntryType::Link, 0, 0o644), &[]),
@@ -99,7 +111,10 @@ pub struct TestImage {
 
 impl TestImage {
     pub fn new(run: Value) -> TestImage {
-        TestImage { layers: Vec::new(), run }
+        TestImage {
+            layers: Vec::new(),
+            run,
+        }
     }
     pub fn plain(mut self, entries: &[E]) -> Self {
         let t = layer(entries);
@@ -155,7 +170,10 @@ pub fn docker_files(img: &TestImage, tag: &str) -> Vec<(String, Vec<u8>)> {
         names.push(n);
     }
     let manifest = json!([{ "Config": cname, "RepoTags": [tag], "Layers": names }]);
-    files.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
+    files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
     files
 }
 
@@ -166,7 +184,10 @@ pub fn write_docker_archive(path: &Path, img: &TestImage, tag: &str) {
 /// The files of an OCI layout.
 pub fn oci_files(img: &TestImage, name: &str) -> Vec<(String, Vec<u8>)> {
     let config = img.config();
-    let mut files = vec![(format!("blobs/sha256/{}", &digest(&config)[7..]), config.clone())];
+    let mut files = vec![(
+        format!("blobs/sha256/{}", &digest(&config)[7..]),
+        config.clone(),
+    )];
     let mut layers = Vec::new();
     for (blob, tar) in &img.layers {
         let mt = if blob == tar {
@@ -186,14 +207,20 @@ pub fn oci_files(img: &TestImage, name: &str) -> Vec<(String, Vec<u8>)> {
         "layers": layers,
     }))
     .unwrap();
-    files.push((format!("blobs/sha256/{}", &digest(&manifest)[7..]), manifest.clone()));
+    files.push((
+        format!("blobs/sha256/{}", &digest(&manifest)[7..]),
+        manifest.clone(),
+    ));
     let index = json!({
         "schemaVersion": 2,
         "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(&manifest), "size": manifest.len(),
                         "annotations": { "org.opencontainers.image.ref.name": name } }],
     });
     files.push(("index.json".into(), serde_json::to_vec(&index).unwrap()));
-    files.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+    files.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
     files
 }
 
@@ -229,7 +256,12 @@ int main(int argc, char **argv) {
     )
     .unwrap();
     let out = dir.join("hello");
-    let ok = std::process::Command::new("cc").args(["-O2", "-static", "-o"]).arg(&out).arg(&src).status().is_ok_and(|s| s.success());
+    let ok = std::process::Command::new("cc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
     ok.then(|| std::fs::read(&out).unwrap())
 }
 
@@ -242,7 +274,25 @@ pub fn hello_image(hello: &[u8]) -> TestImage {
         "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hi"],
         "WorkingDir": "/srv",
     }))
-    .plain(&[dir("usr/"), dir("usr/bin/"), exe("usr/bin/hello", hello), dir("etc/"), file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"), symlink("bin", "usr/bin")])
-    .gz(&[dir("srv/"), dir("srv/data/"), file("srv/data/greeting.txt", b"hello, enclave\n"), file("srv/data/old.txt", b"old\n"), dir("var/"), dir("var/cache/"), file("var/cache/junk", b"junk")])
-    .zst(&[file("srv/data/.wh.old.txt", b""), file("srv/README", b"read me\n")])
+    .plain(&[
+        dir("usr/"),
+        dir("usr/bin/"),
+        exe("usr/bin/hello", hello),
+        dir("etc/"),
+        file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+        symlink("bin", "usr/bin"),
+    ])
+    .gz(&[
+        dir("srv/"),
+        dir("srv/data/"),
+        file("srv/data/greeting.txt", b"hello, enclave\n"),
+        file("srv/data/old.txt", b"old\n"),
+        dir("var/"),
+        dir("var/cache/"),
+        file("var/cache/junk", b"junk"),
+    ])
+    .zst(&[
+        file("srv/data/.wh.old.txt", b""),
+        file("srv/README", b"read me\n"),
+    ])
 }

@@ -81,7 +81,13 @@ fn output_name(dest: &ImageRef, src: &Image) -> String {
 }
 
 /// The config of the wrapped image.
-fn new_config(src: &Image, diff_id: &str, mrenclave: &str, mrsigner: &str, date: &SigDate) -> Value {
+fn new_config(
+    src: &Image,
+    diff_id: &str,
+    mrenclave: &str,
+    mrsigner: &str,
+    date: &SigDate,
+) -> Value {
     let mut c = src.config.clone();
     let obj = c.as_object_mut().expect("checked when the image was read");
     let run = obj.entry("config").or_insert_with(|| json!({}));
@@ -97,7 +103,11 @@ fn new_config(src: &Image, diff_id: &str, mrenclave: &str, mrsigner: &str, date:
     }
     labels[wrapped::LABEL_MRENCLAVE] = json!(mrenclave);
     labels[wrapped::LABEL_MRSIGNER] = json!(mrsigner);
-    if let Some(ids) = obj.get_mut("rootfs").and_then(|r| r.get_mut("diff_ids")).and_then(Value::as_array_mut) {
+    if let Some(ids) = obj
+        .get_mut("rootfs")
+        .and_then(|r| r.get_mut("diff_ids"))
+        .and_then(Value::as_array_mut)
+    {
         ids.push(json!(diff_id));
     }
     let created = format!("{date}T00:00:00Z");
@@ -115,14 +125,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // The key first: a bad key should not cost an unpack.
     let key = read_signing_key(&args.key)?;
-    let src_ref = ImageRef::parse(&args.source, Some(Transport::DockerArchive)).map_err(|e| anyhow!(e))?;
-    let dest_ref = ImageRef::parse(&args.output, Some(Transport::DockerArchive)).map_err(|e| anyhow!(e))?;
+    let src_ref =
+        ImageRef::parse(&args.source, Some(Transport::DockerArchive)).map_err(|e| anyhow!(e))?;
+    let dest_ref =
+        ImageRef::parse(&args.output, Some(Transport::DockerArchive)).map_err(|e| anyhow!(e))?;
     let extra = match &args.manifest {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the extra manifest {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the extra manifest {}", p.display()))?,
+        ),
         None => None,
     };
     let conf_run_path = conf_run_path(&args.conf_run)?;
-    let conf_run = std::fs::read(&conf_run_path).with_context(|| format!("cannot read conf-run {}", conf_run_path.display()))?;
+    let conf_run = std::fs::read(&conf_run_path)
+        .with_context(|| format!("cannot read conf-run {}", conf_run_path.display()))?;
     let date = args.date.unwrap_or_else(SigDate::today_utc);
 
     let img = Image::open(&src_ref)?;
@@ -143,13 +159,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let unpack_time = t0.elapsed();
 
     // The manifest: generated, then the user's extra merged over it.
-    let generated = generate::generate(&img.config, &root).with_context(|| format!("cannot make a manifest for {}", img.name))?;
+    let generated = generate::generate(&img.config, &root)
+        .with_context(|| format!("cannot make a manifest for {}", img.name))?;
     for n in &generated.notes {
         eprintln!("conf: note: {n}");
     }
     let (text, origin) = match (&extra, &args.manifest) {
-        (Some(x), Some(p)) => (generate::merge(&generated.manifest, x, &p.display().to_string())?, format!("{} merged into the manifest of {}", p.display(), img.name)),
-        _ => (generated.manifest.to_toml(), format!("<manifest of {}>", img.name)),
+        (Some(x), Some(p)) => (
+            generate::merge(&generated.manifest, x, &p.display().to_string())?,
+            format!("{} merged into the manifest of {}", p.display(), img.name),
+        ),
+        _ => (
+            generated.manifest.to_toml(),
+            format!("<manifest of {}>", img.name),
+        ),
     };
     if let Some(out) = &args.manifest_out {
         std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
@@ -161,8 +184,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Resolve (hash every trusted file) and measure.
     let t0 = Instant::now();
-    let opts = ResolveOptions { progress: Progress::Auto, cache_dir: Some(scratch.path().join("digests")), threads: 0 };
-    let built = build_from_manifest(&manifest, &opts, default_libos()).with_context(|| format!("cannot build the enclave of {}", img.name))?;
+    let opts = ResolveOptions {
+        progress: Progress::Auto,
+        cache_dir: Some(scratch.path().join("digests")),
+        threads: 0,
+    };
+    let built = build_from_manifest(&manifest, &opts, default_libos())
+        .with_context(|| format!("cannot build the enclave of {}", img.name))?;
     let hash_time = t0.elapsed();
     if let Some(s) = &built.stats {
         for w in &s.warnings {
@@ -178,16 +206,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         date,
     };
     let sig = Sigstruct::sign(&key, &params)?;
-    sig.verify().context("the SIGSTRUCT just signed does not verify; this is a bug in conf")?;
+    sig.verify()
+        .context("the SIGSTRUCT just signed does not verify; this is a bug in conf")?;
     drop(key);
 
     // The conf layer and the new image.
-    let layer = wrapped::conf_layer(&conf_run, &built.manifest_bytes, sig.as_bytes(), oci::date_epoch(&date)).context("cannot build the conf layer")?;
-    let config = new_config(&img, &layer.diff_id(), &hex::encode(mrenclave), &hex::encode(sig.mrsigner()), &date);
+    let layer = wrapped::conf_layer(
+        &conf_run,
+        &built.manifest_bytes,
+        sig.as_bytes(),
+        oci::date_epoch(&date),
+    )
+    .context("cannot build the conf layer")?;
+    let config = new_config(
+        &img,
+        &layer.diff_id(),
+        &hex::encode(mrenclave),
+        &hex::encode(sig.mrsigner()),
+        &date,
+    );
     let name = output_name(&dest_ref, &img);
     let t0 = Instant::now();
     let bar = oci::progress_bar(total, "writing");
-    write_image(&Output { dest: &dest_ref, source: &img, config: &config, layer: &layer, name: &name, mtime: oci::date_epoch(&date) }, &bar)?;
+    write_image(
+        &Output {
+            dest: &dest_ref,
+            source: &img,
+            config: &config,
+            layer: &layer,
+            name: &name,
+            mtime: oci::date_epoch(&date),
+        },
+        &bar,
+    )?;
     bar.finish_and_clear();
     let write_time = t0.elapsed();
 
