@@ -328,6 +328,16 @@ ocalls! {
     /// Sim backend: the key EGETKEY would give for this enclave's
     /// MRENCLAVE (sealing key, MRENCLAVE policy) → 32 bytes at data[a0..].
     SimGetKey = 82,
+    /// Map host file fd a0 shared (MAP_SHARED), length a1, offset a2,
+    /// protection a3, outside ELRANGE; at address a4 exactly if non-zero
+    /// (a forked child mapping its parent's) → mapping id; aux = address.
+    /// Untrusted memory: the program shares it with other processes.
+    MapShared = 83,
+    /// Unmap shared mapping a0.
+    UnmapShared = 84,
+    /// futex on shared mapping a0 at byte offset a1: op a2, val a3, timeout
+    /// ns a4 (u64::MAX: none), bitset a5 → as futex(2).
+    FutexShared = 85,
 }
 
 #[cfg(test)]

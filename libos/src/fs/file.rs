@@ -16,12 +16,23 @@ use crate::sync::SpinLock;
 /// What a child process needs to open the same file.
 pub enum Transfer {
     /// A host fd: passed to the child; `kind` says how to wrap it.
-    Host { fd: HostFd, kind: u8, path: String },
-    Socket { fd: HostFd, domain: u16, kind: u32 },
+    Host {
+        fd: HostFd,
+        kind: u8,
+        path: String,
+    },
+    Socket {
+        fd: HostFd,
+        domain: u16,
+        kind: u32,
+    },
     /// Reopened by its enclave path (trusted files, devices).
     Reopen,
     /// A tmpfs node (its contents go with the tmpfs).
-    Tmp { mount: u32, node: alloc::sync::Arc<super::tmpfs::Node> },
+    Tmp {
+        mount: u32,
+        node: alloc::sync::Arc<super::tmpfs::Node>,
+    },
     /// Not inherited (closed in the child).
     Drop,
 }
@@ -119,6 +130,10 @@ pub trait File: Send + Sync {
     fn transfer(&self) -> Transfer {
         Transfer::Drop
     }
+    /// A regular host file (allowed files): MAP_SHARED maps it for real.
+    fn is_host_regular(&self) -> bool {
+        false
+    }
     /// This file as a socket, if it is one.
     fn as_socket(&self) -> Option<&crate::net::Socket> {
         None
@@ -147,7 +162,13 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(file: Arc<dyn File>, flags: u32, path: String) -> Arc<OpenFile> {
-        Arc::new(OpenFile { file, pos: SpinLock::new(0), flags: AtomicU32::new(flags), path, dir: SpinLock::new(None) })
+        Arc::new(OpenFile {
+            file,
+            pos: SpinLock::new(0),
+            flags: AtomicU32::new(flags),
+            path,
+            dir: SpinLock::new(None),
+        })
     }
 
     pub fn flags(&self) -> u32 {
@@ -155,7 +176,8 @@ impl OpenFile {
     }
 
     pub fn set_status_flags(&self, f: u32) -> Result<(), Errno> {
-        let changeable = oflags::O_APPEND | oflags::O_NONBLOCK | oflags::O_DIRECT | oflags::O_NOATIME;
+        let changeable =
+            oflags::O_APPEND | oflags::O_NONBLOCK | oflags::O_DIRECT | oflags::O_NOATIME;
         let new = (self.flags() & !changeable) | (f & changeable);
         self.file.set_flags(new)?;
         self.flags.store(new, Ordering::Relaxed);

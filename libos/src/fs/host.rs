@@ -34,7 +34,12 @@ pub struct HostFile {
 
 impl HostFile {
     pub fn new(fd: HostFd, kind: HostKind, path: String) -> HostFile {
-        HostFile { fd, kind, path, own: true }
+        HostFile {
+            fd,
+            kind,
+            path,
+            own: true,
+        }
     }
 
     /// One of the host's std streams (never closed on the host).
@@ -43,7 +48,12 @@ impl HostFile {
             Ok(st) if st.st_mode & mode::S_IFMT == mode::S_IFREG => HostKind::SharedRegular,
             _ => HostKind::Stream,
         };
-        HostFile { fd: HostFd(fd), kind, path: String::new(), own: false }
+        HostFile {
+            fd: HostFd(fd),
+            kind,
+            path: String::new(),
+            own: false,
+        }
     }
 
     /// Kind from a host stat.
@@ -176,11 +186,20 @@ impl File for HostFile {
     }
 
     fn set_flags(&self, flags: u32) -> Result<(), Errno> {
-        hc::fcntl(self.fd, 4 /* F_SETFL */, (flags & (oflags::O_NONBLOCK | oflags::O_APPEND)) as u64).map(|_| ())
+        hc::fcntl(
+            self.fd,
+            4, /* F_SETFL */
+            (flags & (oflags::O_NONBLOCK | oflags::O_APPEND)) as u64,
+        )
+        .map(|_| ())
     }
 
     fn host_path(&self) -> Option<&str> {
         (!self.path.is_empty()).then_some(self.path.as_str())
+    }
+
+    fn is_host_regular(&self) -> bool {
+        self.kind == HostKind::Regular
     }
 
     fn transfer(&self) -> super::file::Transfer {
@@ -190,7 +209,11 @@ impl File for HostFile {
             HostKind::Dir => 2,
             HostKind::SharedRegular => 3,
         };
-        super::file::Transfer::Host { fd: self.fd, kind, path: self.path.clone() }
+        super::file::Transfer::Host {
+            fd: self.fd,
+            kind,
+            path: self.path.clone(),
+        }
     }
 }
 
@@ -210,7 +233,12 @@ impl HostFile {
     /// A host fd inherited from the parent process (not closed by us if it
     /// is one of the host's std streams).
     pub fn inherited(fd: HostFd, kind: HostKind, path: String) -> HostFile {
-        HostFile { fd, kind, path, own: fd.0 > 2 }
+        HostFile {
+            fd,
+            kind,
+            path,
+            own: fd.0 > 2,
+        }
     }
 }
 

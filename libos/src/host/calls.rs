@@ -59,7 +59,11 @@ pub fn write(fd: HostFd, bytes: &[u8]) -> Result<usize, Errno> {
     let n = bytes.len().min(MAX_IO);
     let d = Data::mine();
     d.put(OUT, &bytes[..n]);
-    len_result(Ocall::Write, call(Ocall::Write, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)
+    len_result(
+        Ocall::Write,
+        call(Ocall::Write, [fd.0 as u64, OUT, n as u64, 0, 0, 0]),
+        n,
+    )
 }
 
 /// Write all of `bytes` to host fd `fd`, ignoring errors (used for logs).
@@ -75,14 +79,22 @@ pub fn write_all_host(fd: i32, mut bytes: &[u8]) {
 /// read(2) into `buf` (at most [`MAX_IO`] bytes).
 pub fn read(fd: HostFd, buf: &mut [u8]) -> Result<usize, Errno> {
     let n = buf.len().min(MAX_IO);
-    let got = len_result(Ocall::Read, call(Ocall::Read, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)?;
+    let got = len_result(
+        Ocall::Read,
+        call(Ocall::Read, [fd.0 as u64, OUT, n as u64, 0, 0, 0]),
+        n,
+    )?;
     Data::mine().get(OUT, &mut buf[..got]);
     Ok(got)
 }
 
 pub fn pread(fd: HostFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     let n = buf.len().min(MAX_IO);
-    let got = len_result(Ocall::Pread, call(Ocall::Pread, [fd.0 as u64, OUT, n as u64, offset, 0, 0]), n)?;
+    let got = len_result(
+        Ocall::Pread,
+        call(Ocall::Pread, [fd.0 as u64, OUT, n as u64, offset, 0, 0]),
+        n,
+    )?;
     Data::mine().get(OUT, &mut buf[..got]);
     Ok(got)
 }
@@ -90,7 +102,11 @@ pub fn pread(fd: HostFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
 pub fn pwrite(fd: HostFd, bytes: &[u8], offset: u64) -> Result<usize, Errno> {
     let n = bytes.len().min(MAX_IO);
     Data::mine().put(OUT, &bytes[..n]);
-    len_result(Ocall::Pwrite, call(Ocall::Pwrite, [fd.0 as u64, OUT, n as u64, offset, 0, 0]), n)
+    len_result(
+        Ocall::Pwrite,
+        call(Ocall::Pwrite, [fd.0 as u64, OUT, n as u64, offset, 0, 0]),
+        n,
+    )
 }
 
 /// Read exactly `buf.len()` bytes at `offset`, or fail with EIO on a short file.
@@ -110,7 +126,13 @@ pub fn pread_exact(fd: HostFd, buf: &mut [u8], mut offset: u64) -> Result<(), Er
 pub fn open(path: &[u8], flags: i32, mode: u32) -> Result<HostFd, Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    fd_result(Ocall::Open, call(Ocall::Open, [0, path.len() as u64, flags as u32 as u64, mode as u64, 0, 0]))
+    fd_result(
+        Ocall::Open,
+        call(
+            Ocall::Open,
+            [0, path.len() as u64, flags as u32 as u64, mode as u64, 0, 0],
+        ),
+    )
 }
 
 pub fn close(fd: HostFd) {
@@ -160,26 +182,43 @@ fn read_stat(d: &Data, at: u64) -> KernelStat {
 }
 
 pub fn fstat(fd: HostFd) -> Result<KernelStat, Errno> {
-    zero_result(Ocall::Fstat, call(Ocall::Fstat, [fd.0 as u64, OUT, 0, 0, 0, 0]))?;
+    zero_result(
+        Ocall::Fstat,
+        call(Ocall::Fstat, [fd.0 as u64, OUT, 0, 0, 0, 0]),
+    )?;
     Ok(read_stat(&Data::mine(), OUT))
 }
 
 pub fn stat(path: &[u8], nofollow: bool) -> Result<KernelStat, Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Stat, call(Ocall::Stat, [0, path.len() as u64, OUT, nofollow as u64, 0, 0]))?;
+    zero_result(
+        Ocall::Stat,
+        call(
+            Ocall::Stat,
+            [0, path.len() as u64, OUT, nofollow as u64, 0, 0],
+        ),
+    )?;
     Ok(read_stat(&d, OUT))
 }
 
 pub fn lseek(fd: HostFd, off: i64, whence: u32) -> Result<u64, Errno> {
-    let v = call(Ocall::Lseek, [fd.0 as u64, off as u64, whence as u64, 0, 0, 0]).result(Ocall::Lseek)?;
+    let v = call(
+        Ocall::Lseek,
+        [fd.0 as u64, off as u64, whence as u64, 0, 0, 0],
+    )
+    .result(Ocall::Lseek)?;
     Ok(v)
 }
 
 /// getdents64 into `buf`; the caller parses the records defensively.
 pub fn getdents64(fd: HostFd, buf: &mut [u8]) -> Result<usize, Errno> {
     let n = buf.len().min(MAX_IO);
-    let got = len_result(Ocall::Getdents64, call(Ocall::Getdents64, [fd.0 as u64, OUT, n as u64, 0, 0, 0]), n)?;
+    let got = len_result(
+        Ocall::Getdents64,
+        call(Ocall::Getdents64, [fd.0 as u64, OUT, n as u64, 0, 0, 0]),
+        n,
+    )?;
     Data::mine().get(OUT, &mut buf[..got]);
     Ok(got)
 }
@@ -188,7 +227,11 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
     let n = buf.len().min(PATH_MAX);
-    let got = len_result(Ocall::Readlink, call(Ocall::Readlink, [0, path.len() as u64, OUT, n as u64, 0, 0]), n)?;
+    let got = len_result(
+        Ocall::Readlink,
+        call(Ocall::Readlink, [0, path.len() as u64, OUT, n as u64, 0, 0]),
+        n,
+    )?;
     d.get(OUT, &mut buf[..got]);
     Ok(got)
 }
@@ -197,7 +240,11 @@ pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
 pub fn ioctl(fd: HostFd, request: u64, arg: &mut [u8]) -> Result<u64, Errno> {
     let d = Data::mine();
     d.put(OUT, arg);
-    let v = call(Ocall::Ioctl, [fd.0 as u64, request, OUT, arg.len() as u64, 0, 0]).result(Ocall::Ioctl)?;
+    let v = call(
+        Ocall::Ioctl,
+        [fd.0 as u64, request, OUT, arg.len() as u64, 0, 0],
+    )
+    .result(Ocall::Ioctl)?;
     d.get(OUT, arg);
     Ok(v)
 }
@@ -218,18 +265,27 @@ pub fn pipe2(flags: i32) -> Result<(HostFd, HostFd), Errno> {
 
 /// Change the host page protection of enclave pages.
 pub fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
-    zero_result(Ocall::Mprotect, call(Ocall::Mprotect, [addr, len, prot as u64, 0, 0, 0]))
+    zero_result(
+        Ocall::Mprotect,
+        call(Ocall::Mprotect, [addr, len, prot as u64, 0, 0, 0]),
+    )
 }
 
 /// Return enclave pages to the host; they read as zero afterwards and get
 /// protection `prot`.
 pub fn decommit(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
-    zero_result(Ocall::Decommit, call(Ocall::Decommit, [addr, len, prot as u64, 0, 0, 0]))
+    zero_result(
+        Ocall::Decommit,
+        call(Ocall::Decommit, [addr, len, prot as u64, 0, 0, 0]),
+    )
 }
 
 /// clock_gettime on the host: (seconds, nanoseconds).
 pub fn clock_gettime(clock: u32) -> Result<(i64, i64), Errno> {
-    zero_result(Ocall::ClockGettime, call(Ocall::ClockGettime, [clock as u64, OUT, 0, 0, 0, 0]))?;
+    zero_result(
+        Ocall::ClockGettime,
+        call(Ocall::ClockGettime, [clock as u64, OUT, 0, 0, 0, 0]),
+    )?;
     let d = Data::mine();
     let (s, ns) = (d.get_u64(OUT) as i64, d.get_u64(OUT + 8) as i64);
     if !(0..1_000_000_000).contains(&ns) {
@@ -246,20 +302,32 @@ pub fn sleep(ns: u64) -> Result<(), Errno> {
 pub fn mkdir(path: &[u8], mode: u32) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Mkdir, call(Ocall::Mkdir, [0, path.len() as u64, mode as u64, 0, 0, 0]))
+    zero_result(
+        Ocall::Mkdir,
+        call(Ocall::Mkdir, [0, path.len() as u64, mode as u64, 0, 0, 0]),
+    )
 }
 
 pub fn unlink(path: &[u8], flags: u32) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Unlink, call(Ocall::Unlink, [0, path.len() as u64, flags as u64, 0, 0, 0]))
+    zero_result(
+        Ocall::Unlink,
+        call(Ocall::Unlink, [0, path.len() as u64, flags as u64, 0, 0, 0]),
+    )
 }
 
 fn two_paths(nr: Ocall, a: &[u8], b: &[u8]) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, a, 0)?;
     put_path(&d, b, PATH_MAX as u64)?;
-    zero_result(nr, call(nr, [0, a.len() as u64, PATH_MAX as u64, b.len() as u64, 0, 0]))
+    zero_result(
+        nr,
+        call(
+            nr,
+            [0, a.len() as u64, PATH_MAX as u64, b.len() as u64, 0, 0],
+        ),
+    )
 }
 
 pub fn rename(from: &[u8], to: &[u8]) -> Result<(), Errno> {
@@ -275,27 +343,42 @@ pub fn link(from: &[u8], to: &[u8]) -> Result<(), Errno> {
 }
 
 pub fn ftruncate(fd: HostFd, len: u64) -> Result<(), Errno> {
-    zero_result(Ocall::Ftruncate, call(Ocall::Ftruncate, [fd.0 as u64, len, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::Ftruncate,
+        call(Ocall::Ftruncate, [fd.0 as u64, len, 0, 0, 0, 0]),
+    )
 }
 
 pub fn truncate(path: &[u8], len: u64) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Truncate, call(Ocall::Truncate, [0, path.len() as u64, len, 0, 0, 0]))
+    zero_result(
+        Ocall::Truncate,
+        call(Ocall::Truncate, [0, path.len() as u64, len, 0, 0, 0]),
+    )
 }
 
 pub fn fsync(fd: HostFd, datasync: bool) -> Result<(), Errno> {
-    zero_result(Ocall::Fsync, call(Ocall::Fsync, [fd.0 as u64, datasync as u64, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::Fsync,
+        call(Ocall::Fsync, [fd.0 as u64, datasync as u64, 0, 0, 0, 0]),
+    )
 }
 
 pub fn fchmod(fd: HostFd, mode: u32) -> Result<(), Errno> {
-    zero_result(Ocall::Fchmod, call(Ocall::Fchmod, [fd.0 as u64, mode as u64, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::Fchmod,
+        call(Ocall::Fchmod, [fd.0 as u64, mode as u64, 0, 0, 0, 0]),
+    )
 }
 
 pub fn chmod(path: &[u8], mode: u32) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Chmod, call(Ocall::Chmod, [0, path.len() as u64, mode as u64, 0, 0, 0]))
+    zero_result(
+        Ocall::Chmod,
+        call(Ocall::Chmod, [0, path.len() as u64, mode as u64, 0, 0, 0]),
+    )
 }
 
 /// utimensat on a path (fd < 0) or an fd (empty path); `times` is two timespecs.
@@ -304,19 +387,31 @@ pub fn utimens(path: &[u8], fd: Option<HostFd>, times: &[u8; 32], flags: u32) ->
     put_path(&d, path, 0)?;
     d.put(OUT, times);
     let fdv = fd.map(|f| f.0 as i64).unwrap_or(-1);
-    zero_result(Ocall::Utimens, call(Ocall::Utimens, [0, path.len() as u64, OUT, flags as u64, fdv as u64, 0]))
+    zero_result(
+        Ocall::Utimens,
+        call(
+            Ocall::Utimens,
+            [0, path.len() as u64, OUT, flags as u64, fdv as u64, 0],
+        ),
+    )
 }
 
 pub fn statfs(path: &[u8], out: &mut [u8; 120]) -> Result<(), Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    zero_result(Ocall::Statfs, call(Ocall::Statfs, [0, path.len() as u64, OUT, 0, 0, 0]))?;
+    zero_result(
+        Ocall::Statfs,
+        call(Ocall::Statfs, [0, path.len() as u64, OUT, 0, 0, 0]),
+    )?;
     d.get(OUT, out);
     Ok(())
 }
 
 pub fn flock(fd: HostFd, op: u32) -> Result<(), Errno> {
-    zero_result(Ocall::Flock, call(Ocall::Flock, [fd.0 as u64, op as u64, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::Flock,
+        call(Ocall::Flock, [fd.0 as u64, op as u64, 0, 0, 0, 0]),
+    )
 }
 
 /// poll(2) over host fds: `fds` holds (fd, events) pairs; revents are written back.
@@ -331,7 +426,14 @@ pub fn poll(fds: &mut [(HostFd, i16, i16)], timeout_ms: i32) -> Result<usize, Er
         rec[4..6].copy_from_slice(&ev.to_le_bytes());
         d.put(OUT + i as u64 * 8, &rec);
     }
-    let n = len_result(Ocall::Poll, call(Ocall::Poll, [OUT, fds.len() as u64, timeout_ms as i64 as u64, 0, 0, 0]), fds.len())?;
+    let n = len_result(
+        Ocall::Poll,
+        call(
+            Ocall::Poll,
+            [OUT, fds.len() as u64, timeout_ms as i64 as u64, 0, 0, 0],
+        ),
+        fds.len(),
+    )?;
     for (i, f) in fds.iter_mut().enumerate() {
         let mut rec = [0u8; 8];
         d.get(OUT + i as u64 * 8, &mut rec);
@@ -346,7 +448,10 @@ pub fn chunk_digests(fd: HostFd, first: u64, out: &mut [[u8; 32]]) -> Result<(),
     let mut done = 0;
     while done < out.len() {
         let n = (out.len() - done).min(max);
-        let r = call(Ocall::ChunkDigests, [fd.0 as u64, first + done as u64, n as u64, OUT, 0, 0]);
+        let r = call(
+            Ocall::ChunkDigests,
+            [fd.0 as u64, first + done as u64, n as u64, OUT, 0, 0],
+        );
         zero_result(Ocall::ChunkDigests, r)?;
         let d = Data::mine();
         for (i, dig) in out[done..done + n].iter_mut().enumerate() {
@@ -358,16 +463,25 @@ pub fn chunk_digests(fd: HostFd, first: u64, out: &mut [[u8; 32]]) -> Result<(),
 }
 
 pub fn spawn_thread(slot: u64) -> Result<(), Errno> {
-    zero_result(Ocall::SpawnThread, call(Ocall::SpawnThread, [slot, 0, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::SpawnThread,
+        call(Ocall::SpawnThread, [slot, 0, 0, 0, 0, 0]),
+    )
 }
 
 /// Sleep until woken (wake sequence differs from `seq`) or `timeout_ns` passes.
 pub fn thread_sleep(seq: u32, timeout_ns: u64) -> Result<(), Errno> {
-    zero_result(Ocall::ThreadSleep, call(Ocall::ThreadSleep, [seq as u64, timeout_ns, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::ThreadSleep,
+        call(Ocall::ThreadSleep, [seq as u64, timeout_ns, 0, 0, 0, 0]),
+    )
 }
 
 pub fn thread_wake(slot: u64) -> Result<(), Errno> {
-    zero_result(Ocall::ThreadWake, call(Ocall::ThreadWake, [slot, 0, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::ThreadWake,
+        call(Ocall::ThreadWake, [slot, 0, 0, 0, 0, 0]),
+    )
 }
 
 pub fn kill_host(sig: u32) -> Result<(), Errno> {
@@ -392,7 +506,14 @@ pub fn alarm(deadline_ns: u64) {
 pub fn realpath(path: &[u8]) -> Result<alloc::vec::Vec<u8>, Errno> {
     let d = Data::mine();
     put_path(&d, path, 0)?;
-    let n = len_result(Ocall::Realpath, call(Ocall::Realpath, [0, path.len() as u64, OUT, PATH_MAX as u64, 0, 0]), PATH_MAX)?;
+    let n = len_result(
+        Ocall::Realpath,
+        call(
+            Ocall::Realpath,
+            [0, path.len() as u64, OUT, PATH_MAX as u64, 0, 0],
+        ),
+        PATH_MAX,
+    )?;
     let mut b = alloc::vec![0u8; n];
     d.get(OUT, &mut b);
     Ok(b)
@@ -417,7 +538,10 @@ pub fn spawn_process(fds: &[HostFd]) -> Result<(u32, HostFd), Errno> {
 
 /// waitpid on a child enclave process: (pid, wait status).
 pub fn wait(pid: i32, options: i32) -> Result<(i32, i32), Errno> {
-    let r = call(Ocall::Wait, [pid as i64 as u64, options as u32 as u64, 0, 0, 0, 0]);
+    let r = call(
+        Ocall::Wait,
+        [pid as i64 as u64, options as u32 as u64, 0, 0, 0, 0],
+    );
     let got = r.result(Ocall::Wait)?;
     if got > i32::MAX as u64 {
         hostile(Ocall::Wait, "a pid out of range");
@@ -427,12 +551,18 @@ pub fn wait(pid: i32, options: i32) -> Result<(i32, i32), Errno> {
 
 /// Send `sig` to enclave process `pid` (0: this one; -1: the parent).
 pub fn kill_process(pid: i32, sig: u32) -> Result<(), Errno> {
-    zero_result(Ocall::Kill, call(Ocall::Kill, [sig as u64, pid as i64 as u64, 0, 0, 0, 0]))
+    zero_result(
+        Ocall::Kill,
+        call(Ocall::Kill, [sig as u64, pid as i64 as u64, 0, 0, 0, 0]),
+    )
 }
 
 /// The sealing key of this enclave (sim: emulated EGETKEY).
 pub fn seal_key() -> Result<[u8; 32], Errno> {
-    zero_result(Ocall::SimGetKey, call(Ocall::SimGetKey, [OUT, 0, 0, 0, 0, 0]))?;
+    zero_result(
+        Ocall::SimGetKey,
+        call(Ocall::SimGetKey, [OUT, 0, 0, 0, 0, 0]),
+    )?;
     let mut k = [0u8; 32];
     Data::mine().get(OUT, &mut k);
     Ok(k)
@@ -463,4 +593,34 @@ pub fn read_exact(fd: HostFd, buf: &mut [u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// mmap(MAP_SHARED) of a host file outside ELRANGE: (mapping id, address).
+pub fn map_shared(fd: HostFd, len: u64, off: u64, prot: u32, at: u64) -> Result<(u64, u64), Errno> {
+    let r = call(
+        Ocall::MapShared,
+        [fd.0 as u64, len, off, prot as u64, at, 0],
+    );
+    let id = r.result(Ocall::MapShared)?;
+    Ok((id, r.aux))
+}
+
+pub fn unmap_shared(id: u64) {
+    let _ = call(Ocall::UnmapShared, [id, 0, 0, 0, 0, 0]);
+}
+
+/// futex on a shared mapping (other processes may wait or wake there).
+pub fn futex_shared(
+    id: u64,
+    off: u64,
+    op: u32,
+    val: u32,
+    timeout_ns: u64,
+    bitset: u32,
+) -> Result<u64, Errno> {
+    call(
+        Ocall::FutexShared,
+        [id, off, op as u64, val as u64, timeout_ns, bitset as u64],
+    )
+    .result(Ocall::FutexShared)
 }

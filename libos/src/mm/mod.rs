@@ -35,8 +35,21 @@ pub enum Placement {
     NoReplace(u64),
 }
 
+/// A MAP_SHARED mapping of a host file: host memory outside ELRANGE that
+/// the program shares with other processes (unprotected, like the file).
+#[derive(Clone)]
+pub struct SharedMap {
+    pub end: u64,
+    pub prot: u32,
+    pub id: u64,
+    pub offset: u64,
+    /// Keeps the file (and its host fd) alive while mapped.
+    pub file: Arc<crate::fs::OpenFile>,
+}
+
 struct Inner {
     vmas: Vmas,
+    shared: alloc::collections::BTreeMap<u64, SharedMap>,
     brk_start: u64,
     brk: u64,
     brk_limit: u64,
@@ -71,7 +84,14 @@ impl Mm {
     /// The program area `[lo, hi)`.
     pub fn new(lo: u64, hi: u64, enclave_size: u64) -> Mm {
         Mm {
-            inner: SpinLock::new(Inner { vmas: Vmas::new(lo, hi), brk_start: 0, brk: 0, brk_limit: 0, mmap_top: hi }),
+            inner: SpinLock::new(Inner {
+                vmas: Vmas::new(lo, hi),
+                shared: alloc::collections::BTreeMap::new(),
+                brk_start: 0,
+                brk: 0,
+                brk_limit: 0,
+                mmap_top: hi,
+            }),
             enclave_size,
         }
     }
@@ -84,7 +104,14 @@ impl Mm {
     /// Map `len` bytes with `prot` and zero contents. The pages are made
     /// writable first when `fill_prot` is given, so the caller can copy file
     /// contents in before `finish_fill` sets the final protection.
-    pub fn map(&self, place: Placement, len: u64, prot: u32, vma: Vma, writable_for_fill: bool) -> Result<u64, Errno> {
+    pub fn map(
+        &self,
+        place: Placement,
+        len: u64,
+        prot: u32,
+        vma: Vma,
+        writable_for_fill: bool,
+    ) -> Result<u64, Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -115,12 +142,22 @@ impl Mm {
                     let top = g.mmap_top;
                     match g.vmas.find_free_below(top, len, PAGE) {
                         Some(a) => a,
-                        None => return Err(out_of_memory(g.vmas.hi - g.vmas.lo, len, self.enclave_size)),
+                        None => {
+                            return Err(out_of_memory(
+                                g.vmas.hi - g.vmas.lo,
+                                len,
+                                self.enclave_size,
+                            ))
+                        }
                     }
                 }
             }
         };
-        let first_prot = if writable_for_fill { PROT_READ | PROT_WRITE } else { host_prot(prot) };
+        let first_prot = if writable_for_fill {
+            PROT_READ | PROT_WRITE
+        } else {
+            host_prot(prot)
+        };
         if first_prot != 0 {
             hc::mprotect(start, len, first_prot)?;
         }
@@ -134,10 +171,25 @@ impl Mm {
     /// Map `len` bytes whose contents come from `file` at `file_off`
     /// (`file_len` bytes of it; zeros after), loaded on first touch.
     #[allow(clippy::too_many_arguments)]
-    pub fn map_lazy(&self, place: Placement, len: u64, prot: u32, vma: Vma, file: Arc<dyn crate::fs::File>, file_off: u64, file_len: u64) -> Result<u64, Errno> {
+    pub fn map_lazy(
+        &self,
+        place: Placement,
+        len: u64,
+        prot: u32,
+        vma: Vma,
+        file: Arc<dyn crate::fs::File>,
+        file_off: u64,
+        file_len: u64,
+    ) -> Result<u64, Errno> {
         let start = self.map(place, len, 0, vma, false)?;
         let mut g = self.inner.lock();
-        let lz = Arc::new(LazyMap::new(file, start, align_up(len, PAGE), file_off, file_len));
+        let lz = Arc::new(LazyMap::new(
+            file,
+            start,
+            align_up(len, PAGE),
+            file_off,
+            file_len,
+        ));
         let end = start + align_up(len, PAGE);
         // `map` recorded protection 0 (nothing is accessible yet); record the
         // real one now, with the lazy source.
@@ -198,7 +250,9 @@ impl Mm {
     /// access is one the mapping allows.
     pub fn fault(&self, addr: u64, err: u64) -> bool {
         let g = self.inner.lock();
-        let Some((vs, v)) = g.vmas.find(addr) else { return false };
+        let Some((vs, v)) = g.vmas.find(addr) else {
+            return false;
+        };
         let Some(lz) = &v.lazy else { return false };
         if v.prot == 0 {
             return false;
@@ -218,7 +272,12 @@ impl Mm {
         match self.populate_locked(&g, lo, hi) {
             Ok(()) => true,
             Err(e) => {
-                debug!("loading {:#x}..{:#x} of a file mapping failed: {}", lo, hi, e.name());
+                debug!(
+                    "loading {:#x}..{:#x} of a file mapping failed: {}",
+                    lo,
+                    hi,
+                    e.name()
+                );
                 false
             }
         }
@@ -260,7 +319,50 @@ impl Mm {
         }
         let end = addr.checked_add(align_up(len, PAGE)).ok_or(Errno::EINVAL)?;
         let mut g = self.inner.lock();
+        Self::unmap_shared_locked(&mut g, addr, end);
         self.unmap_locked(&mut g, addr, end)
+    }
+
+    /// Drop the shared mappings `[start, end)` covers whole. One only partly
+    /// covered stays mapped: the host keeps it as one piece, and leaving a
+    /// few pages reachable is harmless where removing too many is not.
+    fn unmap_shared_locked(g: &mut Inner, start: u64, end: u64) {
+        let gone: Vec<u64> = g
+            .shared
+            .range(start..end)
+            .filter(|(_, m)| m.end <= end)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in gone {
+            if let Some(m) = g.shared.remove(&s) {
+                hc::unmap_shared(m.id);
+            }
+        }
+    }
+
+    /// Record a MAP_SHARED host mapping at `start`.
+    pub fn add_shared(&self, start: u64, map: SharedMap) {
+        self.inner.lock().shared.insert(start, map);
+    }
+
+    /// The shared mapping holding `addr`, with its start.
+    pub fn shared_at(&self, addr: u64) -> Option<(u64, SharedMap)> {
+        let g = self.inner.lock();
+        g.shared
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, m)| addr < m.end)
+            .map(|(s, m)| (*s, m.clone()))
+    }
+
+    /// Every shared mapping (fork hands them to the child).
+    pub fn shared_maps(&self) -> Vec<(u64, SharedMap)> {
+        self.inner
+            .lock()
+            .shared
+            .iter()
+            .map(|(s, m)| (*s, m.clone()))
+            .collect()
     }
 
     pub fn protect(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
@@ -273,6 +375,16 @@ impl Mm {
         }
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut g = self.inner.lock();
+        if addr >= g.vmas.hi {
+            // Shared host mappings keep the protection they were made with;
+            // the host enforces nothing for the enclave there anyway.
+            let inside = g
+                .shared
+                .range(..=addr)
+                .next_back()
+                .is_some_and(|(_, m)| end <= m.end);
+            return if inside { Ok(()) } else { Err(Errno::ENOMEM) };
+        }
         if !g.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
@@ -329,14 +441,25 @@ impl Mm {
     }
 
     /// mremap: grow or shrink in place, or move when allowed.
-    pub fn remap(&self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> Result<u64, Errno> {
+    pub fn remap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<u64>,
+    ) -> Result<u64, Errno> {
         if !old.is_multiple_of(PAGE) || new_len == 0 {
             return Err(Errno::EINVAL);
         }
         let (old_len, new_len) = (align_up(old_len, PAGE), align_up(new_len, PAGE));
         let mut g = self.inner.lock();
         self.populate_locked(&g, old, old.saturating_add(old_len))?;
-        let (vstart, vma) = g.vmas.find(old).map(|(s, v)| (s, v.clone())).ok_or(Errno::EFAULT)?;
+        let (vstart, vma) = g
+            .vmas
+            .find(old)
+            .map(|(s, v)| (s, v.clone()))
+            .ok_or(Errno::EFAULT)?;
         if old + old_len > vma.end && old_len != 0 {
             return Err(Errno::EFAULT);
         }
@@ -371,7 +494,9 @@ impl Mm {
             }
             None => {
                 let top = g.mmap_top;
-                g.vmas.find_free_below(top, new_len, PAGE).ok_or_else(|| out_of_memory(g.vmas.hi - g.vmas.lo, new_len, self.enclave_size))?
+                g.vmas.find_free_below(top, new_len, PAGE).ok_or_else(|| {
+                    out_of_memory(g.vmas.hi - g.vmas.lo, new_len, self.enclave_size)
+                })?
             }
         };
         hc::mprotect(dest, new_len, PROT_READ | PROT_WRITE)?;
@@ -422,9 +547,16 @@ impl Mm {
                 return cur;
             }
             let start = g.brk_start;
-            let grows_existing = g.vmas.find(old_end.saturating_sub(1)).is_some_and(|(s, v)| v.name == VmaName::Heap && s >= align_down(start, PAGE));
+            let grows_existing = g
+                .vmas
+                .find(old_end.saturating_sub(1))
+                .is_some_and(|(s, v)| v.name == VmaName::Heap && s >= align_down(start, PAGE));
             if grows_existing {
-                let (s, v) = g.vmas.find(old_end - 1).map(|(s, v)| (s, v.clone())).unwrap();
+                let (s, v) = g
+                    .vmas
+                    .find(old_end - 1)
+                    .map(|(s, v)| (s, v.clone()))
+                    .unwrap();
                 g.vmas.remove(s, v.end);
                 let mut v = v;
                 v.end = new_end;
@@ -446,8 +578,17 @@ impl Mm {
         if len == 0 {
             return true;
         }
-        let Some(end) = addr.checked_add(len) else { return false };
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
         let g = self.inner.lock();
+        if addr >= g.vmas.hi {
+            return g
+                .shared
+                .range(..=addr)
+                .next_back()
+                .is_some_and(|(_, m)| end <= m.end && m.prot & prot == prot);
+        }
         g.vmas.covered(addr, end, prot) && self.populate_locked(&g, addr, end).is_ok()
     }
 
@@ -490,6 +631,7 @@ impl Mm {
     pub fn unmap_all(&self) -> Result<(), Errno> {
         let mut g = self.inner.lock();
         let (lo, hi) = (g.vmas.lo, g.vmas.hi);
+        Self::unmap_shared_locked(&mut g, 0, u64::MAX);
         self.unmap_locked(&mut g, lo, hi)?;
         g.brk_start = 0;
         g.brk = 0;
@@ -525,6 +667,20 @@ impl Mm {
                 name
             );
         }
+        for (s, m) in g.shared.iter() {
+            let p = |b: u32, c: char| if m.prot & b != 0 { c } else { '-' };
+            let _ = writeln!(
+                out,
+                "{:08x}-{:08x} {}{}{}s {:08x} 00:00 0          {}",
+                s,
+                m.end,
+                p(PROT_READ, 'r'),
+                p(PROT_WRITE, 'w'),
+                p(PROT_EXEC, 'x'),
+                m.offset,
+                m.file.path
+            );
+        }
         out
     }
 
@@ -535,6 +691,11 @@ impl Mm {
 
     /// Snapshot of the areas (for core-dump-like diagnostics).
     pub fn areas(&self) -> Vec<(u64, Vma)> {
-        self.inner.lock().vmas.iter().map(|(s, v)| (s, v.clone())).collect()
+        self.inner
+            .lock()
+            .vmas
+            .iter()
+            .map(|(s, v)| (s, v.clone()))
+            .collect()
     }
 }

@@ -85,12 +85,23 @@ const KIND_FORK: u8 = 2;
 
 /// What the child runs.
 pub enum Start {
-    Exec { path: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>> },
-    Fork { regs: UserRegs },
+    Exec {
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    },
+    Fork {
+        regs: UserRegs,
+    },
 }
 
 /// Encode the fd table; returns the host fds the child must be given.
-fn put_files(w: &mut W, files: &FdTable, host_fds: &mut Vec<HostFd>, tmp_nodes: &mut BTreeMap<(u32, u64), Arc<Node>>) {
+fn put_files(
+    w: &mut W,
+    files: &FdTable,
+    host_fds: &mut Vec<HostFd>,
+    tmp_nodes: &mut BTreeMap<(u32, u64), Arc<Node>>,
+) {
     // Open file descriptions, each once (dup'ed fds share one).
     let mut descs: Vec<Arc<OpenFile>> = Vec::new();
     let index_of = |f: &Arc<OpenFile>, descs: &mut Vec<Arc<OpenFile>>| -> u32 {
@@ -102,7 +113,10 @@ fn put_files(w: &mut W, files: &FdTable, host_fds: &mut Vec<HostFd>, tmp_nodes: 
             }
         }
     };
-    let fds: Vec<(i32, bool, u32)> = files.fds().map(|(fd, e)| (fd, e.cloexec, index_of(&e.file, &mut descs))).collect();
+    let fds: Vec<(i32, bool, u32)> = files
+        .fds()
+        .map(|(fd, e)| (fd, e.cloexec, index_of(&e.file, &mut descs)))
+        .collect();
     w.u32(descs.len() as u32);
     for d in &descs {
         w.bytes(d.path.as_bytes());
@@ -151,7 +165,11 @@ fn put_tmpfs(w: &mut W, open: &BTreeMap<(u32, u64), Arc<Node>>) {
         w.u32(fs.index);
         w.u64(fs.next_ino());
         // Open but unlinked nodes are not reachable from the root.
-        let extra: Vec<Arc<Node>> = open.iter().filter(|((m, _), _)| *m == fs.index).map(|(_, n)| n.clone()).collect();
+        let extra: Vec<Arc<Node>> = open
+            .iter()
+            .filter(|((m, _), _)| *m == fs.index)
+            .map(|(_, n)| n.clone())
+            .collect();
         let nodes = fs.nodes(&extra);
         w.u32(nodes.len() as u32);
         for n in &nodes {
@@ -188,7 +206,17 @@ fn put_tmpfs(w: &mut W, open: &BTreeMap<(u32, u64), Arc<Node>>) {
 
 /// The parts of the process state both kinds of child get.
 #[allow(clippy::too_many_arguments)]
-fn encode_common(w: &mut W, child_pid: u32, proc: &Process, files: &FdTable, cwd: &str, umask: u32, actions: &[SigAction; 64], mask: u64, host_fds: &mut Vec<HostFd>) {
+fn encode_common(
+    w: &mut W,
+    child_pid: u32,
+    proc: &Process,
+    files: &FdTable,
+    cwd: &str,
+    umask: u32,
+    actions: &[SigAction; 64],
+    mask: u64,
+    host_fds: &mut Vec<HostFd>,
+) {
     w.u32(child_pid);
     w.u32(proc.pid);
     w.bytes(cwd.as_bytes());
@@ -226,7 +254,26 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
     // Encode first with a placeholder pid: which host fds to pass must be
     // known before the child exists.
     let mut probe = W(Vec::new());
-    encode_common(&mut probe, 0, proc, &view.files, &view.cwd, view.umask, &view.actions, view.mask, &mut host_fds);
+    encode_common(
+        &mut probe,
+        0,
+        proc,
+        &view.files,
+        &view.cwd,
+        view.umask,
+        &view.actions,
+        view.mask,
+        &mut host_fds,
+    );
+    // A forked child maps the same shared host memory at the same places.
+    let shared = match start {
+        Start::Fork { .. } => proc.mm.shared_maps(),
+        Start::Exec { .. } => Vec::new(),
+    };
+    let shared_fd_base = host_fds.len();
+    for (_, m) in &shared {
+        host_fds.push(m.file.file.host_fd().ok_or(Errno::EIO)?);
+    }
     let (pid, chan_fd) = hc::spawn_process(&host_fds)?;
     let mut chan = Channel::parent(chan_fd)?;
     let mut w = W(Vec::new());
@@ -235,8 +282,23 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
         Start::Exec { .. } => KIND_EXEC,
         Start::Fork { .. } => KIND_FORK,
     });
-    encode_common(&mut w, pid, proc, &view.files, &view.cwd, view.umask, &view.actions, view.mask, &mut again);
-    w.bytes(&host_fds.iter().flat_map(|f| f.0.to_le_bytes()).collect::<Vec<u8>>());
+    encode_common(
+        &mut w,
+        pid,
+        proc,
+        &view.files,
+        &view.cwd,
+        view.umask,
+        &view.actions,
+        view.mask,
+        &mut again,
+    );
+    w.bytes(
+        &host_fds
+            .iter()
+            .flat_map(|f| f.0.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
     match &start {
         Start::Exec { path, argv, envp } => {
             w.bytes(path);
@@ -251,7 +313,12 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
         }
         Start::Fork { regs } => {
             // SAFETY: UserRegs is plain u64 fields.
-            let rb = unsafe { core::slice::from_raw_parts(regs as *const UserRegs as *const u8, core::mem::size_of::<UserRegs>()) };
+            let rb = unsafe {
+                core::slice::from_raw_parts(
+                    regs as *const UserRegs as *const u8,
+                    core::mem::size_of::<UserRegs>(),
+                )
+            };
             w.bytes(rb);
             let t = tls();
             w.bytes(&t.xmm);
@@ -262,6 +329,20 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
             let (bs, b, bl, top) = proc.mm.brk_state();
             for v in [bs, b, bl, top] {
                 w.u64(v);
+            }
+            w.u32(shared.len() as u32);
+            for (i, (start, m)) in shared.iter().enumerate() {
+                for v in [
+                    *start,
+                    m.end,
+                    m.offset,
+                    m.prot as u64,
+                    (shared_fd_base + i) as u64,
+                ] {
+                    w.u64(v);
+                }
+                w.bytes(m.file.path.as_bytes());
+                w.u32(m.file.flags());
             }
         }
     }
@@ -275,7 +356,9 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
     if ack.as_slice() != b"ok" {
         return Err(Errno::EIO);
     }
-    proc.children.lock().insert(pid, super::Child { status: None });
+    proc.children
+        .lock()
+        .insert(pid, super::Child { status: None });
     Ok(pid)
 }
 
@@ -293,7 +376,12 @@ fn send_big(chan: &mut Channel, b: &[u8]) -> Result<(), Errno> {
 }
 
 fn recv_big(chan: &mut Channel) -> Result<Vec<u8>, Errno> {
-    let n = u64::from_le_bytes(chan.recv()?.as_slice().try_into().map_err(|_| Errno::EPROTO)?);
+    let n = u64::from_le_bytes(
+        chan.recv()?
+            .as_slice()
+            .try_into()
+            .map_err(|_| Errno::EPROTO)?,
+    );
     if n > 1 << 16 {
         return Err(Errno::EPROTO);
     }
@@ -355,7 +443,12 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
 }
 
 /// The child's side: rebuild what the parent sent, then start the program.
-pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: impl FnOnce(u32, u32) -> &'static Process) -> Result<UserRegs, Errno> {
+pub fn child_boot(
+    chan_fd: HostFd,
+    stack_size: u64,
+    brk_max: u64,
+    make_process: impl FnOnce(u32, u32) -> &'static Process,
+) -> Result<UserRegs, Errno> {
     let mut chan = Channel::child(chan_fd)?;
     let state = recv_big(&mut chan)?;
     let mut r = R(&state);
@@ -368,11 +461,19 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
     let mask = r.u64()?;
     let mut actions = [SigAction::default(); 64];
     for a in actions.iter_mut() {
-        *a = SigAction { handler: r.u64()?, flags: r.u64()?, restorer: r.u64()?, mask: r.u64()? };
+        *a = SigAction {
+            handler: r.u64()?,
+            flags: r.u64()?,
+            restorer: r.u64()?,
+            mask: r.u64()?,
+        };
     }
     let mut rl = [Rlimit { cur: 0, max: 0 }; RLIM_NLIMITS];
     for x in rl.iter_mut() {
-        *x = Rlimit { cur: r.u64()?, max: r.u64()? };
+        *x = Rlimit {
+            cur: r.u64()?,
+            max: r.u64()?,
+        };
     }
     // Descriptions first (the host fds they name come after the tmpfs).
     struct Desc {
@@ -410,7 +511,16 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             }
             _ => {}
         }
-        descs.push(Desc { path, flags, pos, how, a, b, c, hpath });
+        descs.push(Desc {
+            path,
+            flags,
+            pos,
+            how,
+            a,
+            b,
+            c,
+            hpath,
+        });
     }
     let nf = r.u32()? as usize;
     let mut fds = Vec::with_capacity(nf.min(65536));
@@ -434,9 +544,18 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             for x in t.iter_mut() {
                 *x = (r.u64()? as i64, r.u64()? as i64);
             }
-            let meta = Meta { mode, nlink, atime: t[0], mtime: t[1], ctime: t[2] };
+            let meta = Meta {
+                mode,
+                nlink,
+                atime: t[0],
+                mtime: t[1],
+                ctime: t[2],
+            };
             let (kind, entries) = match r.u8()? {
-                0 => (tmpfs::Kind::File(SpinLock::new(r.bytes()?.to_vec())), Vec::new()),
+                0 => (
+                    tmpfs::Kind::File(SpinLock::new(r.bytes()?.to_vec())),
+                    Vec::new(),
+                ),
                 1 => {
                     let k = r.u32()? as usize;
                     let mut e = Vec::new();
@@ -448,9 +567,17 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
                 2 => (tmpfs::Kind::Symlink(r.string()?), Vec::new()),
                 _ => return Err(Errno::EPROTO),
             };
-            nodes.push((Arc::new(Node { ino, kind, meta: SpinLock::new(meta) }), entries));
+            nodes.push((
+                Arc::new(Node {
+                    ino,
+                    kind,
+                    meta: SpinLock::new(meta),
+                }),
+                entries,
+            ));
         }
-        let by_ino: BTreeMap<u64, Arc<Node>> = nodes.iter().map(|(n, _)| (n.ino, n.clone())).collect();
+        let by_ino: BTreeMap<u64, Arc<Node>> =
+            nodes.iter().map(|(n, _)| (n.ino, n.clone())).collect();
         for (n, entries) in &nodes {
             if let tmpfs::Kind::Dir(d) = &n.kind {
                 let mut d = d.lock();
@@ -468,16 +595,42 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             }
         }
     }
-    let passed: Vec<HostFd> = r.bytes()?.chunks_exact(4).map(|c| HostFd(i32::from_le_bytes(c.try_into().unwrap()))).collect();
+    let passed: Vec<HostFd> = r
+        .bytes()?
+        .chunks_exact(4)
+        .map(|c| HostFd(i32::from_le_bytes(c.try_into().unwrap())))
+        .collect();
     // Rebuild the descriptions and the table.
     let mut opened: Vec<Option<Arc<OpenFile>>> = Vec::with_capacity(descs.len());
     for d in &descs {
         let file: Option<Arc<dyn File>> = match d.how {
-            1 => passed.get(d.a as usize).map(|&fd| Arc::new(HostFile::inherited(fd, HostKind::from_code(d.c as u8).unwrap_or(HostKind::Stream), d.hpath.clone())) as Arc<dyn File>),
-            2 => passed.get(d.a as usize).map(|&fd| Arc::new(crate::net::Socket { fd, domain: d.b as u16, kind: d.c }) as Arc<dyn File>),
-            3 => crate::fs::policy::open("/", d.path.as_bytes(), d.flags & crate::fs::oflags::O_ACCMODE, 0).ok().map(|of| of.file.clone()),
+            1 => passed.get(d.a as usize).map(|&fd| {
+                Arc::new(HostFile::inherited(
+                    fd,
+                    HostKind::from_code(d.c as u8).unwrap_or(HostKind::Stream),
+                    d.hpath.clone(),
+                )) as Arc<dyn File>
+            }),
+            2 => passed.get(d.a as usize).map(|&fd| {
+                Arc::new(crate::net::Socket {
+                    fd,
+                    domain: d.b as u16,
+                    kind: d.c,
+                }) as Arc<dyn File>
+            }),
+            3 => crate::fs::policy::open(
+                "/",
+                d.path.as_bytes(),
+                d.flags & crate::fs::oflags::O_ACCMODE,
+                0,
+            )
+            .ok()
+            .map(|of| of.file.clone()),
             4 => match (ns.tmpfs_by_index(d.a), tmp_nodes.get(&(d.a, d.b))) {
-                (Some(fs), Some(n)) => Some(Arc::new(TmpFile { fs, node: n.clone() }) as Arc<dyn File>),
+                (Some(fs), Some(n)) => Some(Arc::new(TmpFile {
+                    fs,
+                    node: n.clone(),
+                }) as Arc<dyn File>),
                 _ => None,
             },
             _ => None,
@@ -492,7 +645,13 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
         let mut t = proc.files.lock();
         for (fd, cloexec, di) in fds {
             if let Some(Some(of)) = opened.get(di) {
-                t.put(fd as usize, FdEntry { file: of.clone(), cloexec });
+                t.put(
+                    fd as usize,
+                    FdEntry {
+                        file: of.clone(),
+                        cloexec,
+                    },
+                );
             }
         }
     }
@@ -521,7 +680,11 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             match super::exec::load(proc, &path, argv, envp, stack_size, brk_max) {
                 Ok(regs) => regs,
                 Err(e) => {
-                    error!("cannot start {}: {}", String::from_utf8_lossy(&path), e.message);
+                    error!(
+                        "cannot start {}: {}",
+                        String::from_utf8_lossy(&path),
+                        e.message
+                    );
                     crate::process::exit::exit_group(127 << 8)
                 }
             }
@@ -533,7 +696,13 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             }
             let mut regs = UserRegs::default();
             // SAFETY: UserRegs is plain u64 fields; sizes checked.
-            unsafe { core::ptr::copy_nonoverlapping(rb.as_ptr(), &mut regs as *mut UserRegs as *mut u8, rb.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    rb.as_ptr(),
+                    &mut regs as *mut UserRegs as *mut u8,
+                    rb.len(),
+                )
+            };
             let xmm = r.bytes()?;
             let t = tls();
             if xmm.len() == t.xmm.len() {
@@ -544,6 +713,39 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
             *proc.cmdline.lock() = r.bytes()?.to_vec();
             *proc.environ.lock() = r.bytes()?.to_vec();
             let (bs, b, bl, top) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let n = r.u32()?;
+            for _ in 0..n {
+                let (start, end, offset, prot, fd_index) =
+                    (r.u64()?, r.u64()?, r.u64()?, r.u64()? as u32, r.u64()?);
+                let path = r.string()?;
+                let flags = r.u32()?;
+                let fd = *passed.get(fd_index as usize).ok_or(Errno::EPROTO)?;
+                if end <= start {
+                    return Err(Errno::EPROTO);
+                }
+                let (id, at) = hc::map_shared(fd, end - start, offset, prot, start)?;
+                if at != start {
+                    crate::host::hostile(
+                        conf_abi::ocall::Ocall::MapShared,
+                        "a shared mapping somewhere else than asked",
+                    );
+                }
+                let file = OpenFile::new(
+                    Arc::new(HostFile::inherited(fd, HostKind::Regular, path.clone())),
+                    flags,
+                    path,
+                );
+                proc.mm.add_shared(
+                    start,
+                    crate::mm::SharedMap {
+                        end,
+                        prot,
+                        id,
+                        offset,
+                        file,
+                    },
+                );
+            }
             recv_memory(&mut chan)?;
             proc.mm.set_brk_state(bs, b, bl, top);
             chan.send(b"ok")?;
@@ -557,7 +759,12 @@ pub fn child_boot(chan_fd: HostFd, stack_size: u64, brk_max: u64, make_process: 
 
 fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
     let mm = &process().mm;
-    let n = u64::from_le_bytes(chan.recv()?.as_slice().try_into().map_err(|_| Errno::EPROTO)?);
+    let n = u64::from_le_bytes(
+        chan.recv()?
+            .as_slice()
+            .try_into()
+            .map_err(|_| Errno::EPROTO)?,
+    );
     for _ in 0..n {
         let h = chan.recv()?;
         let mut r = R(&h);
@@ -575,7 +782,15 @@ fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
             3 => VmaName::File(Arc::from(name.as_str())),
             _ => VmaName::Anon,
         };
-        let vma = Vma { end: 0, prot: 0, shared, name: vname, offset, inode, lazy: None };
+        let vma = Vma {
+            end: 0,
+            prot: 0,
+            shared,
+            name: vname,
+            offset,
+            inode,
+            lazy: None,
+        };
         mm.map(Placement::NoReplace(start), end - start, prot, vma, true)?;
         loop {
             let msg = chan.recv()?;
@@ -590,11 +805,12 @@ fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
                     return Err(Errno::EPROTO);
                 }
                 // SAFETY: inside the mapping just made writable.
-                unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), at as *mut u8, PAGE as usize) };
+                unsafe {
+                    core::ptr::copy_nonoverlapping(page.as_ptr(), at as *mut u8, PAGE as usize)
+                };
             }
         }
         mm.finish_fill(start, end - start, prot)?;
     }
     Ok(())
 }
-

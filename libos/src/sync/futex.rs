@@ -72,7 +72,12 @@ pub fn wake(uaddr: u64, n: u32, bitset: u32) -> u32 {
 
 /// Block until woken on `uaddr` (if it still holds `val`) or `deadline_ns`
 /// (monotonic or realtime, absolute) passes.
-pub fn wait(uaddr: u64, val: u32, bitset: u32, deadline: Option<(u64, bool)>) -> Result<u64, Errno> {
+pub fn wait(
+    uaddr: u64,
+    val: u32,
+    bitset: u32,
+    deadline: Option<(u64, bool)>,
+) -> Result<u64, Errno> {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
@@ -83,7 +88,11 @@ pub fn wait(uaddr: u64, val: u32, bitset: u32, deadline: Option<(u64, bool)>) ->
         if read_word(uaddr)? != val {
             return Err(Errno::EAGAIN);
         }
-        q.entry(uaddr).or_default().push(Waiter { slot, bitset, woken: woken.clone() });
+        q.entry(uaddr).or_default().push(Waiter {
+            slot,
+            bitset,
+            woken: woken.clone(),
+        });
     }
     let remove_self = || {
         let mut q = QUEUES.lock();
@@ -107,13 +116,19 @@ pub fn wait(uaddr: u64, val: u32, bitset: u32, deadline: Option<(u64, bool)>) ->
             None => u64::MAX,
             Some((at, realtime)) => {
                 let now = if realtime {
-                    crate::time::clock_gettime(0).map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64).unwrap_or(0)
+                    crate::time::clock_gettime(0)
+                        .map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64)
+                        .unwrap_or(0)
                 } else {
                     crate::time::monotonic_ns()
                 };
                 if now >= at {
                     remove_self();
-                    return if woken.load(Ordering::Acquire) != 0 { Ok(0) } else { Err(Errno::ETIMEDOUT) };
+                    return if woken.load(Ordering::Acquire) != 0 {
+                        Ok(0)
+                    } else {
+                        Err(Errno::ETIMEDOUT)
+                    };
                 }
                 at - now
             }
@@ -139,7 +154,9 @@ fn timespec_ns(addr: u64) -> Result<u64, Errno> {
     if s < 0 || !(0..1_000_000_000).contains(&ns) {
         return Err(Errno::EINVAL);
     }
-    Ok((s as u64).saturating_mul(1_000_000_000).saturating_add(ns as u64))
+    Ok((s as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ns as u64))
 }
 
 /// Move up to `n` waiters from `from` to `to` (after waking `wake_n`).
@@ -161,16 +178,59 @@ fn requeue(from: u64, to: u64, wake_n: u32, n: u32) -> u32 {
     woke + count
 }
 
-pub fn futex(uaddr: u64, op: u32, val: u32, timeout: u64, uaddr2: u64, val3: u32) -> Result<u64, Errno> {
+pub fn futex(
+    uaddr: u64,
+    op: u32,
+    val: u32,
+    timeout: u64,
+    uaddr2: u64,
+    val3: u32,
+) -> Result<u64, Errno> {
     let cmd = op & 0x7f;
+    // Futexes in memory shared with other processes wait on the host.
+    if uaddr >= crate::boot::enclave().info.enclave_size {
+        let (start, m) = crate::process::process()
+            .mm
+            .shared_at(uaddr)
+            .ok_or(Errno::EFAULT)?;
+        let t = match cmd {
+            FUTEX_WAIT if timeout != 0 => timespec_ns(timeout)?,
+            FUTEX_WAIT_BITSET if timeout != 0 => {
+                let at = timespec_ns(timeout)?;
+                let now = if op & FUTEX_CLOCK_REALTIME != 0 {
+                    crate::time::clock_gettime(0)
+                        .map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64)
+                        .unwrap_or(0)
+                } else {
+                    crate::time::monotonic_ns()
+                };
+                at.saturating_sub(now)
+            }
+            _ => u64::MAX,
+        };
+        return crate::syscall::interruptible(|| {
+            crate::host::calls::futex_shared(m.id, uaddr - start, cmd, val, t, val3)
+        });
+    }
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     match cmd {
         FUTEX_WAIT => {
-            let deadline = if timeout != 0 { Some((crate::time::monotonic_ns().saturating_add(timespec_ns(timeout)?), false)) } else { None };
+            let deadline = if timeout != 0 {
+                Some((
+                    crate::time::monotonic_ns().saturating_add(timespec_ns(timeout)?),
+                    false,
+                ))
+            } else {
+                None
+            };
             wait(uaddr, val, BITSET_ALL, deadline)
         }
         FUTEX_WAIT_BITSET => {
-            let deadline = if timeout != 0 { Some((timespec_ns(timeout)?, realtime)) } else { None };
+            let deadline = if timeout != 0 {
+                Some((timespec_ns(timeout)?, realtime))
+            } else {
+                None
+            };
             wait(uaddr, val, val3, deadline)
         }
         FUTEX_WAKE => Ok(wake(uaddr, val, BITSET_ALL) as u64),

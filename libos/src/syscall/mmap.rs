@@ -67,12 +67,48 @@ pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if shared && prot & PROT_WRITE != 0 && !f.writable() {
         return Err(Errno::EACCES);
     }
+    // A writable-shared mapping of a host file really is shared with the
+    // file and other processes: host memory outside the enclave.
+    if shared && f.file.is_host_regular() && flags & MAP_FIXED == 0 {
+        let Some(hfd) = f.file.host_fd() else {
+            return Err(Errno::ENODEV);
+        };
+        let len = crate::util::align_up(len, PAGE);
+        let (id, at) = crate::host::calls::map_shared(hfd, len, off, prot, 0)?;
+        let lo = crate::boot::enclave().info.enclave_size;
+        if at % PAGE != 0 || at < lo || at.checked_add(len).is_none() {
+            crate::host::hostile(
+                conf_abi::ocall::Ocall::MapShared,
+                "a shared mapping inside the enclave or misaligned",
+            );
+        }
+        proc.mm.add_shared(
+            at,
+            crate::mm::SharedMap {
+                end: at + len,
+                prot,
+                id,
+                offset: off,
+                file: f.clone(),
+            },
+        );
+        return Ok(at);
+    }
     let st = f.file.stat()?;
-    let vma = Vma { end: 0, prot, shared, name: VmaName::File(Arc::from(f.path.as_str())), offset: off, inode: st.st_ino, lazy: None };
+    let vma = Vma {
+        end: 0,
+        prot,
+        shared,
+        name: VmaName::File(Arc::from(f.path.as_str())),
+        offset: off,
+        inode: st.st_ino,
+        lazy: None,
+    };
     // Pages come from the file when first touched (verified, for trusted
     // files); bytes past the end of the file read as zero.
     let file_len = f.file.size().unwrap_or(0).saturating_sub(off);
-    proc.mm.map_lazy(place, len, prot, vma, f.file.clone(), off, file_len)
+    proc.mm
+        .map_lazy(place, len, prot, vma, f.file.clone(), off, file_len)
 }
 
 /// implements munmap(2)
@@ -93,14 +129,18 @@ const MREMAP_DONTUNMAP: u64 = 4;
 /// implements mremap(2)
 pub fn sys_mremap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let flags = a[3];
-    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || flags & MREMAP_DONTUNMAP != 0 {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        || flags & MREMAP_DONTUNMAP != 0
+    {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::EINVAL);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(a[4]);
-    process().mm.remap(a[0], a[1], a[2], flags & MREMAP_MAYMOVE != 0, fixed)
+    process()
+        .mm
+        .remap(a[0], a[1], a[2], flags & MREMAP_MAYMOVE != 0, fixed)
 }
 
 /// implements brk(2)
@@ -155,4 +195,3 @@ pub fn sys_mincore(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     v.fill(1);
     Ok(0)
 }
-

@@ -78,6 +78,9 @@ pub struct Host {
     seal_key_value: OnceLock<[u8; 32]>,
     /// Child processes started for this enclave (host pids).
     pub children: Mutex<std::collections::HashSet<u32>>,
+    /// Shared (MAP_SHARED) host mappings the program uses: id → (address, length).
+    pub shared_maps: Mutex<HashMap<u64, (u64, u64)>>,
+    pub next_map_id: AtomicU64,
 }
 
 /// The host signal that interrupts an enclave thread (never shown to the
@@ -115,6 +118,8 @@ impl Host {
             seal_key: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),
+            shared_maps: Mutex::new(HashMap::new()),
+            next_map_id: AtomicU64::new(1),
         }
     }
 

@@ -617,6 +617,55 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 (r as i64, status as u32 as u64)
             }
         }
+        Ocall::MapShared => {
+            let fd = fd_arg(host, a[0])?;
+            let (len, off) = (a[1], a[2]);
+            if len == 0 || len % 4096 != 0 || off % 4096 != 0 || len > 1 << 40 {
+                return Err(err(libc::EINVAL));
+            }
+            let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE);
+            let (hint, flags) = if a[4] != 0 { (a[4] as *mut libc::c_void, libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE) } else { (std::ptr::null_mut(), libc::MAP_SHARED) };
+            // Never inside ELRANGE.
+            if a[4] != 0 && a[4] < host.heap_hi.next_power_of_two() {
+                return Err(err(libc::EINVAL));
+            }
+            let p = unsafe { libc::mmap(hint, len as usize, prot, flags, fd, off as i64) };
+            if p == libc::MAP_FAILED {
+                last_err()
+            } else {
+                let id = host.next_map_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                host.shared_maps.lock().unwrap().insert(id, (p as u64, len));
+                (id as i64, p as u64)
+            }
+        }
+        Ocall::UnmapShared => match host.shared_maps.lock().unwrap().remove(&a[0]) {
+            Some((addr, len)) => sys(unsafe { libc::munmap(addr as *mut _, len as usize) } as i64),
+            None => err(libc::EINVAL),
+        },
+        Ocall::FutexShared => {
+            let Some(&(addr, len)) = host.shared_maps.lock().unwrap().get(&a[0]) else { return Err(err(libc::EINVAL)) };
+            if a[1] % 4 != 0 || a[1] + 4 > len {
+                return Err(err(libc::EINVAL));
+            }
+            let uaddr = (addr + a[1]) as *mut u32;
+            // Only the shared (not PRIVATE) wait/wake family.
+            let op = a[2] as i32 & !(libc::FUTEX_PRIVATE_FLAG);
+            let cmd = op & 0x7f;
+            if ![libc::FUTEX_WAIT, libc::FUTEX_WAKE, libc::FUTEX_WAIT_BITSET, libc::FUTEX_WAKE_BITSET].contains(&cmd) {
+                return Err(err(libc::ENOSYS));
+            }
+            let ts;
+            let tsp = if a[4] == u64::MAX || cmd == libc::FUTEX_WAKE || cmd == libc::FUTEX_WAKE_BITSET {
+                std::ptr::null()
+            } else {
+                ts = libc::timespec { tv_sec: (a[4] / 1_000_000_000) as i64, tv_nsec: (a[4] % 1_000_000_000) as i64 };
+                &ts as *const libc::timespec
+            };
+            // Relative timeouts only: WAIT_BITSET wants absolute, use WAIT.
+            let (cmd, bits) = if cmd == libc::FUTEX_WAIT_BITSET { (libc::FUTEX_WAIT, 0) } else { (cmd, a[5] as u32) };
+            let r = host.blocking(slot, || unsafe { libc::syscall(libc::SYS_futex, uaddr, cmd, a[3] as u32, tsp, 0, bits) });
+            sys(r)
+        }
         Ocall::SimGetKey => {
             let r = range(a[0], 32)?;
             match host.seal_key() {
