@@ -32,6 +32,7 @@ mod paths;
 mod python;
 mod runtime;
 mod shell;
+mod shim;
 mod system;
 
 pub use cwd::{MAX_BYTES as CWD_MAX_BYTES, MAX_FILES as CWD_MAX_FILES, SKIP_DIRS as CWD_SKIP_DIRS};
@@ -157,7 +158,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         };
         args.push(utf8(what, a)?.to_string());
     }
-    let (env, mut notes) = system::carry_env(&opts.env);
+    let (mut env, mut notes) = system::carry_env(&opts.env);
     let cache_dir = opts
         .cache_dir
         .clone()
@@ -171,7 +172,26 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     };
 
     // The program, and the #! interpreters in front of it.
-    let entrypoint = exec::find_program(&args[0], &cwd, opts.path_env.as_deref())?;
+    let mut entrypoint = exec::find_program(&args[0], &cwd, opts.path_env.as_deref())?;
+    if let Some(sh) = shim::detect(&entrypoint) {
+        match shim::resolve(&sh, &opts.cwd, &opts.env) {
+            Ok(real) => {
+                notes.push(format!(
+                    "{entrypoint} is a {} shim: running {real}, the program it selects",
+                    file_name(&sh.manager)
+                ));
+                // As `pyenv exec` does: the selected version's programs
+                // come first on PATH.
+                if let Some(dir) = Path::new(&real).parent().and_then(Path::to_str) {
+                    let path = env.get("PATH").map(|p| format!("{dir}:{p}")).unwrap_or_else(|| dir.to_string());
+                    env.insert("PATH".to_string(), path);
+                }
+                args[0] = real.clone();
+                entrypoint = real;
+            }
+            Err(why) => notes.push(format!("{entrypoint} looks like a version-manager shim, but {why}; it runs as a script")),
+        }
+    }
     let enclave_path = env.get("PATH").map(OsString::from);
     let prog = s.follow_scripts(&entrypoint, enclave_path.as_deref())?;
 
@@ -209,6 +229,12 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     system::add_ssl(&objects, runtime == Runtime::Node, &mut s.trusted);
     let locale_notes = system::add_locale_and_tz(&env, &mut s.trusted);
     s.notes.extend(locale_notes);
+
+    // Runtimes start shell commands (subprocess with shell=True,
+    // child_process.exec, Runtime.exec through sh -c): trust /bin/sh.
+    if matches!(runtime, Runtime::Python | Runtime::Node | Runtime::Java) && exists("/bin/sh") {
+        let _ = s.trust_program("/bin/sh", enclave_path.as_deref(), &env, &cache_dir);
+    }
 
     // Programs a shell entrypoint will run, found on the enclave's PATH.
     if shell::is_shell(file_name(&prog.path)) {
@@ -257,6 +283,13 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
                 allowed.push(h);
             }
         }
+    }
+
+    // POSIX shared memory and named semaphores (Python's multiprocessing
+    // locks, shm_open) live in /dev/shm and must be shared with the other
+    // processes of the program: passed through, like Docker's /dev/shm.
+    if std::path::Path::new(DEV_SHM).is_dir() && !allowed.iter().any(|a| is_under(DEV_SHM, a)) {
+        allowed.push(DEV_SHM.to_string());
     }
 
     // The working directory.
@@ -370,6 +403,8 @@ fn compact(mut trusted: Vec<String>) -> Vec<String> {
 /// would be hidden by it, so the top directory below `/tmp` that holds
 /// each is mounted over the tmpfs, at the same path. If `/tmp` itself must
 /// be seen, there is no tmpfs.
+const DEV_SHM: &str = "/dev/shm";
+
 fn tmp_mounts(visible: &[&String], notes: &mut Vec<String>) -> Vec<Mount> {
     const TMP: &str = "/tmp";
     if visible.iter().any(|p| p.as_str() == TMP) {
