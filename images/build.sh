@@ -12,8 +12,8 @@
 # Environment:
 #   CONF_IMAGES_CACHE  rootfs tarballs are kept here (default ~/.cache/conf-images);
 #                      a second run does not debootstrap again
-#   CONF_BIN           directory with conf and conf-run (default target/release,
-#                      built if missing)
+#   CONF_BIN           directory with conf and conf-run from one build (default:
+#                      target/release, built by `cargo build --release` first)
 #   CONF_IMAGES_OUT    where images and logs go (default target/images)
 #   DEBIAN_MIRROR      default http://deb.debian.org/debian
 #
@@ -64,7 +64,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
         { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
 fi
-if [ ! -x "$bin/conf" ] || [ ! -x "$bin/conf-run" ]; then
+if [ -z "${CONF_BIN:-}" ]; then
+    # Both from the same build: conf measures with the LibOS conf-run carries.
     log "building conf and conf-run (release)"
     (cd "$repo" && cargo build --release -q -p conf-tools -p conf-loader)
 fi
@@ -172,6 +173,25 @@ build_one() {
         return 1
     fi
     log "$name: ok: $(head -c 200 "$out/$name-enclave.out")"
+
+    # The image's own Entrypoint, as a container would start it: the whole
+    # image (conf layer included) as `/`, here with chroot (container
+    # engines may not run in this sandbox).
+    if [ "$(id -u)" = 0 ] && command -v skopeo >/dev/null; then
+        skopeo copy -q "$image" "oci:$w/wrapped:latest" &&
+            umoci unpack --image "$w/wrapped:latest" "$w/wrapped-bundle" >/dev/null
+        local entry
+        entry=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["process"]["args"]))' "$w/wrapped-bundle/config.json")
+        status=0
+        # shellcheck disable=SC2086
+        (cd "$w/wrapped-bundle/rootfs" && timeout 300 chroot . $entry) >"$out/$name-entrypoint.out" 2>"$out/$name-entrypoint.err" </dev/null || status=$?
+        if [ $status != 0 ] || ! cmp -s "$out/$name-enclave.out" "$out/$name-entrypoint.out"; then
+            log "$name: FAILED: the image's Entrypoint ($entry) in a chroot of the image: exit $status"
+            tail -5 "$out/$name-entrypoint.err" >&2
+            return 1
+        fi
+        log "$name: Entrypoint ok: $entry"
+    fi
 
     # A container engine accepts it.
     if [ $podman_check = 1 ] && command -v podman >/dev/null; then

@@ -15,20 +15,24 @@ use common::{assert_code, conf, data, stderr, stdout};
 use oci_common::*;
 use serde_json::Value;
 
-/// conf-run from the same build as conf (built if it is not there).
+/// conf-run from the same build as conf: `cargo test -p conf-tools` does not
+/// build it, and one left from an older build carries another LibOS (conf
+/// wrap refuses it), so it is built once here (a no-op when up to date).
 fn conf_run() -> PathBuf {
-    let conf = PathBuf::from(env!("CARGO_BIN_EXE_conf"));
-    let p = conf.with_file_name("conf-run");
-    if !p.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = Command::new(cargo);
-        c.args(["build", "-q", "-p", "conf-loader", "--bin", "conf-run"]);
-        if conf.parent().and_then(|d| d.file_name()) == Some("release".as_ref()) {
-            c.arg("--release");
-        }
-        assert!(c.status().unwrap().success(), "cannot build conf-run");
-    }
-    p
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let conf = PathBuf::from(env!("CARGO_BIN_EXE_conf"));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut c = Command::new(cargo);
+            c.args(["build", "-q", "-p", "conf-loader", "--bin", "conf-run"]);
+            if conf.parent().and_then(|d| d.file_name()) == Some("release".as_ref()) {
+                c.arg("--release");
+            }
+            assert!(c.status().unwrap().success(), "cannot build conf-run");
+            conf.with_file_name("conf-run")
+        })
+        .clone()
 }
 
 struct Fixture {
@@ -442,6 +446,20 @@ fn wrap_errors_are_clear() {
         .unwrap();
     assert_code(&o, 1);
     assert!(stderr(&o).contains("/nonexistent.pem"), "{}", stderr(&o));
+    // A conf-run from another build (here: not conf-run at all).
+    let o = Command::new(env!("CARGO_BIN_EXE_conf"))
+        .args(["wrap", &f.src.display().to_string(), "-o", &out, "--key"])
+        .arg(data("key-3072-e3-pkcs1.pem"))
+        .arg("--conf-run")
+        .arg(&f.src)
+        .output()
+        .unwrap();
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("carries another LibOS than this conf"),
+        "{}",
+        stderr(&o)
+    );
     // An unknown transport.
     let o = f.wrap(&f.src, "docker://example/x", &[]);
     assert_code(&o, 1);

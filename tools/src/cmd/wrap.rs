@@ -64,6 +64,17 @@ fn conf_run_path(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// Whether `haystack` (a conf-run binary) holds `libos` byte for byte.
+fn embeds(haystack: &[u8], libos: &[u8]) -> bool {
+    let Some(head) = libos.get(..64) else {
+        return false;
+    };
+    haystack.len() >= libos.len()
+        && (0..=haystack.len() - libos.len())
+            .filter(|&i| haystack[i] == head[0])
+            .any(|i| &haystack[i..i + 64] == head && &haystack[i..i + libos.len()] == libos)
+}
+
 /// The name of the output image.
 fn output_name(dest: &ImageRef, src: &Image) -> String {
     if let Some(r) = &dest.reference {
@@ -139,6 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let conf_run_path = conf_run_path(&args.conf_run)?;
     let conf_run = std::fs::read(&conf_run_path)
         .with_context(|| format!("cannot read conf-run {}", conf_run_path.display()))?;
+    if !embeds(&conf_run, default_libos()) {
+        bail!(
+            "conf-run {} carries another LibOS than this conf (they come from different builds): the enclave it would start does not measure to the MRENCLAVE conf signs, and `conf-run --image` would refuse the image. Use the conf-run built with this conf (rebuild both: cargo build --release -p conf-tools -p conf-loader)",
+            conf_run_path.display()
+        );
+    }
     let date = args.date.unwrap_or_else(SigDate::today_utc);
 
     let img = Image::open(&src_ref)?;
