@@ -7,7 +7,7 @@ mod oci_common;
 use std::path::Path;
 
 use conf_loader::oci::source::Image;
-use conf_loader::oci::write::{write_image, NewLayer, Output};
+use conf_loader::oci::write::{write_image, Output};
 use conf_loader::oci::{wrapped, ImageRef, Transport};
 use oci_common::*;
 use serde_json::json;
