@@ -52,7 +52,7 @@ log() { echo "[images] $*" >&2; }
 
 # Tools: install what is missing (as root, from Debian's packages).
 missing=()
-for t in debootstrap:debootstrap umoci:umoci; do
+for t in debootstrap:debootstrap umoci:umoci skopeo:skopeo; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -106,6 +106,7 @@ build_one() {
     . "$here/$name/recipe"
     local tarball
     tarball=$(rootfs "$name" "$PACKAGES")
+    [ -s "$tarball" ]
 
     local w=$work/$name
     mkdir -p "$w"
@@ -210,7 +211,9 @@ build_one() {
 passed=0 failed=0 skipped=0
 for n in "${names[@]}"; do
     s=0
-    build_one "$n" || s=$?
+    # In its own process, so that `set -e` holds inside it.
+    build_one "$n" &
+    wait $! || s=$?
     case $s in
         0) passed=$((passed + 1)) ;;
         2) skipped=$((skipped + 1)) ;;
