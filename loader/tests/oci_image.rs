@@ -331,3 +331,46 @@ fn the_unpack_cache_is_keyed_by_layers() {
         .collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }
+
+#[test]
+fn docker_save_links_to_repeated_layers() {
+    // Older `docker save`: ID/layer.tar files, a repeated layer stored as a
+    // symbolic link to the first copy.
+    let t = tempfile::tempdir().unwrap();
+    let l = layer(&[file("a", b"a")]);
+    let img = TestImage {
+        layers: vec![(l.clone(), l.clone()), (l.clone(), l.clone())],
+        run: json!({ "Cmd": ["/a"] }),
+    };
+    let config = img.config();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("cfg.json", &config);
+    add("one/layer.tar", &l);
+    add(
+        "manifest.json",
+        br#"[{"Config":"cfg.json","RepoTags":["x:1"],"Layers":["one/layer.tar","two/layer.tar"]}]"#,
+    );
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "two/layer.tar", "../one/layer.tar")
+        .unwrap();
+    std::fs::write(t.path().join("d.tar"), b.into_inner().unwrap()).unwrap();
+    let img = open(&format!(
+        "docker-archive:{}",
+        t.path().join("d.tar").display()
+    ))
+    .unwrap();
+    assert_eq!(img.layers.len(), 2);
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    unpack_all(&img, &root).unwrap();
+    assert_eq!(std::fs::read(root.join("a")).unwrap(), b"a");
+}

@@ -66,6 +66,25 @@ fn clean_name(name: &str) -> String {
     n.trim_start_matches('/').to_string()
 }
 
+/// `rel` (a link target) taken from the archive directory `dir`.
+fn lexical_join(dir: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = if rel.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.split('/').filter(|c| !c.is_empty()).collect()
+    };
+    for c in rel.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
 impl Store {
     fn open_tar(path: &Path) -> Result<Store> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -74,6 +93,7 @@ impl Store {
             .with_context(|| format!("cannot stat {}", path.display()))?
             .len();
         let mut index = HashMap::new();
+        let mut links: Vec<(String, String)> = Vec::new();
         {
             let mut ar = tar::Archive::new(&file);
             let entries = ar
@@ -97,7 +117,21 @@ impl Store {
                 }
                 if e.header().entry_type().is_file() {
                     index.insert(clean_name(&name), (pos, size));
+                } else if e.header().entry_type().is_symlink() {
+                    // `docker save` stores a repeated layer as a link to the first.
+                    if let Ok(Some(t)) = e.link_name() {
+                        let dir = clean_name(&name)
+                            .rsplit_once('/')
+                            .map(|(d, _)| d.to_string())
+                            .unwrap_or_default();
+                        links.push((clean_name(&name), lexical_join(&dir, &t.to_string_lossy())));
+                    }
                 }
+            }
+        }
+        for (link, target) in links {
+            if let Some(&v) = index.get(&target) {
+                index.insert(link, v);
             }
         }
         if index.is_empty() {
