@@ -13,15 +13,27 @@ use std::process::Command;
 /// The LibOS's rustflags, from libos/rustflags.txt (comments and blank
 /// lines skipped).
 fn libos_rustflags(root: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(root.join("libos/rustflags.txt")).expect("libos/rustflags.txt is missing");
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    let text = std::fs::read_to_string(root.join("libos/rustflags.txt"))
+        .expect("libos/rustflags.txt is missing");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    for watched in ["libos/src", "libos/Cargo.toml", "libos/rustflags.txt", "libos/abi/src", "libos/abi/Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "libos/src",
+        "libos/Cargo.toml",
+        "libos/rustflags.txt",
+        "libos/abi/src",
+        "libos/abi/Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONF_LIBOS_FEATURES");
@@ -39,7 +51,18 @@ fn main() {
     let encoded_flags = libos_rustflags(&root).join("\x1f");
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--release", "-p", "conf-libos", "--bin", "conf-libos", "--features", &features, "--target", target])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "conf-libos",
+            "--bin",
+            "conf-libos",
+            "--features",
+            &features,
+            "--target",
+            target,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")

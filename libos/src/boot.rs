@@ -1,10 +1,10 @@
 //! First entry of the first thread: relocate, check the measured records,
 //! connect to the ring, read the manifest, start the program.
 
-use conf_abi::entry::{AbortCode, EnterReason};
-use conf_abi::layout::{EnclaveInfo, SlotRecord, ENCLAVE_INFO_MAGIC, SLOT_RECORD_MAGIC};
 use alloc::string::String;
 use alloc::vec::Vec;
+use conf_abi::entry::{AbortCode, EnterReason};
+use conf_abi::layout::{EnclaveInfo, SlotRecord, ENCLAVE_INFO_MAGIC, SLOT_RECORD_MAGIC};
 use conf_abi::manifest::{EnvValue, LogLevel, ResolvedManifest};
 use conf_abi::ocall::{BootBlock, BACKEND_SIM};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -33,7 +33,9 @@ pub fn enclave() -> &'static Enclave {
 /// Abort before the ring exists: nothing can be reported.
 fn early_abort(code: AbortCode) -> ! {
     // SAFETY: leaves the enclave for good.
-    unsafe { crate::arch::entry::libos_exit_final(conf_abi::entry::ExitReason::Abort as u64, code as u64) }
+    unsafe {
+        crate::arch::entry::libos_exit_final(conf_abi::entry::ExitReason::Abort as u64, code as u64)
+    }
 }
 
 /// Fill in the parts of this slot's TLS that depend on where ELRANGE is.
@@ -78,7 +80,10 @@ pub extern "C" fn libos_enter(reason: u64, arg1: u64, _arg2: u64, _cssa: u64) ->
         Some(EnterReason::ThreadStart) => crate::process::threads::start_current(),
         _ => {
             if BOOTED.load(Ordering::Acquire) == 2 {
-                host::abort(AbortCode::BadImage, format_args!("the host entered the enclave with an unknown reason {reason}"))
+                host::abort(
+                    AbortCode::BadImage,
+                    format_args!("the host entered the enclave with an unknown reason {reason}"),
+                )
             }
             early_abort(AbortCode::BadImage)
         }
@@ -110,7 +115,11 @@ fn program_args(m: &ResolvedManifest) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     } else {
         m.argv.iter().map(|a| a.clone().into_bytes()).collect()
     };
-    let argv = if argv.is_empty() { alloc::vec![m.entrypoint.clone().into_bytes()] } else { argv };
+    let argv = if argv.is_empty() {
+        alloc::vec![m.entrypoint.clone().into_bytes()]
+    } else {
+        argv
+    };
     let host_env = {
         let off = host::boot_field(core::mem::offset_of!(BootBlock, env_off));
         let len = host::boot_field(core::mem::offset_of!(BootBlock, env_len));
@@ -142,7 +151,10 @@ fn libos_heap_size(heap: u64) -> u64 {
 }
 
 fn boot(ring_addr: u64) -> ! {
-    if BOOTED.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+    if BOOTED
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         early_abort(AbortCode::BadImage);
     }
     // SAFETY: first entry of the first thread; nothing else runs.
@@ -166,16 +178,30 @@ fn boot(ring_addr: u64) -> ! {
     crate::heap().init(heap_hi - libos_heap, heap_hi);
 
     // SAFETY: the manifest pages are measured and read-only.
-    let mbytes = unsafe { core::slice::from_raw_parts((base + info.manifest_offset) as *const u8, info.manifest_len as usize) };
+    let mbytes = unsafe {
+        core::slice::from_raw_parts(
+            (base + info.manifest_offset) as *const u8,
+            info.manifest_len as usize,
+        )
+    };
     let manifest = match ResolvedManifest::decode(mbytes) {
         Ok(m) => m,
-        Err(e) => host::abort(AbortCode::BadImage, format_args!("measured manifest does not decode: {e}")),
+        Err(e) => host::abort(
+            AbortCode::BadImage,
+            format_args!("measured manifest does not decode: {e}"),
+        ),
     };
     host::set_mode(manifest.ocall_mode);
     let level = host::boot_field(core::mem::offset_of!(BootBlock, log_level));
-    let level = LogLevel::from_raw(level as u8).filter(|_| level <= 5).unwrap_or(manifest.log_level);
+    let level = LogLevel::from_raw(level as u8)
+        .filter(|_| level <= 5)
+        .unwrap_or(manifest.log_level);
     crate::log::set_level(level);
-    ENCLAVE.set(Enclave { base, info, manifest });
+    ENCLAVE.set(Enclave {
+        base,
+        info,
+        manifest,
+    });
     BOOTED.store(2, Ordering::Release);
     let m = &enclave().manifest;
 
@@ -184,7 +210,9 @@ fn boot(ring_addr: u64) -> ! {
         // Test build only: break the boundary rule on purpose, to prove the
         // backend catches a LibOS that makes its own system call.
         // SAFETY: getpid has no effect; the point is that it must never run.
-        unsafe { core::arch::asm!("syscall", inlateout("rax") 39u64 => _, out("rcx") _, out("r11") _, options(nostack)) };
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") 39u64 => _, out("rcx") _, out("r11") _, options(nostack))
+        };
     }
     if let Err(e) = crate::fs::policy::init(m) {
         host::abort(AbortCode::BootFailed, format_args!("{e}"));
@@ -196,22 +224,36 @@ fn boot(ring_addr: u64) -> ! {
     let chan = host::boot_field(core::mem::offset_of!(BootBlock, chan_fd));
     if chan != u64::MAX {
         if chan as i64 >= conf_abi::ocall::MAX_HOST_FD {
-            host::abort(AbortCode::BadImage, format_args!("the host gave an impossible channel fd"));
+            host::abort(
+                AbortCode::BadImage,
+                format_args!("the host gave an impossible channel fd"),
+            );
         }
-        let regs = crate::process::fork::child_boot(crate::host::calls::HostFd(chan as i32), m.stack_size, m.brk_max_size, |pid, ppid| {
-            let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
-            let mut p = crate::process::Process::new(pid, mm, String::from("/"), m.stack_size);
-            p.ppid = ppid;
-            crate::process::init(p);
-            crate::process::threads::init_main(pid);
-            crate::process::process()
-        });
+        let regs = crate::process::fork::child_boot(
+            crate::host::calls::HostFd(chan as i32),
+            m.stack_size,
+            m.brk_max_size,
+            |pid, ppid| {
+                let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
+                let mut p = crate::process::Process::new(pid, mm, String::from("/"), m.stack_size);
+                p.ppid = ppid;
+                crate::process::init(p);
+                crate::process::threads::init_main(pid);
+                crate::process::process()
+            },
+        );
         match regs {
             Ok(r) => {
                 tls().user = r;
                 crate::entry::return_to_program()
             }
-            Err(e) => host::abort(AbortCode::BootFailed, format_args!("a child process could not receive its parent's state: {}", e.description())),
+            Err(e) => host::abort(
+                AbortCode::BootFailed,
+                format_args!(
+                    "a child process could not receive its parent's state: {}",
+                    e.description()
+                ),
+            ),
         }
     }
 
@@ -222,18 +264,42 @@ fn boot(ring_addr: u64) -> ! {
     {
         use crate::fs::{host::HostFile, oflags, OpenFile};
         let mut files = proc.files.lock();
-        for (fd, mode) in [(0, oflags::O_RDONLY), (1, oflags::O_WRONLY), (2, oflags::O_WRONLY)] {
-            let f = OpenFile::new(alloc::sync::Arc::new(HostFile::std_stream(fd)), mode, alloc::format!("/dev/pts/{fd}"));
+        for (fd, mode) in [
+            (0, oflags::O_RDONLY),
+            (1, oflags::O_WRONLY),
+            (2, oflags::O_WRONLY),
+        ] {
+            let f = OpenFile::new(
+                alloc::sync::Arc::new(HostFile::std_stream(fd)),
+                mode,
+                alloc::format!("/dev/pts/{fd}"),
+            );
             let _ = files.insert(f, false, fd as usize);
         }
     }
     crate::process::threads::init_main(proc.pid);
-    debug!("booted: enclave {} MiB, program area {:#x}-{:#x}, {} thread slots", info.enclave_size >> 20, heap_lo, prog_hi, info.nslots);
+    debug!(
+        "booted: enclave {} MiB, program area {:#x}-{:#x}, {} thread slots",
+        info.enclave_size >> 20,
+        heap_lo,
+        prog_hi,
+        info.nslots
+    );
 
     let (argv, env) = program_args(m);
-    let regs = match crate::process::exec::load(proc, m.entrypoint.as_bytes(), argv, env, m.stack_size, m.brk_max_size) {
+    let regs = match crate::process::exec::load(
+        proc,
+        m.entrypoint.as_bytes(),
+        argv,
+        env,
+        m.stack_size,
+        m.brk_max_size,
+    ) {
         Ok(r) => r,
-        Err(e) => host::abort(AbortCode::BootFailed, format_args!("cannot start {}: {}", m.entrypoint, e.message)),
+        Err(e) => host::abort(
+            AbortCode::BootFailed,
+            format_args!("cannot start {}: {}", m.entrypoint, e.message),
+        ),
     };
     let t = tls();
     t.user = regs;

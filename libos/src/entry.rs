@@ -83,7 +83,10 @@ fn is_syscall_insn(rip: u64) -> bool {
 pub fn exception(is_exception: bool) -> ! {
     let t = tls();
     if t.thread == 0 {
-        host::abort(AbortCode::BadImage, format_args!("exception entry on a thread slot that runs no program thread"));
+        host::abort(
+            AbortCode::BadImage,
+            format_args!("exception entry on a thread slot that runs no program thread"),
+        );
     }
     let (info, maddr) = take_ssa();
     if !is_exception || info & exitinfo::VALID == 0 {
@@ -102,16 +105,25 @@ pub fn exception(is_exception: bool) -> ! {
         exitinfo::VECTOR_UD => signal::fault(&mut t.user, signal::SIGILL, ILL_ILLOPN, rip),
         exitinfo::VECTOR_PF if process().mm.fault(maddr, t.fault_err) => {}
         exitinfo::VECTOR_PF => {
-            let code = if process().mm.check(maddr & !0xfff, 1, 0) { SEGV_ACCERR } else { SEGV_MAPERR };
+            let code = if process().mm.check(maddr & !0xfff, 1, 0) {
+                SEGV_ACCERR
+            } else {
+                SEGV_MAPERR
+            };
             signal::fault(&mut t.user, signal::SIGSEGV, code, maddr)
         }
         exitinfo::VECTOR_GP => signal::fault(&mut t.user, signal::SIGSEGV, signal::SI_KERNEL, 0),
         exitinfo::VECTOR_DE => signal::fault(&mut t.user, signal::SIGFPE, FPE_INTDIV, rip),
-        exitinfo::VECTOR_MF | exitinfo::VECTOR_XM => signal::fault(&mut t.user, signal::SIGFPE, FPE_FLTINV, rip),
+        exitinfo::VECTOR_MF | exitinfo::VECTOR_XM => {
+            signal::fault(&mut t.user, signal::SIGFPE, FPE_FLTINV, rip)
+        }
         exitinfo::VECTOR_BP => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_BRKPT, rip),
         exitinfo::VECTOR_DB => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_TRACE, rip),
         exitinfo::VECTOR_SIM_BUS => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
-        v => host::abort(AbortCode::BadImage, format_args!("unexpected exception vector {v} at {rip:#x}")),
+        v => host::abort(
+            AbortCode::BadImage,
+            format_args!("unexpected exception vector {v} at {rip:#x}"),
+        ),
     }
     return_to_program()
 }

@@ -46,7 +46,10 @@ pub fn heap() -> &'static mm::heap::LibosHeap {
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    host::abort(conf_abi::entry::AbortCode::Panic, format_args!("LibOS bug: {info}"))
+    host::abort(
+        conf_abi::entry::AbortCode::Panic,
+        format_args!("LibOS bug: {info}"),
+    )
 }
 
 // core::fmt and friends call these; the Linux target expects libc to have them.
@@ -121,5 +124,8 @@ pub extern "C" fn rust_eh_personality() {}
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
-    host::abort(conf_abi::entry::AbortCode::Panic, format_args!("unwinding is not supported in the LibOS"))
+    host::abort(
+        conf_abi::entry::AbortCode::Panic,
+        format_args!("unwinding is not supported in the LibOS"),
+    )
 }

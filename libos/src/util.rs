@@ -16,11 +16,19 @@ unsafe impl<T: Send + Sync> Sync for Global<T> {}
 
 impl<T> Global<T> {
     pub const fn new() -> Self {
-        Global { state: AtomicU8::new(0), value: UnsafeCell::new(MaybeUninit::uninit()) }
+        Global {
+            state: AtomicU8::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 
     pub fn set(&self, v: T) {
-        assert!(self.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok(), "global set twice");
+        assert!(
+            self.state
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+            "global set twice"
+        );
         // SAFETY: state 1 gives us exclusive access.
         unsafe { (*self.value.get()).write(v) };
         self.state.store(2, Ordering::Release);
@@ -51,7 +59,10 @@ pub struct FixedBuf<const N: usize> {
 
 impl<const N: usize> FixedBuf<N> {
     pub const fn new() -> Self {
-        FixedBuf { buf: [0; N], len: 0 }
+        FixedBuf {
+            buf: [0; N],
+            len: 0,
+        }
     }
     pub fn len(&self) -> usize {
         self.len

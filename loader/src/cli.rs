@@ -25,7 +25,9 @@ use crate::run::{self, Backend, RunOptions};
 /// 126 (the program cannot be run) or 127 (not found).
 #[derive(Parser, Debug)]
 #[command(name = "conf-run", version, about, long_about = None)]
-#[command(after_help = "Examples:\n  conf-run python3 app.py\n  conf-run --manifest app.toml\n  conf-run --manifest app.toml --sig app.sig\n  conf-run --allow ./data python3 app.py")]
+#[command(
+    after_help = "Examples:\n  conf-run python3 app.py\n  conf-run --manifest app.toml\n  conf-run --manifest app.toml --sig app.sig\n  conf-run --allow ./data python3 app.py"
+)]
 pub struct Args {
     /// Manifest (TOML, or resolved bytes from `conf sign --resolved-out`).
     #[arg(long, value_name = "MANIFEST")]
@@ -77,7 +79,11 @@ pub struct Args {
     pub insecure_child: Option<String>,
 
     /// The program and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -89,7 +95,9 @@ fn parse_define(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_log_level(s: &str) -> Result<LogLevel, String> {
-    LogLevel::parse(s).ok_or_else(|| format!("`{s}` is not a log level; use error, warning, info, debug or trace"))
+    LogLevel::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a log level; use error, warning, info, debug or trace")
+    })
 }
 
 /// A failure with the exit code conf-run reports for it.
@@ -101,7 +109,10 @@ pub struct Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Failure {
-        Failure { code: ExitCode::SetupFailed, error: e.into() }
+        Failure {
+            code: ExitCode::SetupFailed,
+            error: e.into(),
+        }
     }
 }
 
@@ -112,13 +123,20 @@ fn resolve_options() -> ResolveOptions {
 /// Phase timings on stderr when CONF_TIMING is set (for profiling start-up).
 pub fn timing(what: &str, since: std::time::Instant) {
     if std::env::var_os("CONF_TIMING").is_some() {
-        eprintln!("[conf] timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "[conf] timing: {what}: {:.2} ms",
+            since.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }
 
 fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
     if let Some(spec) = &args.image {
-        return Ok(crate::oci::wrapped::build_for_run(spec, !args.command.is_empty(), libos)?);
+        return Ok(crate::oci::wrapped::build_for_run(
+            spec,
+            !args.command.is_empty(),
+            libos,
+        )?);
     }
     if let Some(path) = &args.manifest {
         let defines = args.define.iter().cloned().collect();
@@ -136,10 +154,19 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
         return Ok(img);
     }
     if args.command.is_empty() {
-        return Err(Failure { code: ExitCode::Usage, error: anyhow::anyhow!("nothing to run: give a command (conf-run python3 app.py) or --manifest FILE") });
+        return Err(Failure {
+            code: ExitCode::Usage,
+            error: anyhow::anyhow!(
+                "nothing to run: give a command (conf-run python3 app.py) or --manifest FILE"
+            ),
+        });
     }
     let t0 = std::time::Instant::now();
-    let synth = crate::synth::synthesize(&args.command, &synth_options(args)?).map_err(|e| Failure { code: e.exit_code(), error: e.into() })?;
+    let synth =
+        crate::synth::synthesize(&args.command, &synth_options(args)?).map_err(|e| Failure {
+            code: e.exit_code(),
+            error: e.into(),
+        })?;
     timing("synthesize", t0);
     if args.log_level.is_some_and(|l| l >= LogLevel::Info) {
         for n in &synth.notes {
@@ -153,7 +180,8 @@ fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
 }
 
 fn synth_options(args: &Args) -> anyhow::Result<crate::synth::SynthOptions> {
-    let mut o = crate::synth::SynthOptions::from_process().context("cannot read the working directory")?;
+    let mut o =
+        crate::synth::SynthOptions::from_process().context("cannot read the working directory")?;
     o.allow = args.allow.clone();
     o.trust = args.trust.clone();
     Ok(o)
@@ -162,7 +190,8 @@ fn synth_options(args: &Args) -> anyhow::Result<crate::synth::SynthOptions> {
 fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {
     use crate::sgx::sigstruct::Sigstruct;
     let sig = Sigstruct::read_file(path)?;
-    sig.verify().with_context(|| format!("the signature in {} is not valid", path.display()))?;
+    sig.verify()
+        .with_context(|| format!("the signature in {} is not valid", path.display()))?;
     let ours = img.layout.mrenclave();
     if sig.mrenclave() != ours {
         bail!(
@@ -203,7 +232,8 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
     let custom_libos;
     let libos: &[u8] = match &args.insecure_libos {
         Some(p) => {
-            custom_libos = std::fs::read(p).with_context(|| format!("cannot read LibOS {}", p.display()))?;
+            custom_libos =
+                std::fs::read(p).with_context(|| format!("cannot read LibOS {}", p.display()))?;
             &custom_libos
         }
         None => image::default_libos(),
@@ -240,8 +270,14 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
     // The host knows files by host path; the manifest by enclave path.
     let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
     let lookup = move |host: &str| -> Option<std::sync::Arc<[conf_abi::trusted::Digest32]>> {
-        let enclave = if root_prefix.is_empty() { Some(host) } else { host.strip_prefix(root_prefix.as_str()) };
-        enclave.and_then(|p| chunks.get(p)).or_else(|| chunks.get(host))
+        let enclave = if root_prefix.is_empty() {
+            Some(host)
+        } else {
+            host.strip_prefix(root_prefix.as_str())
+        };
+        enclave
+            .and_then(|p| chunks.get(p))
+            .or_else(|| chunks.get(host))
     };
     let code = run::run(&img.layout, Box::new(lookup), opts)?;
     Ok(code)
@@ -250,25 +286,41 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
 /// conf-run --insecure-child: the same enclave again, for a child process
 /// of a program running in it; its state arrives over the channel.
 fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
-    let bad = || Failure { code: ExitCode::Usage, error: anyhow::anyhow!("--insecure-child takes CHANNEL_FD,SPEC_FD") };
+    let bad = || Failure {
+        code: ExitCode::Usage,
+        error: anyhow::anyhow!("--insecure-child takes CHANNEL_FD,SPEC_FD"),
+    };
     let (c, s) = arg.split_once(',').ok_or_else(bad)?;
-    let (chan_fd, spec_fd): (i32, i32) = (c.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?);
-    let spec = crate::host::process::read_spec(spec_fd).context("cannot read the child process description from the parent")?;
-    let resolved = conf_abi::manifest::ResolvedManifest::decode(&spec.manifest).map_err(|e| anyhow::anyhow!("the parent's manifest does not decode: {e}"))?;
+    let (chan_fd, spec_fd): (i32, i32) =
+        (c.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?);
+    let spec = crate::host::process::read_spec(spec_fd)
+        .context("cannot read the child process description from the parent")?;
+    let resolved = conf_abi::manifest::ResolvedManifest::decode(&spec.manifest)
+        .map_err(|e| anyhow::anyhow!("the parent's manifest does not decode: {e}"))?;
     let img = image::build_resolved(resolved, conf_manifest::ChunkIndex::default(), libos)?;
     let opts = RunOptions {
         backend: args.backend,
         argv: Vec::new(),
         env: Vec::new(),
-        log_level: spec.log_level.and_then(conf_abi::manifest::LogLevel::from_raw),
+        log_level: spec
+            .log_level
+            .and_then(conf_abi::manifest::LogLevel::from_raw),
         hostile: None,
         ocall_mode: img.resolved.ocall_mode,
         ocall_workers: img.resolved.ocall_workers,
         root: spec.root.clone(),
-        child: Some(run::ChildRun { chan_fd, fds: spec.fds.clone() }),
-        child_spec: crate::host::process::ChildSpec { fds: Vec::new(), ..spec.clone() },
+        child: Some(run::ChildRun {
+            chan_fd,
+            fds: spec.fds.clone(),
+        }),
+        child_spec: crate::host::process::ChildSpec {
+            fds: Vec::new(),
+            ..spec.clone()
+        },
     };
-    let root = String::from_utf8_lossy(&spec.root).trim_end_matches('/').to_string();
+    let root = String::from_utf8_lossy(&spec.root)
+        .trim_end_matches('/')
+        .to_string();
     let lookup = move |host: &str| -> Option<std::sync::Arc<[conf_abi::trusted::Digest32]>> {
         let _ = (&root, host);
         None

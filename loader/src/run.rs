@@ -77,7 +77,13 @@ enum ThreadEnd {
     Abort(u64),
 }
 
-fn thread_loop(host: &Host, sim: *mut SimThread, slot: u64, first: EnterReason, arg: u64) -> ThreadEnd {
+fn thread_loop(
+    host: &Host,
+    sim: *mut SimThread,
+    slot: u64,
+    first: EnterReason,
+    arg: u64,
+) -> ThreadEnd {
     let (mut reason, mut a1) = (first as u64, arg);
     loop {
         // SAFETY: `sim` is this thread's attached SimThread; the enclave is loaded.
@@ -130,7 +136,9 @@ fn finish(host: &Host, end: ThreadEnd) -> i32 {
 }
 
 fn tty_mask() -> u64 {
-    (0..3).filter(|&fd| unsafe { libc::isatty(fd) } == 1).fold(0, |m, fd| m | 1 << fd)
+    (0..3)
+        .filter(|&fd| unsafe { libc::isatty(fd) } == 1)
+        .fold(0, |m, fd| m | 1 << fd)
 }
 
 /// Run the enclave described by `layout` to completion; returns conf-run's
@@ -170,7 +178,9 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     }
     let _ = host.child_spec.set(opts.child_spec.clone());
     let key_layout = layout.clone();
-    let _ = host.seal_key.set(Box::new(move || crate::host::process::sim_seal_key(&key_layout.mrenclave())));
+    let _ = host.seal_key.set(Box::new(move || {
+        crate::host::process::sim_seal_key(&key_layout.mrenclave())
+    }));
     let _ = signals::GLOBALS.set(signals::SimGlobals {
         enclave_lo: enclave.base,
         enclave_hi: enclave.base + enclave.size,
@@ -182,13 +192,24 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     let slot_addrs = {
         let base = enclave.base;
         let l = layout.clone();
-        move |slot: u64| (base + l.tcs_offset(slot), base + l.tls_offset(slot), base + l.entry_offset, base + l.ssa_offset(slot))
+        move |slot: u64| {
+            (
+                base + l.tcs_offset(slot),
+                base + l.tls_offset(slot),
+                base + l.entry_offset,
+                base + l.ssa_offset(slot),
+            )
+        }
     };
     let spawn_host = host.clone();
     let spawn_addrs = slot_addrs.clone();
     // A slot's previous OS thread must have left it (EEXIT done) before a
     // new one enters: SGX refuses EENTER on a busy TCS, the sim must too.
-    let busy: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new((0..nslots).map(|_| std::sync::atomic::AtomicBool::new(false)).collect());
+    let busy: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+        (0..nslots)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
+    );
     let _ = host.spawner.set(Box::new(move |slot| {
         let h = spawn_host.clone();
         let busy = busy.clone();
@@ -208,33 +229,36 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
             old
         };
         let busy_on_error = busy.clone();
-        let spawned = std::thread::Builder::new().name(format!("conf-slot-{slot}")).stack_size(256 * 1024).spawn(move || {
-            let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("[conf] error: could not start enclave thread {slot}: {e}");
-                    std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
+        let spawned = std::thread::Builder::new()
+            .name(format!("conf-slot-{slot}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("[conf] error: could not start enclave thread {slot}: {e}");
+                        std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
+                    }
+                };
+                // Enclave threads take every signal the sim handles, whatever
+                // the mask of the thread that created them (often a worker, with
+                // all signals blocked).
+                // SAFETY: sets this thread's signal mask.
+                unsafe {
+                    let mut none: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut none);
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 }
-            };
-            // Enclave threads take every signal the sim handles, whatever
-            // the mask of the thread that created them (often a worker, with
-            // all signals blocked).
-            // SAFETY: sets this thread's signal mask.
-            unsafe {
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            }
-            // SAFETY: pthread_self has no preconditions.
-            h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
-            let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
-            h.set_slot_thread(slot, None);
-            busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
-            match end {
-                ThreadEnd::Thread => {}
-                end => std::process::exit(finish(&h, end)),
-            }
-        });
+                // SAFETY: pthread_self has no preconditions.
+                h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
+                let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
+                h.set_slot_thread(slot, None);
+                busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
+                match end {
+                    ThreadEnd::Thread => {}
+                    end => std::process::exit(finish(&h, end)),
+                }
+            });
         // SAFETY: as above.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         if spawned.is_err() {
@@ -248,7 +272,8 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     }
     let (tcs, tls, oentry, ssa) = slot_addrs(0);
     host.start_alarm_thread().map_err(RunError::Ring)?;
-    let sim = sim::thread::attach_current(0, tcs, tls, oentry, ssa).map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
+    let sim = sim::thread::attach_current(0, tcs, tls, oentry, ssa)
+        .map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
     signals::install().map_err(|e| RunError::Sim(sim::SimError::Setup(e)))?;
     // SAFETY: pthread_self has no preconditions.
     host.set_slot_thread(0, Some(unsafe { libc::pthread_self() }));

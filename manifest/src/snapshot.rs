@@ -36,7 +36,14 @@ pub(crate) struct Stamp {
 
 pub(crate) fn stamp(path: &str) -> Stamp {
     match std::fs::symlink_metadata(path) {
-        Err(_) => Stamp { kind: 0, dev: 0, ino: 0, size: 0, mtime_ns: 0, ctime_ns: 0 },
+        Err(_) => Stamp {
+            kind: 0,
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        },
         Ok(m) => {
             let ft = m.file_type();
             let kind = if ft.is_file() {
@@ -80,7 +87,14 @@ pub(crate) fn stamp_all(paths: &[String], threads: usize) -> Vec<Stamp> {
 }
 
 fn stamp_missing() -> Stamp {
-    Stamp { kind: 0, dev: 0, ino: 0, size: 0, mtime_ns: 0, ctime_ns: 0 }
+    Stamp {
+        kind: 0,
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime_ns: 0,
+        ctime_ns: 0,
+    }
 }
 
 /// The key of a manifest's snapshot.
@@ -89,7 +103,11 @@ pub(crate) fn key(m: &Manifest) -> String {
     h.update(env!("CARGO_PKG_VERSION"));
     h.update([0]);
     h.update(format!("{m:?}"));
-    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn file_of(cache_dir: &Path, key: &str) -> PathBuf {
@@ -128,11 +146,23 @@ impl R<'_> {
 }
 
 /// Save a resolution with the stamps taken before it was computed.
-pub(crate) fn store(cache_dir: &Path, key: &str, paths: &[String], stamps: &[Stamp], res: &Resolution) {
+pub(crate) fn store(
+    cache_dir: &Path,
+    key: &str,
+    paths: &[String],
+    stamps: &[Stamp],
+    res: &Resolution,
+) {
     // Paths changed within the last second may change again within the
     // timestamp granularity without a visible difference: don't snapshot.
-    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-    if stamps.iter().any(|s| now_ns - s.mtime_ns < 1_000_000_000 || now_ns - s.ctime_ns < 1_000_000_000) {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    if stamps
+        .iter()
+        .any(|s| now_ns - s.mtime_ns < 1_000_000_000 || now_ns - s.ctime_ns < 1_000_000_000)
+    {
         return;
     }
     let mut w = W(Vec::with_capacity(64 * paths.len() + 1024));
@@ -189,7 +219,14 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
     let mut stamps = Vec::with_capacity(n);
     for _ in 0..n {
         paths.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
-        stamps.push(Stamp { kind: r.u64()? as u8, dev: r.u64()?, ino: r.u64()?, size: r.u64()?, mtime_ns: r.u64()? as i64, ctime_ns: r.u64()? as i64 });
+        stamps.push(Stamp {
+            kind: r.u64()? as u8,
+            dev: r.u64()?,
+            ino: r.u64()?,
+            size: r.u64()?,
+            mtime_ns: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+        });
     }
     let manifest = ResolvedManifest::decode(r.bytes()?).ok()?;
     let nchunks = r.u64()? as usize;
@@ -202,7 +239,12 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
         }
         let (ds, rest) = r.0.split_at(k * 32);
         r.0 = rest;
-        map.insert(p, ds.chunks_exact(32).map(|c| <[u8; 32]>::try_from(c).unwrap()).collect());
+        map.insert(
+            p,
+            ds.chunks_exact(32)
+                .map(|c| <[u8; 32]>::try_from(c).unwrap())
+                .collect(),
+        );
     }
     if !r.0.is_empty() {
         return None;
@@ -221,5 +263,10 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
         warnings: Vec::new(),
     };
     // The caller sets host_root (the key covers fs.root).
-    Some(Resolution { manifest, chunks: ChunkIndex { map }, stats, host_root: PathBuf::new() })
+    Some(Resolution {
+        manifest,
+        chunks: ChunkIndex { map },
+        stats,
+        host_root: PathBuf::new(),
+    })
 }

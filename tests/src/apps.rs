@@ -34,7 +34,9 @@ pub const PYTHON: &str = "/usr/bin/python3";
 /// Where application directories are made: `$CONF_E2E_APPS_DIR`, else
 /// `<target>/e2e-apps`.
 pub fn apps_tmp_root() -> PathBuf {
-    let p = std::env::var_os("CONF_E2E_APPS_DIR").map(PathBuf::from).unwrap_or_else(|| target_dir().join("e2e-apps"));
+    let p = std::env::var_os("CONF_E2E_APPS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("e2e-apps"));
     std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
     p
 }
@@ -50,7 +52,9 @@ pub fn have(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
-    FIXED_PATH.split(':').any(|d| Path::new(d).join(program).is_file())
+    FIXED_PATH
+        .split(':')
+        .any(|d| Path::new(d).join(program).is_file())
 }
 
 /// The PATH every run gets (no pyenv shims, no cargo).
@@ -59,7 +63,9 @@ pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Copy the directory tree `from` into `to` (files and directories only).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("cannot create {}: {e}", to.display()));
-    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display())) {
+    for e in
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()))
+    {
         let e = e.unwrap();
         let target = to.join(e.file_name());
         let ft = e.file_type().unwrap();
@@ -69,7 +75,8 @@ pub fn copy_tree(from: &Path, to: &Path) {
             }
             copy_tree(&e.path(), &target);
         } else if ft.is_file() {
-            std::fs::copy(e.path(), &target).unwrap_or_else(|err| panic!("cannot copy {}: {err}", e.path().display()));
+            std::fs::copy(e.path(), &target)
+                .unwrap_or_else(|err| panic!("cannot copy {}: {err}", e.path().display()));
         }
     }
 }
@@ -89,8 +96,14 @@ impl App {
 
     /// The same, made under `parent` (e.g. `/tmp`).
     pub fn new_in(name: &str, parent: &Path) -> App {
-        let dir = tempfile::Builder::new().prefix(&format!("{}-", name.replace('/', "-"))).tempdir_in(parent).expect("cannot create an app directory");
-        assert!(dir.path().to_str().is_some(), "app directory path is not UTF-8");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", name.replace('/', "-")))
+            .tempdir_in(parent)
+            .expect("cannot create an app directory");
+        assert!(
+            dir.path().to_str().is_some(),
+            "app directory path is not UTF-8"
+        );
         let app = App { dir };
         copy_tree(&app_source(name), &app.dir());
         std::fs::create_dir_all(app.cache()).unwrap();
@@ -140,7 +153,9 @@ impl App {
     fn base(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.current_dir(self.dir()).env_clear();
-        c.env("PATH", FIXED_PATH).env("LANG", "C.UTF-8").env("CONF_CACHE_DIR", self.cache());
+        c.env("PATH", FIXED_PATH)
+            .env("LANG", "C.UTF-8")
+            .env("CONF_CACHE_DIR", self.cache());
         if let Some(home) = std::env::var_os("HOME") {
             c.env("HOME", home);
         }
@@ -190,7 +205,11 @@ impl App {
         let err = out.stderr_str();
         let notable: Vec<&str> = err
             .lines()
-            .filter(|l| l.starts_with("[conf]") && !l.starts_with("[conf] [") && !l.contains("clock_gettime"))
+            .filter(|l| {
+                l.starts_with("[conf]")
+                    && !l.starts_with("[conf] [")
+                    && !l.contains("clock_gettime")
+            })
             .take(40)
             .collect();
         format!(
@@ -223,7 +242,11 @@ pub struct Running {
     started: Instant,
 }
 
-fn reader(stream: impl Read + Send + 'static, acc: Arc<Mutex<String>>, tx: Option<std::sync::mpsc::Sender<String>>) -> thread::JoinHandle<()> {
+fn reader(
+    stream: impl Read + Send + 'static,
+    acc: Arc<Mutex<String>>,
+    tx: Option<std::sync::mpsc::Sender<String>>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut r = BufReader::new(stream);
         let mut buf = Vec::new();
@@ -246,13 +269,28 @@ fn reader(stream: impl Read + Send + 'static, acc: Arc<Mutex<String>>, tx: Optio
 impl Running {
     fn start(mut cmd: Command) -> Running {
         let command = format!("{cmd:?}");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
         let (tx, rx) = channel();
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![reader(child.stdout.take().unwrap(), stdout.clone(), Some(tx)), reader(child.stderr.take().unwrap(), stderr.clone(), None)];
-        Running { command, child: Some(child), lines: rx, stdout, stderr, readers, started: Instant::now() }
+        let readers = vec![
+            reader(child.stdout.take().unwrap(), stdout.clone(), Some(tx)),
+            reader(child.stderr.take().unwrap(), stderr.clone(), None),
+        ];
+        Running {
+            command,
+            child: Some(child),
+            lines: rx,
+            stdout,
+            stderr,
+            readers,
+            started: Instant::now(),
+        }
     }
 
     /// The process id (of conf-run, or of the native program).
@@ -261,7 +299,11 @@ impl Running {
     }
 
     /// Wait up to `timeout` for a stdout line for which `f` gives a value.
-    pub fn wait_for<T>(&mut self, timeout: Duration, mut f: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    pub fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -271,14 +313,18 @@ impl Running {
                         return Some(v);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
             }
         }
     }
 
     /// Wait for a line `PREFIX<number>` (e.g. "PORT 43121") and return the number.
     pub fn wait_for_number(&mut self, prefix: &str, timeout: Duration) -> Option<u64> {
-        self.wait_for(timeout, |l| l.strip_prefix(prefix).and_then(|r| r.trim().parse().ok()))
+        self.wait_for(timeout, |l| {
+            l.strip_prefix(prefix).and_then(|r| r.trim().parse().ok())
+        })
     }
 
     /// Like [`wait_for_number`](Self::wait_for_number), panicking with an
@@ -288,14 +334,21 @@ impl Running {
             Some(p) if p > 0 && p < 65536 => p as u16,
             _ => {
                 let out = self.kill_and_collect();
-                panic!("no \"{prefix}<port>\" line within {timeout:?}\n{}", out.describe());
+                panic!(
+                    "no \"{prefix}<port>\" line within {timeout:?}\n{}",
+                    out.describe()
+                );
             }
         }
     }
 
     /// Send `signal` (e.g. "TERM") to the process with kill(1).
     pub fn signal(&self, signal: &str) {
-        let st = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("cannot run kill");
+        let st = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("cannot run kill");
         assert!(st.success(), "kill -{signal} {} failed", self.pid());
     }
 
@@ -347,7 +400,6 @@ impl Running {
         });
         self.collect(status.flatten(), true)
     }
-
 }
 
 impl Drop for Running {
@@ -373,30 +425,50 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.0 request to 127.0.0.1:`port` (the server closes the
 /// connection after the response), with a deadline for connect and I/O.
-pub fn http_request(port: u16, method: &str, path: &str, body: &[u8], timeout: Duration) -> Result<HttpResponse, String> {
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpResponse, String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
     s.set_read_timeout(Some(timeout)).unwrap();
     s.set_write_timeout(Some(timeout)).unwrap();
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: conf-e2e\r\nConnection: close\r\n");
     if !body.is_empty() || method == "POST" || method == "PUT" {
-        req.push_str(&format!("Content-Length: {}\r\nContent-Type: application/octet-stream\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Length: {}\r\nContent-Type: application/octet-stream\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
     s.write_all(body).map_err(|e| format!("send body: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read response ({} bytes so far): {e}", raw.len()))?;
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read response ({} bytes so far): {e}", raw.len()))?;
     if raw.is_empty() {
         return Err("the server closed the connection without a response".into());
     }
-    parse_http(&raw).ok_or_else(|| format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(300)])))
+    parse_http(&raw).ok_or_else(|| {
+        format!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(300)])
+        )
+    })
 }
 
 /// `GET path` with [`http_request`].
@@ -410,10 +482,22 @@ fn parse_http(raw: &[u8]) -> Option<HttpResponse> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next()?;
     let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
-    let headers = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
     let mut body = raw[end + 4..].to_vec();
-    let resp = HttpResponse { status, headers, body: Vec::new() };
-    if let Some(len) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    let resp = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if let Some(len) = resp
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         body.truncate(len);
     }
     Some(HttpResponse { body, ..resp })
@@ -425,7 +509,12 @@ pub fn first_difference(expected: &str, got: &str) -> String {
     for i in 0..e.len().max(g.len()) {
         let (a, b) = (e.get(i), g.get(i));
         if a != b {
-            return format!("first difference at line {}:\n  native:  {:?}\n  enclave: {:?}", i + 1, a.unwrap_or(&"<end>"), b.unwrap_or(&"<end>"));
+            return format!(
+                "first difference at line {}:\n  native:  {:?}\n  enclave: {:?}",
+                i + 1,
+                a.unwrap_or(&"<end>"),
+                b.unwrap_or(&"<end>")
+            );
         }
     }
     "no line differs (a trailing newline or whitespace differs)".into()
@@ -433,7 +522,11 @@ pub fn first_difference(expected: &str, got: &str) -> String {
 
 /// The SHA-256 of `bytes` in hex, computed by the host's `sha256sum`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cannot run sha256sum");
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run sha256sum");
     let mut stdin = child.stdin.take().unwrap();
     let data = bytes.to_vec();
     let w = thread::spawn(move || {
@@ -441,7 +534,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     });
     let out = child.wait_with_output().unwrap();
     w.join().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `len` bytes of a fixed pseudo-random sequence (seeded by `seed`).

@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 /// The workspace root (the directory with the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `<target>/<profile>` of the running test binary: tests live in
@@ -22,13 +25,22 @@ pub fn profile_dir() -> PathBuf {
             }
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    target.join(if cfg!(debug_assertions) { "debug" } else { "release" })
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    })
 }
 
 /// The target directory (parent of the profile directory).
 pub fn target_dir() -> PathBuf {
-    profile_dir().parent().map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"))
+    profile_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo() -> String {
@@ -55,7 +67,11 @@ pub fn cargo_build(args: &[&str]) {
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
     if !out.status.success() {
-        panic!("cargo build {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "cargo build {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -68,7 +84,11 @@ fn locate(env_var: &str, dir: PathBuf, name: &str, build: impl FnOnce(&Path)) ->
     let path = dir.join(name);
     if !path.is_file() {
         build(&dir);
-        assert!(path.is_file(), "cargo build did not produce {}", path.display());
+        assert!(
+            path.is_file(),
+            "cargo build did not produce {}",
+            path.display()
+        );
     }
     path
 }
@@ -93,7 +113,10 @@ pub fn conf_run() -> &'static Path {
 pub fn conf_tool() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = conf_run().parent().map(Path::to_path_buf).unwrap_or_else(profile_dir);
+        let dir = conf_run()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(profile_dir);
         locate("CONF_TOOL", dir, "conf", |dir| {
             let mut args = profile_args(dir);
             args.extend(["-p", "conf-tools", "--bin", "conf"].map(String::from));
@@ -106,8 +129,13 @@ pub fn conf_tool() -> &'static Path {
 /// comments and blank lines.
 pub fn libos_rustflags() -> Vec<String> {
     let path = workspace_root().join("libos/rustflags.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 /// Build a LibOS enclave binary with extra `features` (besides `enclave`)
@@ -117,10 +145,24 @@ pub fn libos_variant(name: &str, features: &str) -> PathBuf {
     let target = "x86_64-unknown-linux-gnu";
     let dir = target_dir().join(format!("libos-{name}"));
     let features = format!("enclave,{features}");
-    eprintln!("[conf-e2e] building the LibOS with features {features} into {}", dir.display());
+    eprintln!(
+        "[conf-e2e] building the LibOS with features {features} into {}",
+        dir.display()
+    );
     let out = Command::new(cargo())
         .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "conf-libos", "--bin", "conf-libos", "--features", &features, "--target", target])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "conf-libos",
+            "--bin",
+            "conf-libos",
+            "--features",
+            &features,
+            "--target",
+            target,
+        ])
         .arg("--target-dir")
         .arg(&dir)
         .env_remove("RUSTFLAGS")
@@ -130,7 +172,10 @@ pub fn libos_variant(name: &str, features: &str) -> PathBuf {
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
     if !out.status.success() {
-        panic!("building the LibOS with {features} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "building the LibOS with {features} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let elf = dir.join(target).join("release").join("conf-libos");
     assert!(elf.is_file(), "cargo did not produce {}", elf.display());

@@ -52,7 +52,11 @@ pub struct ElfKind {
 /// variant is what its name says.
 pub fn elf_kind(path: &Path) -> ElfKind {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    assert!(b.len() > 64 && &b[..4] == b"\x7fELF" && b[4] == 2, "{} is not a 64-bit ELF", path.display());
+    assert!(
+        b.len() > 64 && &b[..4] == b"\x7fELF" && b[4] == 2,
+        "{} is not a 64-bit ELF",
+        path.display()
+    );
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
@@ -82,14 +86,34 @@ pub fn compile(name: &str, variant: Variant, out_dir: &Path) -> PathBuf {
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
     if !res.status.success() {
-        panic!("compiling {} ({}) failed:\n{}", src.display(), variant.name(), String::from_utf8_lossy(&res.stderr));
+        panic!(
+            "compiling {} ({}) failed:\n{}",
+            src.display(),
+            variant.name(),
+            String::from_utf8_lossy(&res.stderr)
+        );
     }
     let kind = elf_kind(&out);
     let want = match variant {
-        Variant::Static => ElfKind { e_type: 2, has_interp: false },
-        Variant::StaticPie => ElfKind { e_type: 3, has_interp: false },
-        Variant::Dynamic => ElfKind { e_type: 3, has_interp: true },
+        Variant::Static => ElfKind {
+            e_type: 2,
+            has_interp: false,
+        },
+        Variant::StaticPie => ElfKind {
+            e_type: 3,
+            has_interp: false,
+        },
+        Variant::Dynamic => ElfKind {
+            e_type: 3,
+            has_interp: true,
+        },
     };
-    assert_eq!(kind, want, "{} is not the {} variant it should be", out.display(), variant.name());
+    assert_eq!(
+        kind,
+        want,
+        "{} is not the {} variant it should be",
+        out.display(),
+        variant.name()
+    );
     out
 }

@@ -55,8 +55,14 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("conf-e2e-").tempdir().expect("cannot create a temporary directory");
-        assert!(dir.path().to_str().is_some(), "temporary directory path is not UTF-8");
+        let dir = tempfile::Builder::new()
+            .prefix("conf-e2e-")
+            .tempdir()
+            .expect("cannot create a temporary directory");
+        assert!(
+            dir.path().to_str().is_some(),
+            "temporary directory path is not UTF-8"
+        );
         let s = Sandbox { dir };
         for d in ["bin", "data", "cache"] {
             std::fs::create_dir(s.path(d)).unwrap();
@@ -101,7 +107,12 @@ impl Sandbox {
 
     /// A `conf-run [flags] --manifest M -- argv...` command with the
     /// sandbox's digest cache.
-    pub fn conf_run_cmd<S: AsRef<OsStr>>(&self, manifest: &Path, flags: &[&str], argv: &[S]) -> Command {
+    pub fn conf_run_cmd<S: AsRef<OsStr>>(
+        &self,
+        manifest: &Path,
+        flags: &[&str],
+        argv: &[S],
+    ) -> Command {
         let mut c = Command::new(conf_run());
         c.env("CONF_CACHE_DIR", self.path("cache"));
         c.args(flags).arg("--manifest").arg(manifest);
@@ -122,7 +133,11 @@ impl Sandbox {
     /// of stderr: the system calls that led to a failure, for messages.
     pub fn trace_tail<S: AsRef<OsStr>>(&self, manifest: &Path, argv: &[S], lines: usize) -> String {
         let out = self.conf_run(manifest, &["--log-level", "trace"], argv);
-        format!("(trace run: {})\n{}", out.how(), process::clip(&out.stderr_str(), lines, 12000))
+        format!(
+            "(trace run: {})\n{}",
+            out.how(),
+            process::clip(&out.stderr_str(), lines, 12000)
+        )
     }
 
     /// Keep the sandbox on disk (for debugging) and return its path.
@@ -136,7 +151,11 @@ impl Sandbox {
 #[track_caller]
 pub fn assert_exit(out: &Output, code: i32, context: &str) {
     if out.code() != Some(code) || out.timed_out {
-        panic!("{context}: expected exit {code}, got {}\n{}", out.how(), out.describe());
+        panic!(
+            "{context}: expected exit {code}, got {}\n{}",
+            out.how(),
+            out.describe()
+        );
     }
 }
 
@@ -148,10 +167,15 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 /// The bytes of the trusted test data file the C programs check:
 /// byte i = a fixed mix of i (so that a read at a wrong offset shows).
 pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 ^ (i as u8)).collect()
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 ^ (i as u8))
+        .collect()
 }
 
 /// Seconds since the epoch, on the host.
 pub fn host_time() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

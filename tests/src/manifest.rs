@@ -29,7 +29,10 @@ pub fn toml_str(s: &str) -> String {
 /// The shared libraries and interpreter `program` loads, as `ldd` reports
 /// them (absolute paths, in ldd's order). Empty for a static program.
 pub fn ldd_closure(program: &Path) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(program).output().unwrap_or_else(|e| panic!("cannot run ldd: {e}"));
+    let out = Command::new("ldd")
+        .arg(program)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ldd: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut libs = Vec::new();
     for line in text.lines() {
@@ -100,7 +103,8 @@ impl Manifest {
             raw: Vec::new(),
         };
         for f in program_files(program) {
-            m.trusted.insert(f.to_str().expect("UTF-8 path").to_string());
+            m.trusted
+                .insert(f.to_str().expect("UTF-8 path").to_string());
         }
         m
     }
@@ -161,7 +165,10 @@ impl Manifest {
     }
 
     fn uri_list(items: &BTreeSet<String>) -> String {
-        let v: Vec<String> = items.iter().map(|p| format!("  {},", toml_str(&format!("file:{p}")))).collect();
+        let v: Vec<String> = items
+            .iter()
+            .map(|p| format!("  {},", toml_str(&format!("file:{p}"))))
+            .collect();
         format!("[\n{}\n]", v.join("\n"))
     }
 
@@ -203,7 +210,8 @@ impl Manifest {
     /// Write the manifest to `path`.
     pub fn write(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();
-        std::fs::write(path, self.to_toml()).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(path, self.to_toml())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path.to_path_buf()
     }
 }

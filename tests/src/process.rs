@@ -48,12 +48,22 @@ impl Output {
     /// "killed after 20s (timed out)".
     pub fn how(&self) -> String {
         if self.timed_out {
-            return format!("killed after {:.1}s (timed out)", self.elapsed.as_secs_f64());
+            return format!(
+                "killed after {:.1}s (timed out)",
+                self.elapsed.as_secs_f64()
+            );
         }
         match self.status {
             Some(s) => match (s.code(), s.signal()) {
                 (Some(c), _) => format!("exit {c}"),
-                (None, Some(sig)) => format!("signal {sig}{}", if s.core_dumped() { " (core dumped)" } else { "" }),
+                (None, Some(sig)) => format!(
+                    "signal {sig}{}",
+                    if s.core_dumped() {
+                        " (core dumped)"
+                    } else {
+                        ""
+                    }
+                ),
                 _ => format!("{s:?}"),
             },
             None => "no status".into(),
@@ -116,9 +126,13 @@ fn render(cmd: &Command) -> String {
 /// (SIGKILL) if it has not ended after `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     let command = render(cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_reader = thread::spawn(move || {
@@ -150,7 +164,14 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     // A grandchild holding the pipes open must not hang us either.
     let stdout = join_within(out_reader, Duration::from_secs(5));
     let stderr = join_within(err_reader, Duration::from_secs(5));
-    Output { command, status, stdout, stderr, timed_out, elapsed }
+    Output {
+        command,
+        status,
+        stdout,
+        stderr,
+        timed_out,
+        elapsed,
+    }
 }
 
 fn join_within(h: thread::JoinHandle<Vec<u8>>, limit: Duration) -> Vec<u8> {

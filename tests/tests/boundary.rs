@@ -19,10 +19,22 @@ fn raw_syscall_in_the_libos_is_caught() {
 
     let elf = libos_variant("selftest", "selftest-raw-syscall");
     let out = sb.conf_run(&mpath, &["--insecure-libos", elf.to_str().unwrap()], &argv);
-    assert_exit(&out, EXIT_SETUP, "cat with a LibOS that makes a raw system call");
+    assert_exit(
+        &out,
+        EXIT_SETUP,
+        "cat with a LibOS that makes a raw system call",
+    );
     let err = out.stderr_str();
-    assert!(err.contains("boundary violation") && err.contains("raw system call"), "{}", out.describe());
-    assert!(out.stdout.is_empty(), "the program ran:\n{}", out.describe());
+    assert!(
+        err.contains("boundary violation") && err.contains("raw system call"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the program ran:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -31,7 +43,15 @@ fn libos_that_is_not_an_elf_is_refused() {
     let m = Manifest::for_program("/bin/true");
     let mpath = sb.manifest("m", &m);
     let junk = sb.write("junk.elf", b"this is not an ELF file");
-    let out = sb.conf_run(&mpath, &["--insecure-libos", junk.to_str().unwrap()], &["true"]);
+    let out = sb.conf_run(
+        &mpath,
+        &["--insecure-libos", junk.to_str().unwrap()],
+        &["true"],
+    );
     assert_exit(&out, EXIT_SETUP, "a LibOS that is not an ELF");
-    assert!(out.stderr_str().contains("[conf] error"), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("[conf] error"),
+        "{}",
+        out.describe()
+    );
 }

@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use conf_e2e::{assert_exit, conf_lines, host_time, pattern, process::clip, run_with_timeout, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT};
+use conf_e2e::{
+    assert_exit, conf_lines, host_time, pattern, process::clip, run_with_timeout, Manifest, Output,
+    Sandbox, Variant, RUN_TIMEOUT,
+};
 
 const TRUSTED_SIZE: usize = 200_000;
 
@@ -31,7 +34,14 @@ impl Case {
         if std::env::var_os("CONF_E2E_KEEP_GOING").is_some() {
             manifest.env("CONF_E2E_KEEP_GOING", "1");
         }
-        Case { sb, bin, manifest, args: Vec::new(), flags: Vec::new(), scratch: None }
+        Case {
+            sb,
+            bin,
+            manifest,
+            args: Vec::new(),
+            flags: Vec::new(),
+            scratch: None,
+        }
     }
 
     /// A trusted file of TRUSTED_SIZE pattern bytes.
@@ -58,7 +68,10 @@ impl Case {
     fn native(&self) -> Output {
         self.reset_scratch();
         let mut c = Command::new(&self.bin);
-        c.args(&self.args).env_clear().current_dir("/").env("CONF_E2E_NATIVE", "1");
+        c.args(&self.args)
+            .env_clear()
+            .current_dir("/")
+            .env("CONF_E2E_NATIVE", "1");
         for (k, v) in &self.manifest.env {
             c.env(k, v);
         }
@@ -77,11 +90,19 @@ impl Case {
     fn check(&self, code: i32) -> Output {
         let native = self.native();
         if native.code() != Some(code) {
-            panic!("the test program itself fails natively (a bug in the test, not in conf):\n{}", native.describe());
+            panic!(
+                "the test program itself fails natively (a bug in the test, not in conf):\n{}",
+                native.describe()
+            );
         }
         let (m, out) = self.enclave();
         if out.code() != Some(code) || out.timed_out {
-            let fails: Vec<&str> = out.stdout.split(|&b| b == b'\n').filter_map(|l| std::str::from_utf8(l).ok()).filter(|l| l.starts_with("FAIL")).collect();
+            let fails: Vec<&str> = out
+                .stdout
+                .split(|&b| b == b'\n')
+                .filter_map(|l| std::str::from_utf8(l).ok())
+                .filter(|l| l.starts_with("FAIL"))
+                .collect();
             panic!(
                 "in the enclave: expected exit {code}, got {}\nfailed checks:\n  {}\n{}\n--- end of a traced re-run ---\n{}",
                 out.how(),
@@ -99,13 +120,21 @@ impl Case {
 
 fn passed(out: &Output) {
     let s = out.stdout_str();
-    assert!(s.contains("all checks passed"), "no \"all checks passed\" line:\n{}", out.describe());
+    assert!(
+        s.contains("all checks passed"),
+        "no \"all checks passed\" line:\n{}",
+        out.describe()
+    );
 }
 
 fn no_conf_lines(out: &Output) {
     let e = out.stderr_str();
     let lines = conf_lines(&e);
-    assert!(lines.is_empty(), "unexpected LibOS messages at the default log level:\n{}", clip(&e, 30, 4000));
+    assert!(
+        lines.is_empty(),
+        "unexpected LibOS messages at the default log level:\n{}",
+        clip(&e, 30, 4000)
+    );
 }
 
 // ---- io ----
@@ -116,19 +145,32 @@ fn io(variant: Variant) {
     let denied = c.sb.write("denied/secret.txt", "not for the enclave\n");
     let dir = c.sb.data().join("io");
     c.scratch = Some(dir.clone());
-    c.args = vec![dir.to_str().unwrap().into(), trusted.to_str().unwrap().into(), TRUSTED_SIZE.to_string(), denied.to_str().unwrap().into()];
+    c.args = vec![
+        dir.to_str().unwrap().into(),
+        trusted.to_str().unwrap().into(),
+        TRUSTED_SIZE.to_string(),
+        denied.to_str().unwrap().into(),
+    ];
     let out = c.check(0);
     passed(&out);
     // The denial names the path and the key that would allow it.
     let err = out.stderr_str();
     let denied_s = denied.to_str().unwrap();
     assert!(
-        conf_lines(&err).iter().any(|l| l.contains(denied_s) && l.contains("sgx.trusted_files")),
+        conf_lines(&err)
+            .iter()
+            .any(|l| l.contains(denied_s) && l.contains("sgx.trusted_files")),
         "no [conf] line names the denied file {denied_s} and sgx.trusted_files:\n{}",
         out.describe()
     );
     let trusted_s = trusted.to_str().unwrap();
-    assert!(!conf_lines(&err).iter().any(|l| l.contains(trusted_s) && l.contains("denied reading")), "reading the trusted file was reported as denied:\n{}", out.describe());
+    assert!(
+        !conf_lines(&err)
+            .iter()
+            .any(|l| l.contains(trusted_s) && l.contains("denied reading")),
+        "reading the trusted file was reported as denied:\n{}",
+        out.describe()
+    );
 }
 
 // ---- mem ----
@@ -144,7 +186,9 @@ fn mem(variant: Variant) {
     passed(&out);
     let err = out.stderr_str();
     assert!(
-        conf_lines(&err).iter().any(|l| l.contains("sgx.enclave_size")),
+        conf_lines(&err)
+            .iter()
+            .any(|l| l.contains("sgx.enclave_size")),
         "running out of enclave memory printed no [conf] line naming sgx.enclave_size:\n{}",
         out.describe()
     );
@@ -172,7 +216,11 @@ fn proc_exit(variant: Variant) {
         assert!(native_ok, "proc {mode} natively:\n{}", native.describe());
         let (_, out) = c.enclave();
         assert_exit(&out, code, &format!("proc {mode} ({})", variant.name()));
-        assert!(!out.stdout_str().contains("still alive"), "{}", out.describe());
+        assert!(
+            !out.stdout_str().contains("still alive"),
+            "{}",
+            out.describe()
+        );
         no_conf_lines(&out);
     }
 }
@@ -181,8 +229,15 @@ fn proc_exit(variant: Variant) {
 
 fn auxv(variant: Variant) {
     let mut c = Case::new("auxv", variant);
-    c.manifest.env("CONF_E2E_VAR", "hello world").env("CONF_E2E_EMPTY", "");
-    c.args = vec![c.bin.to_str().unwrap().into(), "alpha".into(), "with space".into(), String::new()];
+    c.manifest
+        .env("CONF_E2E_VAR", "hello world")
+        .env("CONF_E2E_EMPTY", "");
+    c.args = vec![
+        c.bin.to_str().unwrap().into(),
+        "alpha".into(),
+        "with space".into(),
+        String::new(),
+    ];
     let out = c.check(0);
     passed(&out);
     no_conf_lines(&out);
@@ -192,10 +247,17 @@ fn auxv(variant: Variant) {
 /// taken from the conf-run command line.
 fn auxv_manifest_argv(variant: Variant) {
     let mut c = Case::new("auxv", variant);
-    c.manifest.env("CONF_E2E_VAR", "hello world").env("CONF_E2E_EMPTY", "");
+    c.manifest
+        .env("CONF_E2E_VAR", "hello world")
+        .env("CONF_E2E_EMPTY", "");
     let bin = c.bin.to_str().unwrap().to_string();
     c.manifest.argv(&[&bin, &bin, "alpha", "with space", ""]);
-    c.args = vec![bin.clone(), "alpha".into(), "with space".into(), String::new()];
+    c.args = vec![
+        bin.clone(),
+        "alpha".into(),
+        "with space".into(),
+        String::new(),
+    ];
     let native = c.native();
     assert_exit(&native, 0, "auxv natively");
     let m = c.sb.manifest("m", &c.manifest);

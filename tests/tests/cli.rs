@@ -1,13 +1,19 @@
 //! conf-run's command line: log levels, backends, exit statuses of its own
 //! failures.
 
-use conf_e2e::{assert_exit, conf_lines, conf_run, run_with_timeout, Manifest, Sandbox, EXIT_CANNOT_RUN, EXIT_SETUP, RUN_TIMEOUT};
+use conf_e2e::{
+    assert_exit, conf_lines, conf_run, run_with_timeout, Manifest, Sandbox, EXIT_CANNOT_RUN,
+    EXIT_SETUP, RUN_TIMEOUT,
+};
 
 fn cat_setup(sb: &Sandbox) -> (std::path::PathBuf, Vec<String>) {
     let f = sb.write("data/f.txt", "some text\n");
     let mut m = Manifest::for_program("/bin/cat");
     m.allow(sb.data());
-    (sb.manifest("m", &m), vec!["cat".into(), f.to_str().unwrap().into()])
+    (
+        sb.manifest("m", &m),
+        vec!["cat".into(), f.to_str().unwrap().into()],
+    )
 }
 
 #[test]
@@ -17,7 +23,11 @@ fn default_log_level_prints_nothing() {
     let out = sb.conf_run(&m, &[], &argv);
     assert_exit(&out, 0, "cat");
     assert_eq!(out.stdout_str(), "some text\n");
-    assert!(out.stderr.is_empty(), "stderr is not empty:\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "stderr is not empty:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -26,11 +36,21 @@ fn trace_prints_every_system_call() {
     let (m, argv) = cat_setup(&sb);
     let out = sb.conf_run(&m, &["--log-level", "trace"], &argv);
     assert_exit(&out, 0, "cat with --log-level trace");
-    assert_eq!(out.stdout_str(), "some text\n", "trace output must not go to stdout");
+    assert_eq!(
+        out.stdout_str(),
+        "some text\n",
+        "trace output must not go to stdout"
+    );
     let err = out.stderr_str();
     let lines = conf_lines(&err);
     for call in ["openat(", "read(", "write(", "close(", "mmap("] {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("[conf] [1] {call}"))), "no \"[conf] [1] {call}\" line:\n{}", out.describe());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("[conf] [1] {call}"))),
+            "no \"[conf] [1] {call}\" line:\n{}",
+            out.describe()
+        );
     }
     // every line on stderr is conf's (cat itself prints nothing there)
     let others: Vec<&str> = err.lines().filter(|l| !l.starts_with("[conf]")).collect();
@@ -46,7 +66,13 @@ fn trace_shows_exit_group() {
     let out = sb.conf_run(&m, &["--log-level", "trace"], &argv);
     assert_exit(&out, 0, "cat with --log-level trace");
     let err = out.stderr_str();
-    assert!(conf_lines(&err).iter().any(|l| l.starts_with("[conf] [1] exit_group(")), "exit_group is not traced; the trace ends:\n{}", conf_e2e::process::clip(&err, 5, 2000));
+    assert!(
+        conf_lines(&err)
+            .iter()
+            .any(|l| l.starts_with("[conf] [1] exit_group(")),
+        "exit_group is not traced; the trace ends:\n{}",
+        conf_e2e::process::clip(&err, 5, 2000)
+    );
 }
 
 #[test]
@@ -60,11 +86,21 @@ fn log_level_from_the_manifest() {
     let argv = ["cat", f.to_str().unwrap()];
     let out = sb.conf_run(&mpath, &[], &argv);
     assert_exit(&out, 0, "cat with loader.log_level = trace");
-    assert!(conf_lines(&out.stderr_str()).iter().any(|l| l.starts_with("[conf] [1] openat(")), "{}", out.describe());
+    assert!(
+        conf_lines(&out.stderr_str())
+            .iter()
+            .any(|l| l.starts_with("[conf] [1] openat(")),
+        "{}",
+        out.describe()
+    );
     // --log-level overrides the manifest
     let out = sb.conf_run(&mpath, &["--log-level", "error"], &argv);
     assert_exit(&out, 0, "cat with --log-level error");
-    assert!(out.stderr.is_empty(), "--log-level error did not override the manifest:\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "--log-level error did not override the manifest:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -77,10 +113,20 @@ fn errors_are_shown_at_the_default_level_and_hidden_at_none() {
     let argv = ["cat", secret.to_str().unwrap()];
     let out = sb.conf_run(&mpath, &[], &argv);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    assert!(conf_lines(&out.stderr_str()).iter().any(|l| l.starts_with("[conf] error:") && l.contains(secret.to_str().unwrap())), "{}", out.describe());
+    assert!(
+        conf_lines(&out.stderr_str())
+            .iter()
+            .any(|l| l.starts_with("[conf] error:") && l.contains(secret.to_str().unwrap())),
+        "{}",
+        out.describe()
+    );
     let out = sb.conf_run(&mpath, &["--log-level", "none"], &argv);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    assert!(conf_lines(&out.stderr_str()).is_empty(), "--log-level none still prints:\n{}", out.describe());
+    assert!(
+        conf_lines(&out.stderr_str()).is_empty(),
+        "--log-level none still prints:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -103,8 +149,16 @@ fn sgx_backend_without_device_is_a_clear_error() {
     let (m, argv) = cat_setup(&sb);
     let out = sb.conf_run(&m, &["--backend", "sgx"], &argv);
     assert!(out.code().is_some_and(|c| c != 0), "{}", out.describe());
-    assert!(out.stderr_str().contains("/dev/sgx_enclave"), "{}", out.describe());
-    assert!(out.stdout.is_empty(), "the program ran (silent fall-back to sim?):\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("/dev/sgx_enclave"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the program ran (silent fall-back to sim?):\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -115,7 +169,11 @@ fn untrusted_entrypoint_cannot_run() {
     let mpath = sb.manifest("m", &m);
     let out = sb.conf_run(&mpath, &[], &["cat", "/etc/hostname"]);
     assert_exit(&out, EXIT_CANNOT_RUN, "an entrypoint that is not trusted");
-    assert!(out.stderr_str().contains("/bin/cat") || out.stderr_str().contains("/usr/bin/cat"), "the message does not name the program:\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("/bin/cat") || out.stderr_str().contains("/usr/bin/cat"),
+        "the message does not name the program:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -127,7 +185,12 @@ fn missing_trusted_file_is_a_setup_failure() {
     let mpath = sb.manifest("m", &m);
     let out = sb.conf_run(&mpath, &[], &["cat"]);
     assert_exit(&out, EXIT_SETUP, "a trusted file that does not exist");
-    assert!(out.stderr_str().contains(missing.to_str().unwrap()) && out.stderr_str().contains("sgx.trusted_files"), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains(missing.to_str().unwrap())
+            && out.stderr_str().contains("sgx.trusted_files"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -138,7 +201,11 @@ fn unknown_manifest_key_is_a_setup_failure() {
     let mpath = sb.manifest("m", &m);
     let out = sb.conf_run(&mpath, &[], &["cat"]);
     assert_exit(&out, EXIT_SETUP, "an unknown key");
-    assert!(out.stderr_str().contains("sgx.enclave_size"), "no suggestion:\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("sgx.enclave_size"),
+        "no suggestion:\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -151,12 +218,26 @@ fn missing_manifest_file_is_a_setup_failure() {
 
 #[test]
 fn version_and_help() {
-    let out = run_with_timeout(std::process::Command::new(conf_run()).arg("--version"), RUN_TIMEOUT);
+    let out = run_with_timeout(
+        std::process::Command::new(conf_run()).arg("--version"),
+        RUN_TIMEOUT,
+    );
     assert_exit(&out, 0, "conf-run --version");
-    assert!(out.stdout_str().starts_with("conf-run "), "{}", out.describe());
-    let out = run_with_timeout(std::process::Command::new(conf_run()).arg("--help"), RUN_TIMEOUT);
+    assert!(
+        out.stdout_str().starts_with("conf-run "),
+        "{}",
+        out.describe()
+    );
+    let out = run_with_timeout(
+        std::process::Command::new(conf_run()).arg("--help"),
+        RUN_TIMEOUT,
+    );
     assert_exit(&out, 0, "conf-run --help");
-    assert!(out.stdout_str().contains("--manifest"), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("--manifest"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -183,15 +264,28 @@ fn stdin_is_passed_through() {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if rx.recv_timeout(RUN_TIMEOUT).is_err() {
-            let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .status();
         }
     });
     let out = child.wait_with_output().unwrap();
     let _ = tx.send(());
     watchdog.join().unwrap();
     let big = writer.join().unwrap();
-    assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout == big, "cat of stdin returned {} bytes, expected {}", out.stdout.len(), big.len());
+    assert!(
+        out.status.success(),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == big,
+        "cat of stdin returned {} bytes, expected {}",
+        out.stdout.len(),
+        big.len()
+    );
 }
 
 /// SIGTERM sent to conf-run by the host ends a program that has the
@@ -210,7 +304,10 @@ fn host_sigterm_ends_the_program() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let sent = std::time::Instant::now();
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -224,5 +321,9 @@ fn host_sigterm_ends_the_program() {
     };
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(143), "status {status:?}, stderr:\n{err}");
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "status {status:?}, stderr:\n{err}"
+    );
 }

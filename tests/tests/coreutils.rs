@@ -25,12 +25,32 @@ fn enclave(sb: &Sandbox, m: &Manifest, program: &str, args: &[&str]) -> Output {
 fn same_as_native(sb: &Sandbox, m: &Manifest, program: &str, args: &[&str]) -> Output {
     let n = native(program, args);
     let e = enclave(sb, m, program, args);
-    assert!(!n.timed_out && n.status.is_some(), "native run: {}", n.describe());
-    assert_eq!(e.code(), n.code(), "exit status differs from the native run ({})\nnative:\n{}\nenclave:\n{}", n.how(), n.describe(), e.describe());
+    assert!(
+        !n.timed_out && n.status.is_some(),
+        "native run: {}",
+        n.describe()
+    );
+    assert_eq!(
+        e.code(),
+        n.code(),
+        "exit status differs from the native run ({})\nnative:\n{}\nenclave:\n{}",
+        n.how(),
+        n.describe(),
+        e.describe()
+    );
     if e.stdout != n.stdout {
-        panic!("stdout differs from the native run\nnative:\n{}\nenclave:\n{}", n.describe(), e.describe());
+        panic!(
+            "stdout differs from the native run\nnative:\n{}\nenclave:\n{}",
+            n.describe(),
+            e.describe()
+        );
     }
-    assert_eq!(e.stderr_str(), n.stderr_str(), "stderr differs from the native run\nenclave:\n{}", e.describe());
+    assert_eq!(
+        e.stderr_str(),
+        n.stderr_str(),
+        "stderr differs from the native run\nenclave:\n{}",
+        e.describe()
+    );
     e
 }
 
@@ -46,7 +66,9 @@ fn echo_hi() {
 fn echo_many_arguments() {
     let sb = Sandbox::new();
     let m = Manifest::for_program("/bin/echo");
-    let args: Vec<String> = (0..200).map(|i| format!("arg{i}-{}", "x".repeat(i % 17))).collect();
+    let args: Vec<String> = (0..200)
+        .map(|i| format!("arg{i}-{}", "x".repeat(i % 17)))
+        .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     same_as_native(&sb, &m, "/bin/echo", &args);
 }
@@ -58,7 +80,12 @@ fn true_and_false() {
     assert_eq!(t.code(), Some(0), "{}", t.describe());
     let f = enclave(&sb, &Manifest::for_program("/bin/false"), "/bin/false", &[]);
     assert_eq!(f.code(), Some(1), "{}", f.describe());
-    assert!(t.stdout.is_empty() && t.stderr.is_empty() && f.stdout.is_empty() && f.stderr.is_empty(), "{}\n{}", t.describe(), f.describe());
+    assert!(
+        t.stdout.is_empty() && t.stderr.is_empty() && f.stdout.is_empty() && f.stderr.is_empty(),
+        "{}\n{}",
+        t.describe(),
+        f.describe()
+    );
 }
 
 #[test]
@@ -66,7 +93,11 @@ fn ls_root() {
     let sb = Sandbox::new();
     let m = Manifest::for_program("/bin/ls");
     let out = same_as_native(&sb, &m, "/bin/ls", &["/"]);
-    assert!(out.stdout_str().lines().any(|l| l == "usr"), "{}", out.describe());
+    assert!(
+        out.stdout_str().lines().any(|l| l == "usr"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// Files for `ls -la` to show: a file, an empty file, a directory, a link.
@@ -85,7 +116,10 @@ fn ls_la_dir() {
     ls_fixture(&dir);
     let mut m = Manifest::for_program("/bin/ls");
     // Owner names and times: the same files the native ls reads.
-    m.trust("/etc/passwd").trust("/etc/group").trust("/etc/nsswitch.conf").trust("/etc/localtime");
+    m.trust("/etc/passwd")
+        .trust("/etc/group")
+        .trust("/etc/nsswitch.conf")
+        .trust("/etc/localtime");
     m.allow(sb.data());
     let d = dir.to_str().unwrap();
     let n = native("/bin/ls", &["-la", d]);
@@ -111,7 +145,13 @@ fn ls_la_dir() {
             })
             .collect()
     };
-    assert_eq!(strip(&e), strip(&n), "ls -la differs from the native run beyond owners\nnative:\n{}\nenclave:\n{}", n.describe(), e.describe());
+    assert_eq!(
+        strip(&e),
+        strip(&n),
+        "ls -la differs from the native run beyond owners\nnative:\n{}\nenclave:\n{}",
+        n.describe(),
+        e.describe()
+    );
 }
 
 #[test]
@@ -121,7 +161,12 @@ fn cat_trusted_and_allowed_files() {
     let allowed = sb.write("data/small.txt", "allowed file\nsecond line\n");
     let mut m = Manifest::for_program("/bin/cat");
     m.trust(&trusted).allow(sb.data());
-    let out = same_as_native(&sb, &m, "/bin/cat", &[trusted.to_str().unwrap(), allowed.to_str().unwrap()]);
+    let out = same_as_native(
+        &sb,
+        &m,
+        "/bin/cat",
+        &[trusted.to_str().unwrap(), allowed.to_str().unwrap()],
+    );
     assert_eq!(out.stdout.len(), 300_000 + 25);
 }
 
@@ -132,7 +177,12 @@ fn sha256sum_trusted_file() {
     let empty = sb.write("trusted/empty", "");
     let mut m = Manifest::for_program("/usr/bin/sha256sum");
     m.trust(&trusted).trust(&empty);
-    same_as_native(&sb, &m, "/usr/bin/sha256sum", &[trusted.to_str().unwrap(), empty.to_str().unwrap()]);
+    same_as_native(
+        &sb,
+        &m,
+        "/usr/bin/sha256sum",
+        &[trusted.to_str().unwrap(), empty.to_str().unwrap()],
+    );
 }
 
 #[test]
@@ -151,7 +201,11 @@ fn text_tools_same_as_native() {
     let sb = Sandbox::new();
     let mut text = String::new();
     for i in 0..5000u32 {
-        text.push_str(&format!("line {:05} {}\n", (i * 7919) % 5000, ["alpha", "beta", "gamma", "delta"][(i % 4) as usize]));
+        text.push_str(&format!(
+            "line {:05} {}\n",
+            (i * 7919) % 5000,
+            ["alpha", "beta", "gamma", "delta"][(i % 4) as usize]
+        ));
     }
     let input = sb.write("trusted/input.txt", &text);
     let inp = input.to_str().unwrap();
@@ -162,7 +216,10 @@ fn text_tools_same_as_native() {
         ("/usr/bin/head", &["-n", "7", inp]),
         ("/usr/bin/tail", &["-c", "100", inp]),
         ("/usr/bin/grep", &["-c", "gamma", inp]),
-        ("/usr/bin/grep", &["-n", "-E", "line 0000[0-3] (alpha|delta)", inp]),
+        (
+            "/usr/bin/grep",
+            &["-n", "-E", "line 0000[0-3] (alpha|delta)", inp],
+        ),
         ("/usr/bin/md5sum", &[inp]),
         ("/usr/bin/base64", &[inp]),
         ("/usr/bin/od", &["-A", "x", "-t", "x1z", "-N", "64", inp]),
@@ -180,19 +237,31 @@ fn text_tools_same_as_native() {
 fn env_and_pwd() {
     let sb = Sandbox::new();
     let mut m = Manifest::for_program("/usr/bin/env");
-    m.env("GREETING", "hello world").env("EMPTY", "").env("LANG", "C");
+    m.env("GREETING", "hello world")
+        .env("EMPTY", "")
+        .env("LANG", "C");
     let out = enclave(&sb, &m, "/usr/bin/env", &[]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     let mut lines: Vec<String> = out.stdout_str().lines().map(String::from).collect();
     lines.sort();
-    assert_eq!(lines, ["EMPTY=", "GREETING=hello world", "LANG=C"], "{}", out.describe());
+    assert_eq!(
+        lines,
+        ["EMPTY=", "GREETING=hello world", "LANG=C"],
+        "{}",
+        out.describe()
+    );
 
     let mut m = Manifest::for_program("/usr/bin/pwd");
     m.start_dir = Some(sb.data().to_str().unwrap().into());
     m.allow(sb.data());
     let out = enclave(&sb, &m, "/usr/bin/pwd", &[]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert_eq!(out.stdout_str(), format!("{}\n", sb.data().display()), "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        format!("{}\n", sb.data().display()),
+        "{}",
+        out.describe()
+    );
 }
 
 /// A list of a directory tree: every file with its type, size and content
@@ -206,14 +275,24 @@ fn tree(dir: &Path) -> Vec<String> {
             let rel = p.strip_prefix(base).unwrap().display().to_string();
             let md = std::fs::symlink_metadata(&p).unwrap();
             if md.file_type().is_symlink() {
-                out.push(format!("{rel} -> {}", std::fs::read_link(&p).unwrap().display()));
+                out.push(format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
             } else if md.is_dir() {
                 out.push(format!("{rel}/"));
                 walk(base, &p, out);
             } else {
                 let bytes = std::fs::read(&p).unwrap();
                 use std::os::unix::fs::PermissionsExt;
-                out.push(format!("{rel} {} {:o} {:x}", bytes.len(), md.permissions().mode() & 0o7777, bytes.iter().fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(b as u64))));
+                out.push(format!(
+                    "{rel} {} {:o} {:x}",
+                    bytes.len(),
+                    md.permissions().mode() & 0o7777,
+                    bytes
+                        .iter()
+                        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(b as u64))
+                ));
             }
         }
     }
@@ -241,7 +320,17 @@ fn file_tools_change_the_tree_as_natively() {
         ("/usr/bin/chmod", &["600", "d/moved.bin"]),
         ("/usr/bin/rm", &["-r", "e/b"]),
         ("/usr/bin/rmdir", &["a/b/c"]),
-        ("/usr/bin/dd", &["if=SRC", "of=d/part", "bs=1000", "skip=3", "count=5", "status=none"]),
+        (
+            "/usr/bin/dd",
+            &[
+                "if=SRC",
+                "of=d/part",
+                "bs=1000",
+                "skip=3",
+                "count=5",
+                "status=none",
+            ],
+        ),
         ("/usr/bin/truncate", &["-s", "12345", "a/empty"]),
         ("/usr/bin/find", &[".", "-name", "*.bin"]),
         ("/usr/bin/ls", &["-R", "."]),
@@ -264,8 +353,18 @@ fn file_tools_change_the_tree_as_natively() {
         m.start_dir = Some(enclave_dir.to_str().unwrap().into());
         let e = enclave(&sb, &m, prog, &args);
         assert_eq!(e.code(), Some(0), "in the enclave: {}", e.describe());
-        assert_eq!(e.stdout_str(), n.stdout_str(), "{prog} {args:?}: stdout differs\nnative:\n{}\nenclave:\n{}", n.describe(), e.describe());
-        assert_eq!(tree(&enclave_dir), tree(&native_dir), "after {prog} {args:?} the trees differ");
+        assert_eq!(
+            e.stdout_str(),
+            n.stdout_str(),
+            "{prog} {args:?}: stdout differs\nnative:\n{}\nenclave:\n{}",
+            n.describe(),
+            e.describe()
+        );
+        assert_eq!(
+            tree(&enclave_dir),
+            tree(&native_dir),
+            "after {prog} {args:?} the trees differ"
+        );
     }
 }
 
@@ -278,5 +377,9 @@ fn cat_large_trusted_file() {
     m.trust(&big);
     let out = enclave(&sb, &m, "/bin/cat", &[big.to_str().unwrap()]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout == pattern(16 << 20), "16 MiB through cat: got {} bytes, differing", out.stdout.len());
+    assert!(
+        out.stdout == pattern(16 << 20),
+        "16 MiB through cat: got {} bytes, differing",
+        out.stdout.len()
+    );
 }

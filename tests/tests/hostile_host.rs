@@ -14,7 +14,14 @@ fn setup(sb: &Sandbox) -> (std::path::PathBuf, Vec<String>) {
     let mut m = Manifest::for_program("/bin/cat");
     m.trust(&data).allow(sb.data());
     let mpath = sb.manifest("m", &m);
-    (mpath, vec!["cat".into(), data.to_str().unwrap().into(), allowed.to_str().unwrap().into()])
+    (
+        mpath,
+        vec![
+            "cat".into(),
+            data.to_str().unwrap().into(),
+            allowed.to_str().unwrap().into(),
+        ],
+    )
 }
 
 /// Check one hostile run; returns a problem, if any.
@@ -23,17 +30,29 @@ fn judge(mode: &str, out: &Output) -> Option<String> {
     let problem = if out.timed_out {
         "hung (killed after 20 s)".to_string()
     } else if let Some(sig) = out.signal() {
-        format!("conf-run died of signal {sig}{}", if out.core_dumped() { " (core dumped)" } else { "" })
+        format!(
+            "conf-run died of signal {sig}{}",
+            if out.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        )
     } else if !matches!(out.code(), Some(125) | Some(126)) {
         format!("exit {:?}, expected 125 or 126", out.code())
-    } else if !(err.contains("[conf] error: the enclave stopped") || (err.contains("[conf] error: trusted file") && err.contains("does not match"))) {
+    } else if !(err.contains("[conf] error: the enclave stopped")
+        || (err.contains("[conf] error: trusted file") && err.contains("does not match")))
+    {
         "no \"[conf] error: the enclave stopped\" (or trusted file mismatch) line".to_string()
     } else if err.contains("panicked") {
         "a Rust panic message on stderr".to_string()
     } else {
         return None;
     };
-    Some(format!("--insecure-hostile-host {mode}: {problem}\n{}", out.describe()))
+    Some(format!(
+        "--insecure-hostile-host {mode}: {problem}\n{}",
+        out.describe()
+    ))
 }
 
 fn run_modes(modes: &[String]) {
@@ -50,7 +69,13 @@ fn run_modes(modes: &[String]) {
             problems.push(p);
         }
     }
-    assert!(problems.is_empty(), "{} of {} hostile runs went wrong:\n\n{}", problems.len(), modes.len(), problems.join("\n\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of {} hostile runs went wrong:\n\n{}",
+        problems.len(),
+        modes.len(),
+        problems.join("\n\n")
+    );
 }
 
 #[test]
@@ -88,7 +113,11 @@ fn unknown_mode_is_a_usage_error() {
     let sb = Sandbox::new();
     let (mpath, argv) = setup(&sb);
     let out = sb.conf_run(&mpath, &["--insecure-hostile-host", "bogus"], &argv);
-    assert!(out.code().is_some() && out.code() != Some(0), "{}", out.describe());
+    assert!(
+        out.code().is_some() && out.code() != Some(0),
+        "{}",
+        out.describe()
+    );
     assert!(out.stderr_str().contains("bogus"), "{}", out.describe());
     assert!(out.stdout.is_empty(), "{}", out.describe());
 }
@@ -102,7 +131,14 @@ fn judge_loosely(mode: &str, out: &Output) -> Option<String> {
     let problem = if out.timed_out {
         "hung (killed after 20 s)".to_string()
     } else if let Some(sig) = out.signal() {
-        format!("conf-run died of signal {sig}{}", if out.core_dumped() { " (core dumped)" } else { "" })
+        format!(
+            "conf-run died of signal {sig}{}",
+            if out.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        )
     } else if err.contains("panicked") {
         "a Rust panic message on stderr".to_string()
     } else if matches!(out.code(), Some(125) | Some(126)) && !err.contains("[conf] error") {
@@ -110,7 +146,10 @@ fn judge_loosely(mode: &str, out: &Output) -> Option<String> {
     } else {
         return None;
     };
-    Some(format!("--insecure-hostile-host {mode}: {problem}\n{}", out.describe()))
+    Some(format!(
+        "--insecure-hostile-host {mode}: {problem}\n{}",
+        out.describe()
+    ))
 }
 
 fn run_loosely(mpath: &std::path::Path, sb: &Sandbox, argv: &[String], modes: &[String]) -> usize {
@@ -126,7 +165,13 @@ fn run_loosely(mpath: &std::path::Path, sb: &Sandbox, argv: &[String], modes: &[
             problems.push(p);
         }
     }
-    assert!(problems.is_empty(), "{} of {} hostile runs went wrong:\n\n{}", problems.len(), modes.len(), problems.join("\n\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of {} hostile runs went wrong:\n\n{}",
+        problems.len(),
+        modes.len(),
+        problems.join("\n\n")
+    );
     stopped
 }
 
@@ -143,8 +188,17 @@ fn io_program_random_seeds() {
     m.trust(&data).allow(sb.data());
     m.env("CONF_E2E_KEEP_GOING", "1");
     let mpath = sb.manifest("m", &m);
-    let argv: Vec<String> = vec![bin.to_str().unwrap().into(), dir.to_str().unwrap().into(), data.to_str().unwrap().into(), "200000".into(), denied.to_str().unwrap().into()];
-    let modes: Vec<String> = (1..=30).map(|s| format!("random:{s}")).chain(["lengths", "errno", "fds", "state", "data"].map(String::from)).collect();
+    let argv: Vec<String> = vec![
+        bin.to_str().unwrap().into(),
+        dir.to_str().unwrap().into(),
+        data.to_str().unwrap().into(),
+        "200000".into(),
+        denied.to_str().unwrap().into(),
+    ];
+    let modes: Vec<String> = (1..=30)
+        .map(|s| format!("random:{s}"))
+        .chain(["lengths", "errno", "fds", "state", "data"].map(String::from))
+        .collect();
     for mode in &modes {
         // a fresh directory for each run (a run stopped half-way leaves files)
         let _ = std::fs::remove_dir_all(&dir);
@@ -165,9 +219,16 @@ fn python_random_seeds() {
     m.entrypoint = "/usr/bin/python3".into();
     m.trust("/usr/bin/python3").trust("/usr/lib/python3.11/");
     let mpath = sb.manifest("m", &m);
-    let argv: Vec<String> = ["python3", "-S", "-c", "print(6*7)"].map(String::from).to_vec();
+    let argv: Vec<String> = ["python3", "-S", "-c", "print(6*7)"]
+        .map(String::from)
+        .to_vec();
     let honest = sb.conf_run(&mpath, &[], &argv);
-    assert_eq!(honest.stdout_str(), "42\n", "honest run:\n{}", honest.describe());
+    assert_eq!(
+        honest.stdout_str(),
+        "42\n",
+        "honest run:\n{}",
+        honest.describe()
+    );
     let modes: Vec<String> = (1..=40).step_by(3).map(|s| format!("random:{s}")).collect();
     let stopped = run_loosely(&mpath, &sb, &argv, &modes);
     assert!(stopped > 0, "no hostile run was noticed");

@@ -35,13 +35,22 @@ fn compiled_app() -> App {
     argv.extend(sources.iter().map(String::as_str));
     let out = run_with_timeout(&mut app.native_cmd(&argv), Duration::from_secs(120));
     assert_eq!(out.code(), Some(0), "javac failed:\n{}", out.describe());
-    std::fs::copy(app.path("src/app/message.txt"), app.path("classes/app/message.txt")).unwrap();
+    std::fs::copy(
+        app.path("src/app/message.txt"),
+        app.path("classes/app/message.txt"),
+    )
+    .unwrap();
     app
 }
 
 #[track_caller]
 fn assert_same(app: &App, what: &str, native: &Output, enclave: &Output, argv: &[&str]) {
-    assert_eq!(native.code(), Some(0), "{what}: fails natively:\n{}", native.describe());
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "{what}: fails natively:\n{}",
+        native.describe()
+    );
     if enclave.code() != native.code() || enclave.stdout != native.stdout {
         panic!(
             "{what}: differs from native (native: {}, enclave: {})\n{}\n{}\n{}",
@@ -56,7 +65,11 @@ fn assert_same(app: &App, what: &str, native: &Output, enclave: &Output, argv: &
 
 #[track_caller]
 fn assert_quiet(what: &str, out: &Output) {
-    assert!(out.stderr.is_empty(), "{what}: stderr is not empty (zero-config must print nothing extra):\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "{what}: stderr is not empty (zero-config must print nothing extra):\n{}",
+        out.describe()
+    );
 }
 
 /// Hello with `-cp classes`.
@@ -70,7 +83,11 @@ fn java_hello() {
     let native = app.native(&argv);
     let enclave = app.run(&[], &argv);
     assert_same(&app, "java app.Hello", &native, &enclave, &argv);
-    assert!(enclave.stdout_str().starts_with("Hello from Java "), "{}", enclave.describe());
+    assert!(
+        enclave.stdout_str().starts_with("Hello from Java "),
+        "{}",
+        enclave.describe()
+    );
     assert_quiet("java app.Hello", &enclave);
 }
 
@@ -82,7 +99,20 @@ fn java_jar_built_in_the_test() {
         return;
     }
     let app = compiled_app();
-    let jar = run_with_timeout(&mut app.native_cmd(&["jar", "--create", "--file", "app.jar", "--main-class", "app.Hello", "-C", "classes", "."]), Duration::from_secs(60));
+    let jar = run_with_timeout(
+        &mut app.native_cmd(&[
+            "jar",
+            "--create",
+            "--file",
+            "app.jar",
+            "--main-class",
+            "app.Hello",
+            "-C",
+            "classes",
+            ".",
+        ]),
+        Duration::from_secs(60),
+    );
     assert_eq!(jar.code(), Some(0), "jar failed:\n{}", jar.describe());
     // only the jar: the class files must come from it
     std::fs::remove_dir_all(app.path("classes")).unwrap();
@@ -90,7 +120,12 @@ fn java_jar_built_in_the_test() {
     let native = app.native(&argv);
     let enclave = app.run(&[], &argv);
     assert_same(&app, "java -jar app.jar", &native, &enclave, &argv);
-    assert!(enclave.stdout_str().contains("args x,y\n") && enclave.stdout_str().contains("resource found\n"), "{}", enclave.describe());
+    assert!(
+        enclave.stdout_str().contains("args x,y\n")
+            && enclave.stdout_str().contains("resource found\n"),
+        "{}",
+        enclave.describe()
+    );
     assert_quiet("java -jar app.jar", &enclave);
 }
 
@@ -110,8 +145,17 @@ fn java_tour_threads_npe_stackoverflow_same_as_native() {
     let enclave = app.run(&[], &argv);
     assert_same(&app, "java app.Tour", &native, &enclave, &argv);
     let text = enclave.stdout_str();
-    for needle in ["caught NPE: Cannot read field \"value\"", "caught StackOverflowError, depth > 1000: true", "primes below 800000: 63951", "tour done"] {
-        assert!(text.contains(needle), "missing {needle:?}:\n{}", enclave.describe());
+    for needle in [
+        "caught NPE: Cannot read field \"value\"",
+        "caught StackOverflowError, depth > 1000: true",
+        "primes below 800000: 63951",
+        "tour done",
+    ] {
+        assert!(
+            text.contains(needle),
+            "missing {needle:?}:\n{}",
+            enclave.describe()
+        );
     }
     assert_quiet("java app.Tour", &enclave);
 }
@@ -128,7 +172,13 @@ fn java_httpserver_answers_host_client() {
     let port = server.expect_port("PORT ", START);
     let mut problems = Vec::new();
     let clients: Vec<_> = (0..8)
-        .map(|_| std::thread::spawn(move || (0..5).map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str()))).collect::<Vec<_>>()))
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str())))
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
     for c in clients {
         for r in c.join().unwrap() {
@@ -140,19 +190,39 @@ fn java_httpserver_answers_host_client() {
     }
     match http_get(port, "/threads", REQ) {
         Ok(r) if r.status == 200 && r.body_str() == "true true\n" => {}
-        other => problems.push(format!("GET /threads: {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "GET /threads: {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     let body = noise(1 << 20, 21);
     let want = format!("{} {}\n", body.len(), sha256_hex(&body));
     match http_request(port, "POST", "/sha256", &body, REQ) {
         Ok(r) if r.status == 200 && r.body_str() == want => {}
-        other => problems.push(format!("POST /sha256 (1 MiB): expected {want:?}, got {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "POST /sha256 (1 MiB): expected {want:?}, got {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     let quit = http_get(port, "/quit", REQ);
     let out = server.finish(Duration::from_secs(30));
-    assert!(problems.is_empty(), "{}\n{}", problems.join("\n"), out.describe());
-    assert!(matches!(&quit, Ok(r) if r.status == 200), "GET /quit: {quit:?}\n{}", out.describe());
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        out.describe()
+    );
+    assert!(
+        matches!(&quit, Ok(r) if r.status == 200),
+        "GET /quit: {quit:?}\n{}",
+        out.describe()
+    );
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert_eq!(out.stdout_str(), format!("PORT {port}\nserved 43 requests\n"), "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        format!("PORT {port}\nserved 43 requests\n"),
+        "{}",
+        out.describe()
+    );
     assert_quiet("java app.HttpApp", &out);
 }

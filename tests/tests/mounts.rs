@@ -11,7 +11,10 @@ fn chroot_mount_shows_a_host_directory() {
     let file = sb.write("appdir/hello.txt", "hello from /app\n");
     let mut m = Manifest::for_program("/bin/cat");
     m.trust(&file);
-    m.mount(&format!("{{ path = \"/app\", uri = \"file:{}\" }}", sb.path("appdir").display()));
+    m.mount(&format!(
+        "{{ path = \"/app\", uri = \"file:{}\" }}",
+        sb.path("appdir").display()
+    ));
     let mpath = sb.manifest("m", &m);
     let out = sb.conf_run(&mpath, &[], &["cat", "/app/hello.txt"]);
     assert_exit(&out, 0, "cat /app/hello.txt");
@@ -50,6 +53,14 @@ print(sorted(os.listdir(p)))
     );
     let out = sb.conf_run(&mpath, &[], &["python3", "-S", "-c", &script]);
     assert_exit(&out, 0, "python on a tmpfs /tmp");
-    assert_eq!(out.stdout_str(), "['f', 'l'] 100000 f\n100000\n['g', 'l']\n", "{}", out.describe());
-    assert!(!std::path::Path::new("/tmp").join(&name).exists(), "the tmpfs directory appeared on the host");
+    assert_eq!(
+        out.stdout_str(),
+        "['f', 'l'] 100000 f\n100000\n['g', 'l']\n",
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&name).exists(),
+        "the tmpfs directory appeared on the host"
+    );
 }

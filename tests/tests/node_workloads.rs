@@ -21,7 +21,11 @@ fn node_missing() -> bool {
 
 #[track_caller]
 fn assert_quiet(what: &str, out: &Output) {
-    assert!(out.stderr.is_empty(), "{what}: stderr is not empty (zero-config must print nothing extra):\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "{what}: stderr is not empty (zero-config must print nothing extra):\n{}",
+        out.describe()
+    );
 }
 
 /// fs/promises (in the app directory and in the tmpfs /tmp), crypto
@@ -37,7 +41,12 @@ fn node_tour_same_as_native() {
     let app = App::new("node");
     let argv = ["node", "tour.js"];
     let native = app.native(&argv);
-    assert_eq!(native.code(), Some(0), "the tour fails natively:\n{}", native.describe());
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "the tour fails natively:\n{}",
+        native.describe()
+    );
     let enclave = app.run(&[], &argv);
     if enclave.code() != Some(0) || enclave.stdout != native.stdout {
         panic!(
@@ -82,7 +91,13 @@ fn node_http_server_answers_host_client() {
     let (server, port) = start_server(&app);
     let mut problems = Vec::new();
     let clients: Vec<_> = (0..8)
-        .map(|_| std::thread::spawn(move || (0..5).map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str()))).collect::<Vec<_>>()))
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str())))
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
     for c in clients {
         for r in c.join().unwrap() {
@@ -95,35 +110,73 @@ fn node_http_server_answers_host_client() {
     let notes = std::fs::read(app.path("data/notes.txt")).unwrap();
     match http_get(port, "/file", REQ) {
         Ok(r) if r.status == 200 && r.body == notes => {}
-        other => problems.push(format!("GET /file: {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "GET /file: {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     match http_get(port, "/hash?s=abc", REQ) {
         Ok(r) if r.status == 200 && r.body_str() == sha256_hex(b"abc") => {}
-        other => problems.push(format!("GET /hash?s=abc: {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "GET /hash?s=abc: {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     let r1 = http_get(port, "/random?n=16", REQ).map(|r| r.body_str());
     let r2 = http_get(port, "/random?n=16", REQ).map(|r| r.body_str());
     match (&r1, &r2) {
-        (Ok(a), Ok(b)) if a.len() == 32 && b.len() == 32 && a != b && a.chars().all(|c| c.is_ascii_hexdigit()) => {}
+        (Ok(a), Ok(b))
+            if a.len() == 32
+                && b.len() == 32
+                && a != b
+                && a.chars().all(|c| c.is_ascii_hexdigit()) => {}
         _ => problems.push(format!("GET /random?n=16 twice: {r1:?} {r2:?}")),
     }
     match http_get(port, "/worker?n=1000000", REQ) {
         Ok(r) if r.status == 200 && r.body_str() == "500000500000" => {}
-        other => problems.push(format!("GET /worker?n=1000000: {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "GET /worker?n=1000000: {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     let body = noise(1 << 20, 11);
     match http_request(port, "POST", "/echo", &body, REQ) {
-        Ok(r) if r.status == 200 && r.body == body && r.header("x-sha256") == Some(sha256_hex(&body).as_str()) => {}
-        other => problems.push(format!("POST /echo (1 MiB): {:?}", other.map(|r| (r.status, r.body.len(), r.header("x-sha256").map(String::from))))),
+        Ok(r)
+            if r.status == 200
+                && r.body == body
+                && r.header("x-sha256") == Some(sha256_hex(&body).as_str()) => {}
+        other => problems.push(format!(
+            "POST /echo (1 MiB): {:?}",
+            other.map(|r| (
+                r.status,
+                r.body.len(),
+                r.header("x-sha256").map(String::from)
+            ))
+        )),
     }
     match http_get(port, "/nope", REQ) {
         Ok(r) if r.status == 404 => {}
         other => problems.push(format!("GET /nope: {other:?}")),
     }
     let out = terminate(server);
-    assert!(problems.is_empty(), "{}\n{}", problems.join("\n"), out.describe());
-    assert_eq!(out.code(), Some(3), "after SIGTERM the handler sets exit code 3:\n{}", out.describe());
-    assert_eq!(out.stdout_str(), format!("PORT {port}\nSIGTERM: served 47 requests\n"), "{}", out.describe());
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        out.describe()
+    );
+    assert_eq!(
+        out.code(),
+        Some(3),
+        "after SIGTERM the handler sets exit code 3:\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        out.stdout_str(),
+        format!("PORT {port}\nSIGTERM: served 47 requests\n"),
+        "{}",
+        out.describe()
+    );
     assert_quiet("node server.js", &out);
 }
 
@@ -138,8 +191,19 @@ fn node_sigterm_handler_runs() {
     let app = App::new("node");
     let (server, port) = start_server(&app);
     let out = terminate(server);
-    assert!(!out.timed_out, "conf-run did not end within 20 s of SIGTERM:\n{}", out.describe());
-    assert!(out.stdout_str().contains("SIGTERM: served 0 requests"), "the SIGTERM handler did not run:\n{}", out.describe());
+    assert!(
+        !out.timed_out,
+        "conf-run did not end within 20 s of SIGTERM:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout_str().contains("SIGTERM: served 0 requests"),
+        "the SIGTERM handler did not run:\n{}",
+        out.describe()
+    );
     assert_eq!(out.code(), Some(3), "{}", out.describe());
-    assert_eq!(out.stdout_str(), format!("PORT {port}\nSIGTERM: served 0 requests\n"));
+    assert_eq!(
+        out.stdout_str(),
+        format!("PORT {port}\nSIGTERM: served 0 requests\n")
+    );
 }

@@ -9,14 +9,21 @@ const PYTHON: &str = "/usr/bin/python3";
 /// A manifest for /usr/bin/python3: the interpreter (both the link and
 /// python3.11), its libraries, the standard library and the locale data.
 fn python_manifest() -> Option<Manifest> {
-    if !std::path::Path::new("/usr/bin/python3.11").exists() || !std::path::Path::new("/usr/lib/python3.11").is_dir() {
+    if !std::path::Path::new("/usr/bin/python3.11").exists()
+        || !std::path::Path::new("/usr/lib/python3.11").is_dir()
+    {
         return None;
     }
     let mut m = Manifest::for_program("/usr/bin/python3.11");
     m.entrypoint = PYTHON.into();
     m.trust(PYTHON);
     m.trust("/usr/lib/python3.11/");
-    for p in ["/usr/lib/locale/C.utf8/", "/usr/share/locale/locale.alias", "/usr/lib/x86_64-linux-gnu/gconv/", "/etc/localtime"] {
+    for p in [
+        "/usr/lib/locale/C.utf8/",
+        "/usr/share/locale/locale.alias",
+        "/usr/lib/x86_64-linux-gnu/gconv/",
+        "/etc/localtime",
+    ] {
         if std::path::Path::new(p).exists() {
             m.trust(p);
         }
@@ -47,7 +54,11 @@ fn print_6_times_7() {
     let out = enclave(&sb, &m, &["-S", "-c", "print(6*7)"]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert_eq!(out.stdout_str(), "42\n", "{}", out.describe());
-    assert!(out.stderr.is_empty(), "stderr must be empty:\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "stderr must be empty:\n{}",
+        out.describe()
+    );
 }
 
 /// A script that uses the standard library (imports of C extension modules,
@@ -60,7 +71,10 @@ fn stdlib_script_same_as_native() {
         return;
     };
     // What the extension modules load (libcrypto for _hashlib, ...).
-    for e in std::fs::read_dir("/usr/lib/python3.11/lib-dynload").unwrap().flatten() {
+    for e in std::fs::read_dir("/usr/lib/python3.11/lib-dynload")
+        .unwrap()
+        .flatten()
+    {
         if e.path().extension().map(|x| x == "so").unwrap_or(false) {
             m.trust_program(e.path());
         }
@@ -91,9 +105,24 @@ print(sys.getfilesystemencoding(), sys.flags.no_site)
     );
     let args = ["-S", "-c", script.as_str()];
     let n = native(&args);
-    assert_eq!(n.code(), Some(0), "the script fails natively:\n{}", n.describe());
+    assert_eq!(
+        n.code(),
+        Some(0),
+        "the script fails natively:\n{}",
+        n.describe()
+    );
     let e = enclave(&sb, &m, &args);
     assert_eq!(e.code(), Some(0), "{}", e.describe());
-    assert_eq!(e.stdout_str(), n.stdout_str(), "stdout differs\nnative:\n{}\nenclave:\n{}", n.describe(), e.describe());
-    assert!(e.stderr.is_empty(), "stderr must be empty:\n{}", e.describe());
+    assert_eq!(
+        e.stdout_str(),
+        n.stdout_str(),
+        "stdout differs\nnative:\n{}\nenclave:\n{}",
+        n.describe(),
+        e.describe()
+    );
+    assert!(
+        e.stderr.is_empty(),
+        "stderr must be empty:\n{}",
+        e.describe()
+    );
 }

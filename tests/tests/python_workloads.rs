@@ -14,9 +14,11 @@ use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use conf_e2e::apps::{first_difference, have, http_get, http_request, noise, sha256_hex, App, PYTHON};
-use conf_e2e::process::Output;
+use conf_e2e::apps::{
+    first_difference, have, http_get, http_request, noise, sha256_hex, App, PYTHON,
+};
 use conf_e2e::conf_run;
+use conf_e2e::process::Output;
 
 /// How long a server may take to say which port it listens on.
 const START: Duration = Duration::from_secs(30);
@@ -34,8 +36,19 @@ fn python_missing() -> bool {
 /// Assert that the enclave run exited like the native run and printed the
 /// same stdout; on failure, add a diagnostic re-run at `--log-level debug`.
 #[track_caller]
-fn assert_same(app: &App, what: &str, native: &Output, enclave: &Output, flags: &[&str], argv: &[&str]) {
-    assert!(!native.timed_out && native.code().is_some(), "{what}: the native run failed:\n{}", native.describe());
+fn assert_same(
+    app: &App,
+    what: &str,
+    native: &Output,
+    enclave: &Output,
+    flags: &[&str],
+    argv: &[&str],
+) {
+    assert!(
+        !native.timed_out && native.code().is_some(),
+        "{what}: the native run failed:\n{}",
+        native.describe()
+    );
     if enclave.code() != native.code() || enclave.stdout != native.stdout {
         let diff = first_difference(&native.stdout_str(), &enclave.stdout_str());
         panic!(
@@ -52,12 +65,20 @@ fn assert_same(app: &App, what: &str, native: &Output, enclave: &Output, flags: 
 /// to what the program prints).
 #[track_caller]
 fn assert_quiet(what: &str, out: &Output) {
-    assert!(out.stderr.is_empty(), "{what}: stderr is not empty (zero-config must print nothing extra):\n{}", out.describe());
+    assert!(
+        out.stderr.is_empty(),
+        "{what}: stderr is not empty (zero-config must print nothing extra):\n{}",
+        out.describe()
+    );
 }
 
 /// A name for a file in /tmp that is this test's own.
 fn marker(tag: &str) -> String {
-    format!("conf-e2e-{tag}-{}-{}", std::process::id(), conf_e2e::host_time())
+    format!(
+        "conf-e2e-{tag}-{}-{}",
+        std::process::id(),
+        conf_e2e::host_time()
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -83,7 +104,12 @@ fn python_stdlib_tour_same_as_native() {
 
     app.fresh_dir("out");
     let native = app.native(&argv);
-    assert_eq!(native.code(), Some(0), "the tour fails natively:\n{}", native.describe());
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "the tour fails natively:\n{}",
+        native.describe()
+    );
     let _ = std::fs::remove_file(&host_mark);
 
     app.fresh_dir("out");
@@ -104,7 +130,12 @@ print(sorted(con.execute("SELECT k, v FROM meta").fetchall()))
 print(open("out/tour.log").read().splitlines()[:3])
 "#;
     let host = app.native(&[PYTHON, "-c", check]);
-    assert_eq!(host.code(), Some(0), "the host cannot read what the enclave wrote to the allowed directory:\n{}", host.describe());
+    assert_eq!(
+        host.code(),
+        Some(0),
+        "the host cannot read what the enclave wrote to the allowed directory:\n{}",
+        host.describe()
+    );
     assert_eq!(
         host.stdout_str(),
         "ok\n(2000, 15967, 'item1999')\n[('sha', '1fc3ad3aa13e52bff17e2e4bd7e6c4a4cf5ea15d3f3a6b1a3b0eb1ac9cc3adc0'), ('written_by', 'tour.py')]\n\
@@ -112,7 +143,10 @@ print(open("out/tour.log").read().splitlines()[:3])
             .replace("1fc3ad3aa13e52bff17e2e4bd7e6c4a4cf5ea15d3f3a6b1a3b0eb1ac9cc3adc0", &sha256_hex(b"conf")),
         "host view of out/host.db and out/tour.log"
     );
-    assert!(!leaked, "/tmp/{mark}, written in the enclave's /tmp (a tmpfs), appeared in the host's /tmp");
+    assert!(
+        !leaked,
+        "/tmp/{mark}, written in the enclave's /tmp (a tmpfs), appeared in the host's /tmp"
+    );
     assert_quiet("stdlib tour", &enclave);
 }
 
@@ -130,10 +164,22 @@ fn python_failing_script_gives_traceback_and_status_1() {
     assert_eq!(enclave.code(), Some(1), "{}", enclave.describe());
     assert_eq!(enclave.stdout_str(), "before the failure\n");
     let err = enclave.stderr_str();
-    for needle in ["Traceback (most recent call last):", "fail.py\", line 5, in parse", "ValueError: invalid literal for int() with base 10: 'not a number'"] {
-        assert!(err.contains(needle), "the traceback lacks {needle:?}:\n{}", enclave.describe());
+    for needle in [
+        "Traceback (most recent call last):",
+        "fail.py\", line 5, in parse",
+        "ValueError: invalid literal for int() with base 10: 'not a number'",
+    ] {
+        assert!(
+            err.contains(needle),
+            "the traceback lacks {needle:?}:\n{}",
+            enclave.describe()
+        );
     }
-    assert_eq!(err, native.stderr_str(), "the traceback differs from the native one");
+    assert_eq!(
+        err,
+        native.stderr_str(),
+        "the traceback differs from the native one"
+    );
 }
 
 /// `sys.exit(3)` is conf-run's exit status 3.
@@ -161,7 +207,13 @@ fn python_dash_c() {
     let native = app.native(&argv);
     let enclave = app.run(&[], &argv);
     assert_same(&app, "-c", &native, &enclave, &[], &argv);
-    assert!(enclave.stdout_str().starts_with("['-c', 'one', 'two words'] True 6765\n"), "{}", enclave.describe());
+    assert!(
+        enclave
+            .stdout_str()
+            .starts_with("['-c', 'one', 'two words'] True 6765\n"),
+        "{}",
+        enclave.describe()
+    );
     assert_quiet("-c", &enclave);
 }
 
@@ -176,7 +228,13 @@ fn python_dash_m() {
     let app = App::new("python/stdlib");
     let mut failures = Vec::new();
     for argv in [
-        vec![PYTHON, "-m", "json.tool", "--sort-keys", "data/records.json"],
+        vec![
+            PYTHON,
+            "-m",
+            "json.tool",
+            "--sort-keys",
+            "data/records.json",
+        ],
         vec![PYTHON, "-m", "mymod", "x", "y"],
         vec![PYTHON, "-m", "unittest", "-v", "test_sample"],
     ] {
@@ -184,12 +242,29 @@ fn python_dash_m() {
         assert_eq!(native.code(), Some(0), "natively:\n{}", native.describe());
         let enclave = app.run(&[], &argv);
         // unittest reports on stderr, with the time it took
-        let norm = |s: String| s.lines().map(|l| if l.starts_with("Ran ") { "Ran (time)" } else { l }).collect::<Vec<_>>().join("\n");
-        if enclave.code() != Some(0) || enclave.stdout != native.stdout || norm(enclave.stderr_str()) != norm(native.stderr_str()) {
+        let norm = |s: String| {
+            s.lines()
+                .map(|l| {
+                    if l.starts_with("Ran ") {
+                        "Ran (time)"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if enclave.code() != Some(0)
+            || enclave.stdout != native.stdout
+            || norm(enclave.stderr_str()) != norm(native.stderr_str())
+        {
             failures.push(format!(
                 "{}: differs from native\n{}\n--- native stderr ---\n{}\n{}",
                 argv[1..].join(" "),
-                first_difference(&format!("{}{}", native.stdout_str(), native.stderr_str()), &format!("{}{}", enclave.stdout_str(), enclave.stderr_str())),
+                first_difference(
+                    &format!("{}{}", native.stdout_str(), native.stderr_str()),
+                    &format!("{}{}", enclave.stdout_str(), enclave.stderr_str())
+                ),
                 native.stderr_str(),
                 enclave.describe()
             ));
@@ -216,9 +291,16 @@ fn python_untrusted_module_is_refused_with_a_hint() {
     assert_eq!(native.code(), Some(0), "natively:\n{}", native.describe());
 
     let out = app.run(&[], &argv);
-    assert_eq!(out.code(), Some(1), "importing an untrusted module must fail (PermissionError, exit 1):\n{}", out.describe());
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "importing an untrusted module must fail (PermissionError, exit 1):\n{}",
+        out.describe()
+    );
     let err = out.stderr_str();
-    let hint = err.lines().find(|l| l.starts_with("[conf]") && l.contains(&module));
+    let hint = err
+        .lines()
+        .find(|l| l.starts_with("[conf]") && l.contains(&module));
     let Some(hint) = hint else {
         panic!("no [conf] line names {module}:\n{}", out.describe());
     };
@@ -226,10 +308,19 @@ fn python_untrusted_module_is_refused_with_a_hint() {
         hint.contains("--trust") || hint.contains("sgx.trusted_files"),
         "the message does not say how to allow the file (--trust, or sgx.trusted_files): {hint}"
     );
-    assert!(err.contains("PermissionError") || err.contains("ImportError"), "Python did not report the refusal:\n{}", out.describe());
+    assert!(
+        err.contains("PermissionError") || err.contains("ImportError"),
+        "Python did not report the refusal:\n{}",
+        out.describe()
+    );
 
     let out = app.run(&["--trust", dir], &argv);
-    assert_eq!(out.code(), Some(0), "with --trust {dir}:\n{}", out.describe());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "with --trust {dir}:\n{}",
+        out.describe()
+    );
     assert_eq!(out.stdout_str(), format!("imported {module}\n"));
 }
 
@@ -253,9 +344,18 @@ fn python_repl_answers_on_a_pty() {
     let app = App::new("python/stdlib");
     let out = on_a_pty(&app, "dumb", ">>> ", &["print(6*7)", "exit()"], &[PYTHON]);
     let text = out.stdout_str();
-    assert_eq!(out.code(), Some(0), "the REPL did not end with status 0:\n{}", out.describe());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "the REPL did not end with status 0:\n{}",
+        out.describe()
+    );
     assert!(text.contains("Python 3."), "no banner:\n{}", out.describe());
-    assert!(text.lines().any(|l| l.trim_end_matches('\r') == "42"), "no line \"42\":\n{}", out.describe());
+    assert!(
+        text.lines().any(|l| l.trim_end_matches('\r') == "42"),
+        "no line \"42\":\n{}",
+        out.describe()
+    );
 }
 
 /// The REPL on a terminal prints nothing that conf adds: no notes about
@@ -270,11 +370,21 @@ fn python_repl_prints_nothing_extra() {
     let app = App::new("python/stdlib");
     let warm = app.run(&[], &[PYTHON, "-c", "pass"]);
     assert_eq!(warm.code(), Some(0), "{}", warm.describe());
-    let out = on_a_pty(&app, "xterm-256color", ">>> ", &["print(6*7)", "exit()"], &[PYTHON]);
+    let out = on_a_pty(
+        &app,
+        "xterm-256color",
+        ">>> ",
+        &["print(6*7)", "exit()"],
+        &[PYTHON],
+    );
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     let text = out.stdout_str();
     let extra: Vec<&str> = text.lines().filter(|l| l.contains("[conf]")).collect();
-    assert!(extra.is_empty(), "conf printed on the REPL's terminal:\n{}\n--- whole session ---\n{text}", extra.join("\n"));
+    assert!(
+        extra.is_empty(),
+        "conf printed on the REPL's terminal:\n{}\n--- whole session ---\n{text}",
+        extra.join("\n")
+    );
 }
 
 /// `conf manifest -o FILE -- python3 tour.py` writes the manifest
@@ -297,13 +407,34 @@ fn python_conf_manifest_then_run_it() {
     let mut args = vec!["manifest", "--allow", "out", "-o", m, "--"];
     args.extend_from_slice(&argv);
     let written = conf_e2e::run_with_timeout(&mut app.conf_cmd(&args), Duration::from_secs(60));
-    assert_eq!(written.code(), Some(0), "conf manifest failed:\n{}", written.describe());
-    assert!(written.stdout.is_empty(), "conf manifest -o printed on stdout:\n{}", written.describe());
-    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("conf manifest did not write {m}: {e}\n{}", written.describe()));
+    assert_eq!(
+        written.code(),
+        Some(0),
+        "conf manifest failed:\n{}",
+        written.describe()
+    );
+    assert!(
+        written.stdout.is_empty(),
+        "conf manifest -o printed on stdout:\n{}",
+        written.describe()
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| {
+        panic!(
+            "conf manifest did not write {m}: {e}\n{}",
+            written.describe()
+        )
+    });
     assert!(text.contains("entrypoint = \"/usr/bin/python3\""), "{text}");
 
     let enclave = app.run(&["--manifest", m], &[]);
-    assert_same(&app, "tour through the written manifest", &native, &enclave, &["--manifest", m], &[]);
+    assert_same(
+        &app,
+        "tour through the written manifest",
+        &native,
+        &enclave,
+        &["--manifest", m],
+        &[],
+    );
     assert_quiet("tour through the written manifest", &enclave);
 }
 
@@ -323,8 +454,18 @@ fn python_app_in_a_tmp_directory() {
     assert_eq!(native.code(), Some(0), "{}", native.describe());
     app.fresh_dir("out");
     let enclave = app.run(&flags, &argv);
-    assert_same(&app, &format!("tour in {}", app.dir().display()), &native, &enclave, &flags, &argv);
-    assert!(app.path("out/host.db").is_file(), "the enclave's database did not reach the host");
+    assert_same(
+        &app,
+        &format!("tour in {}", app.dir().display()),
+        &native,
+        &enclave,
+        &flags,
+        &argv,
+    );
+    assert!(
+        app.path("out/host.db").is_file(),
+        "the enclave's database did not reach the host"
+    );
 }
 
 /// Write an executable script `name` into the app.
@@ -345,7 +486,12 @@ fn python_shebang_script_as_the_program() {
     script(&app, "run.py", "#!/usr/bin/python3\nimport sys\nprint('shebang', sys.argv[1:], sys.argv[0].endswith('run.py'))\n");
     let out = app.run(&[], &["./run.py", "a", "b"]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert_eq!(out.stdout_str(), "shebang ['a', 'b'] True\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        "shebang ['a', 'b'] True\n",
+        "{}",
+        out.describe()
+    );
     assert_quiet("./run.py", &out);
 }
 
@@ -359,7 +505,11 @@ fn python_env_shebang_script_runs_or_fails_clearly() {
         return;
     }
     let app = App::new("python/stdlib");
-    script(&app, "run.py", "#!/usr/bin/env python3\nimport sys\nprint('env shebang', sys.argv[1:])\n");
+    script(
+        &app,
+        "run.py",
+        "#!/usr/bin/env python3\nimport sys\nprint('env shebang', sys.argv[1:])\n",
+    );
     let native = app.native(&["./run.py", "x"]);
     assert_eq!(native.code(), Some(0), "{}", native.describe());
     let out = app.run(&[], &["./run.py", "x"]);
@@ -367,9 +517,15 @@ fn python_env_shebang_script_runs_or_fails_clearly() {
         assert_eq!(out.stdout, native.stdout, "{}", out.describe());
         return;
     }
-    assert!(out.signal().is_none() && !out.timed_out && out.code() != Some(0), "{}", out.describe());
+    assert!(
+        out.signal().is_none() && !out.timed_out && out.code() != Some(0),
+        "{}",
+        out.describe()
+    );
     let err = out.stderr_str();
-    let explained = err.lines().any(|l| l.starts_with("[conf]") && (l.contains("execve") || l.contains("exec ")));
+    let explained = err
+        .lines()
+        .any(|l| l.starts_with("[conf]") && (l.contains("execve") || l.contains("exec ")));
     assert!(
         explained,
         "`env python3` failed ({}) without a conf message that names execve (the user sees only env's own complaint):\n{}",
@@ -415,7 +571,9 @@ fn python_http_server_answers_host_client() {
     let clients: Vec<_> = (0..6)
         .map(|_| {
             std::thread::spawn(move || {
-                (0..5).map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str()))).collect::<Vec<_>>()
+                (0..5)
+                    .map(|_| http_get(port, "/hello", REQ).map(|r| (r.status, r.body_str())))
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
@@ -435,7 +593,10 @@ fn python_http_server_answers_host_client() {
     let want = format!("{} {}\n", body.len(), sha256_hex(&body));
     match http_request(port, "POST", "/sha256", &body, REQ) {
         Ok(r) if r.status == 200 && r.body_str() == want => {}
-        other => problems.push(format!("POST /sha256 (1 MiB): expected {want:?}, got {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "POST /sha256 (1 MiB): expected {want:?}, got {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     match http_get(port, "/nope", REQ) {
         Ok(r) if r.status == 404 => {}
@@ -443,10 +604,24 @@ fn python_http_server_answers_host_client() {
     }
     let quit = http_get(port, "/quit", REQ);
     let out = server.finish(Duration::from_secs(30));
-    assert!(problems.is_empty(), "{}\n{}", problems.join("\n"), out.describe());
-    assert!(matches!(&quit, Ok(r) if r.status == 200), "GET /quit: {quit:?}\n{}", out.describe());
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        out.describe()
+    );
+    assert!(
+        matches!(&quit, Ok(r) if r.status == 200),
+        "GET /quit: {quit:?}\n{}",
+        out.describe()
+    );
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert_eq!(out.stdout_str(), format!("PORT {port}\nserved 34 requests\n"), "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        format!("PORT {port}\nserved 34 requests\n"),
+        "{}",
+        out.describe()
+    );
     assert_quiet("http_app.py", &out);
 }
 
@@ -462,29 +637,82 @@ fn python_http_server_module_serves_files() {
     let blob = noise(300_000, 2);
     app.write("files/blob.bin", &blob);
     app.write("files/notes.txt", "some notes\n");
-    let mut server = app.spawn(&[], &[PYTHON, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", "files"]);
+    let mut server = app.spawn(
+        &[],
+        &[
+            PYTHON,
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            "files",
+        ],
+    );
     let port = server
-        .wait_for(START, |l| l.strip_prefix("Serving HTTP on 127.0.0.1 port ").and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse::<u16>().ok()))
-        .unwrap_or_else(|| panic!("no \"Serving HTTP on\" line\n{}", server.kill_and_collect().describe()));
+        .wait_for(START, |l| {
+            l.strip_prefix("Serving HTTP on 127.0.0.1 port ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no \"Serving HTTP on\" line\n{}",
+                server.kill_and_collect().describe()
+            )
+        });
     let mut problems = Vec::new();
     match http_get(port, "/", REQ) {
-        Ok(r) if r.status == 200 && r.body_str().contains("blob.bin") && r.body_str().contains("notes.txt") => {}
-        other => problems.push(format!("GET / (listing): {:?}", other.map(|r| (r.status, r.body_str())))),
+        Ok(r)
+            if r.status == 200
+                && r.body_str().contains("blob.bin")
+                && r.body_str().contains("notes.txt") => {}
+        other => problems.push(format!(
+            "GET / (listing): {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     match http_get(port, "/notes.txt", REQ) {
         Ok(r) if r.status == 200 && r.body == b"some notes\n" => {}
-        other => problems.push(format!("GET /notes.txt: {:?}", other.map(|r| (r.status, r.body_str())))),
+        other => problems.push(format!(
+            "GET /notes.txt: {:?}",
+            other.map(|r| (r.status, r.body_str()))
+        )),
     }
     match http_get(port, "/blob.bin", REQ) {
         Ok(r) if r.status == 200 && r.body == blob => {}
-        other => problems.push(format!("GET /blob.bin: {:?}", other.map(|r| (r.status, r.body.len(), r.header("content-type").map(String::from))))),
+        other => problems.push(format!(
+            "GET /blob.bin: {:?}",
+            other.map(|r| (
+                r.status,
+                r.body.len(),
+                r.header("content-type").map(String::from)
+            ))
+        )),
     }
     std::thread::sleep(Duration::from_millis(100));
     server.signal("INT");
     let out = server.finish(Duration::from_secs(20));
-    assert!(problems.is_empty(), "{}\n{}", problems.join("\n"), out.describe());
-    assert_eq!(out.code(), Some(0), "SIGINT should end http.server with status 0:\n{}", out.describe());
-    assert!(out.stdout_str().contains("Keyboard interrupt received, exiting."), "{}", out.describe());
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        out.describe()
+    );
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "SIGINT should end http.server with status 0:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout_str()
+            .contains("Keyboard interrupt received, exiting."),
+        "{}",
+        out.describe()
+    );
 }
 
 /// A TCP + UDP echo server on one selector answers host clients: five
@@ -511,14 +739,18 @@ fn python_socket_echo_server() {
             conns.push(c);
         }
         for (i, c) in conns.iter_mut().enumerate() {
-            c.write_all(format!("hello {i}\n").as_bytes()).map_err(e("send"))?;
+            c.write_all(format!("hello {i}\n").as_bytes())
+                .map_err(e("send"))?;
         }
         for (i, c) in conns.iter_mut().enumerate() {
             let want = format!("HELLO {i}\n");
             let mut got = vec![0u8; want.len()];
             c.read_exact(&mut got).map_err(e("receive"))?;
             if got != want.as_bytes() {
-                return Err(format!("connection {i}: expected {want:?}, got {:?}", String::from_utf8_lossy(&got)));
+                return Err(format!(
+                    "connection {i}: expected {want:?}, got {:?}",
+                    String::from_utf8_lossy(&got)
+                ));
             }
         }
         // a line of 1 MB, written while the answer is read
@@ -526,7 +758,8 @@ fn python_socket_echo_server() {
         big.push(b'\n');
         let want: Vec<u8> = big.to_ascii_uppercase();
         let mut w = conns[0].try_clone().unwrap();
-        let writer = std::thread::spawn(move || w.write_all(&big).map_err(|e| format!("send 1 MB: {e}")));
+        let writer =
+            std::thread::spawn(move || w.write_all(&big).map_err(|e| format!("send 1 MB: {e}")));
         let mut got = vec![0u8; want.len()];
         conns[0].read_exact(&mut got).map_err(e("receive 1 MB"))?;
         writer.join().unwrap()?;
@@ -535,17 +768,24 @@ fn python_socket_echo_server() {
         }
         let u = UdpSocket::bind("127.0.0.1:0").map_err(e("udp bind"))?;
         u.set_read_timeout(Some(REQ)).unwrap();
-        u.send_to(b"datagram", ("127.0.0.1", udp)).map_err(e("udp send"))?;
+        u.send_to(b"datagram", ("127.0.0.1", udp))
+            .map_err(e("udp send"))?;
         let mut buf = [0u8; 64];
         let (n, from) = u.recv_from(&mut buf).map_err(e("udp receive"))?;
         if &buf[..n] != b"margatad" || from.port() != udp {
-            return Err(format!("udp: got {:?} from {from}", String::from_utf8_lossy(&buf[..n])));
+            return Err(format!(
+                "udp: got {:?} from {from}",
+                String::from_utf8_lossy(&buf[..n])
+            ));
         }
         conns[1].write_all(b"QUIT\n").map_err(e("send QUIT"))?;
         let mut bye = [0u8; 4];
         conns[1].read_exact(&mut bye).map_err(e("receive BYE"))?;
         if &bye != b"BYE\n" {
-            return Err(format!("expected BYE, got {:?}", String::from_utf8_lossy(&bye)));
+            return Err(format!(
+                "expected BYE, got {:?}",
+                String::from_utf8_lossy(&bye)
+            ));
         }
         Ok(())
     })();
@@ -554,6 +794,11 @@ fn python_socket_echo_server() {
         panic!("{e}\n{}", out.describe());
     }
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout_str().ends_with("served 5 connections and 1 datagrams\n"), "{}", out.describe());
+    assert!(
+        out.stdout_str()
+            .ends_with("served 5 connections and 1 datagrams\n"),
+        "{}",
+        out.describe()
+    );
     assert_quiet("echo_server.py", &out);
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use conf_e2e::{assert_exit, conf_tool, pattern, run_with_timeout, Manifest, Output, Sandbox, Variant, EXIT_SETUP, RUN_TIMEOUT};
+use conf_e2e::{
+    assert_exit, conf_tool, pattern, run_with_timeout, Manifest, Output, Sandbox, Variant,
+    EXIT_SETUP, RUN_TIMEOUT,
+};
 
 /// A copy of /usr/bin/cat in the sandbox as the trusted entrypoint, and a
 /// trusted data file.
@@ -21,7 +24,11 @@ fn cat_copy(sb: &Sandbox) -> (PathBuf, PathBuf, Manifest) {
 }
 
 fn run_cat(sb: &Sandbox, manifest: &Path, flags: &[&str], cat: &Path, data: &Path) -> Output {
-    sb.conf_run(manifest, flags, &[cat.to_str().unwrap(), data.to_str().unwrap()])
+    sb.conf_run(
+        manifest,
+        flags,
+        &[cat.to_str().unwrap(), data.to_str().unwrap()],
+    )
 }
 
 #[test]
@@ -37,27 +44,53 @@ fn changed_trusted_file_is_resolved_again() {
     std::fs::write(&data, "version 2 is longer\n").unwrap();
     let out = run_cat(&sb, &mpath, &[], &cat, &data);
     assert_exit(&out, 0, "after changing the size");
-    assert_eq!(out.stdout_str(), "version 2 is longer\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        "version 2 is longer\n",
+        "{}",
+        out.describe()
+    );
 
     // The same size, at once (same mtime second; the digest cache must not
     // answer with the old digest).
     std::fs::write(&data, "version 3 is longer\n").unwrap();
     let out = run_cat(&sb, &mpath, &[], &cat, &data);
     assert_exit(&out, 0, "after changing the content, same size");
-    assert_eq!(out.stdout_str(), "version 3 is longer\n", "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        "version 3 is longer\n",
+        "{}",
+        out.describe()
+    );
 
     // The same size and the old mtime put back.
     let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
     std::fs::write(&data, "version 4 is longer\n").unwrap();
-    std::fs::File::options().write(true).open(&data).unwrap().set_modified(mtime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     let out = run_cat(&sb, &mpath, &[], &cat, &data);
-    assert_exit(&out, 0, "after changing the content with the mtime restored");
-    assert_eq!(out.stdout_str(), "version 4 is longer\n", "{}", out.describe());
+    assert_exit(
+        &out,
+        0,
+        "after changing the content with the mtime restored",
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "version 4 is longer\n",
+        "{}",
+        out.describe()
+    );
 }
 
 fn conf(sb: &Sandbox, args: &[&str]) -> Output {
     let mut c = Command::new(conf_tool());
-    c.args(args).env("CONF_CACHE_DIR", sb.path("cache")).current_dir(sb.root());
+    c.args(args)
+        .env("CONF_CACHE_DIR", sb.path("cache"))
+        .current_dir(sb.root());
     run_with_timeout(&mut c, Duration::from_secs(120))
 }
 
@@ -70,7 +103,17 @@ fn signature_made_before_a_change_is_refused() {
     let sig = sb.path("s.sig");
     let k = conf(&sb, &["keygen", "-o", key.to_str().unwrap()]);
     assert_exit(&k, 0, "conf keygen");
-    let s = conf(&sb, &["sign", mpath.to_str().unwrap(), "--key", key.to_str().unwrap(), "-o", sig.to_str().unwrap()]);
+    let s = conf(
+        &sb,
+        &[
+            "sign",
+            mpath.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-o",
+            sig.to_str().unwrap(),
+        ],
+    );
     assert_exit(&s, 0, "conf sign");
 
     // Unchanged: the signature matches (this also proves conf and conf-run
@@ -91,8 +134,16 @@ fn signature_made_before_a_change_is_refused() {
     std::fs::write(&data, "version 2\n").unwrap();
     let out = run_cat(&sb, &mpath, &["--sig", sig.to_str().unwrap()], &cat, &data);
     assert_exit(&out, EXIT_SETUP, "run after a trusted file changed");
-    assert!(out.stderr_str().contains("MRENCLAVE differs"), "{}", out.describe());
-    assert!(out.stdout.is_empty(), "the program ran:\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("MRENCLAVE differs"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the program ran:\n{}",
+        out.describe()
+    );
     // Without --sig the changed file is simply measured again.
     let out = run_cat(&sb, &mpath, &[], &cat, &data);
     assert_exit(&out, 0, "run without --sig");
@@ -104,16 +155,35 @@ fn signature_made_before_a_change_is_refused() {
     assert_exit(&out, 0, "run with the signed content restored");
 
     // The entrypoint itself changes (one byte appended).
-    std::fs::OpenOptions::new().append(true).open(&cat).unwrap().write_all(b"\0").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&cat)
+        .unwrap()
+        .write_all(b"\0")
+        .unwrap();
     let out = run_cat(&sb, &mpath, &["--sig", sig.to_str().unwrap()], &cat, &data);
     assert_exit(&out, EXIT_SETUP, "run after the entrypoint changed");
-    assert!(out.stderr_str().contains("MRENCLAVE differs"), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("MRENCLAVE differs"),
+        "{}",
+        out.describe()
+    );
 
     // A signature file that is not one.
     let bogus = sb.write("bogus.sig", vec![0u8; 1808]);
-    let out = run_cat(&sb, &mpath, &["--sig", bogus.to_str().unwrap()], &cat, &data);
+    let out = run_cat(
+        &sb,
+        &mpath,
+        &["--sig", bogus.to_str().unwrap()],
+        &cat,
+        &data,
+    );
     assert_exit(&out, EXIT_SETUP, "run with a bogus signature");
-    assert!(out.stderr_str().starts_with("[conf] error:") || out.stderr_str().contains("[conf] error:"), "{}", out.describe());
+    assert!(
+        out.stderr_str().starts_with("[conf] error:") || out.stderr_str().contains("[conf] error:"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// The host changes a trusted file while the program has it open: reads of
@@ -130,8 +200,20 @@ fn trusted_file_changed_while_open() {
     let mut m = Manifest::for_program(&bin);
     m.trust(&data).allow(sb.data());
     let mpath = sb.manifest("m", &m);
-    let mut cmd = sb.conf_run_cmd(&mpath, &[], &[bin.to_str().unwrap(), data.to_str().unwrap(), &SIZE.to_string(), go.to_str().unwrap(), &OFF.to_string()]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut cmd = sb.conf_run_cmd(
+        &mpath,
+        &[],
+        &[
+            bin.to_str().unwrap(),
+            data.to_str().unwrap(),
+            &SIZE.to_string(),
+            go.to_str().unwrap(),
+            &OFF.to_string(),
+        ],
+    );
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -177,9 +259,15 @@ fn trusted_file_changed_while_open() {
     let account = format!("status {status:?}\nstdout: {lines:#?}\nstderr:\n{err}");
     assert!(changed, "the program never said ready:\n{account}");
     assert!(lines.iter().any(|l| l == "before: original"), "{account}");
-    assert!(!lines.iter().any(|l| l.contains("MODIFIED")), "the enclave read bytes the manifest does not vouch for:\n{account}");
+    assert!(
+        !lines.iter().any(|l| l.contains("MODIFIED")),
+        "the enclave read bytes the manifest does not vouch for:\n{account}"
+    );
     use std::os::unix::process::ExitStatusExt;
-    assert!(status.signal().is_none(), "conf-run died of a signal:\n{account}");
+    assert!(
+        status.signal().is_none(),
+        "conf-run died of a signal:\n{account}"
+    );
     if status.code() == Some(0) {
         assert!(lines.iter().any(|l| l == "done"), "{account}");
     } else {

@@ -173,7 +173,13 @@ mod tests {
 
     #[test]
     fn slot_geometry_is_page_aligned() {
-        for off in [SlotGeometry::STACK_OFFSET, SlotGeometry::TLS_OFFSET, SlotGeometry::TCS_OFFSET, SlotGeometry::SSA_OFFSET, SlotGeometry::SIZE] {
+        for off in [
+            SlotGeometry::STACK_OFFSET,
+            SlotGeometry::TLS_OFFSET,
+            SlotGeometry::TCS_OFFSET,
+            SlotGeometry::SSA_OFFSET,
+            SlotGeometry::SIZE,
+        ] {
             assert_eq!(off % PAGE_SIZE, 0);
         }
     }

@@ -246,11 +246,20 @@ impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DecodeError::BadMagic => write!(f, "not a resolved conf manifest (bad magic)"),
-            DecodeError::UnsupportedVersion(v) => write!(f, "resolved manifest version {v} is not supported (expected {MANIFEST_VERSION})"),
+            DecodeError::UnsupportedVersion(v) => write!(
+                f,
+                "resolved manifest version {v} is not supported (expected {MANIFEST_VERSION})"
+            ),
             DecodeError::Truncated { at } => write!(f, "resolved manifest truncated at byte {at}"),
-            DecodeError::BadUtf8 { at } => write!(f, "invalid UTF-8 in resolved manifest at byte {at}"),
-            DecodeError::BadValue { at, what } => write!(f, "invalid {what} in resolved manifest at byte {at}"),
-            DecodeError::TrailingBytes { at } => write!(f, "unexpected bytes after resolved manifest at byte {at}"),
+            DecodeError::BadUtf8 { at } => {
+                write!(f, "invalid UTF-8 in resolved manifest at byte {at}")
+            }
+            DecodeError::BadValue { at, what } => {
+                write!(f, "invalid {what} in resolved manifest at byte {at}")
+            }
+            DecodeError::TrailingBytes { at } => {
+                write!(f, "unexpected bytes after resolved manifest at byte {at}")
+            }
         }
     }
 }
@@ -289,8 +298,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated { at: self.pos })?;
-        let s = self.bytes.get(self.pos..end).ok_or(DecodeError::Truncated { at: self.pos })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated { at: self.pos })?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated { at: self.pos })?;
         self.pos = end;
         Ok(s)
     }
@@ -298,13 +313,19 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap_or_default()))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
     }
     fn bool(&mut self) -> Result<bool, DecodeError> {
         let at = self.pos;
@@ -318,7 +339,9 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         let at = self.pos;
         let b = self.take(n)?;
-        core::str::from_utf8(b).map(String::from).map_err(|_| DecodeError::BadUtf8 { at })
+        core::str::from_utf8(b)
+            .map(String::from)
+            .map_err(|_| DecodeError::BadUtf8 { at })
     }
     /// A list count, bounded by the bytes left so hostile counts cannot make
     /// us reserve huge vectors.
@@ -438,22 +461,38 @@ impl ResolvedManifest {
             let value = match r.u8()? {
                 0 => EnvValue::Value(r.str()?),
                 1 => EnvValue::Passthrough,
-                _ => return Err(DecodeError::BadValue { at, what: "environment value kind" }),
+                _ => {
+                    return Err(DecodeError::BadValue {
+                        at,
+                        what: "environment value kind",
+                    })
+                }
             };
             env.push(EnvVar { name, value });
         }
         let at = r.pos;
-        let log_level = LogLevel::from_raw(r.u8()?).ok_or(DecodeError::BadValue { at, what: "log level" })?;
+        let log_level = LogLevel::from_raw(r.u8()?).ok_or(DecodeError::BadValue {
+            at,
+            what: "log level",
+        })?;
         let fs_root = r.str()?;
         let n = r.count(13)?;
         let mut mounts = Vec::with_capacity(n);
         for _ in 0..n {
             let path = r.str()?;
             let at = r.pos;
-            let kind = MountKind::from_raw(r.u8()?).ok_or(DecodeError::BadValue { at, what: "mount type" })?;
+            let kind = MountKind::from_raw(r.u8()?).ok_or(DecodeError::BadValue {
+                at,
+                what: "mount type",
+            })?;
             let uri = r.str()?;
             let key_name = r.str()?;
-            mounts.push(Mount { path, kind, uri, key_name });
+            mounts.push(Mount {
+                path,
+                kind,
+                uri,
+                key_name,
+            });
         }
         let start_dir = r.str()?;
         let n = r.count(44)?;
@@ -485,7 +524,10 @@ impl ResolvedManifest {
         let stack_size = r.u64()?;
         let brk_max_size = r.u64()?;
         let at = r.pos;
-        let ocall_mode = OcallMode::from_raw(r.u8()?).ok_or(DecodeError::BadValue { at, what: "OCALL mode" })?;
+        let ocall_mode = OcallMode::from_raw(r.u8()?).ok_or(DecodeError::BadValue {
+            at,
+            what: "OCALL mode",
+        })?;
         let ocall_workers = r.u32()?;
         if r.pos != bytes.len() {
             return Err(DecodeError::TrailingBytes { at: r.pos });
@@ -537,15 +579,37 @@ mod tests {
             entrypoint: "/usr/bin/python3".into(),
             argv: vec!["python3".into(), "-c".into(), "pass".into()],
             env: vec![
-                EnvVar { name: "PATH".into(), value: EnvValue::Value("/usr/bin".into()) },
-                EnvVar { name: "HOME".into(), value: EnvValue::Passthrough },
+                EnvVar {
+                    name: "PATH".into(),
+                    value: EnvValue::Value("/usr/bin".into()),
+                },
+                EnvVar {
+                    name: "HOME".into(),
+                    value: EnvValue::Passthrough,
+                },
             ],
-            mounts: vec![Mount { path: "/tmp".into(), kind: MountKind::Tmpfs, uri: String::new(), key_name: String::new() }],
+            mounts: vec![Mount {
+                path: "/tmp".into(),
+                kind: MountKind::Tmpfs,
+                uri: String::new(),
+                key_name: String::new(),
+            }],
             trusted_files: vec![
-                TrustedFile { path: "/usr/lib/b".into(), size: 3, digest: [2; 32] },
-                TrustedFile { path: "/usr/lib/a".into(), size: 1, digest: [1; 32] },
+                TrustedFile {
+                    path: "/usr/lib/b".into(),
+                    size: 3,
+                    digest: [2; 32],
+                },
+                TrustedFile {
+                    path: "/usr/lib/a".into(),
+                    size: 1,
+                    digest: [1; 32],
+                },
             ],
-            trusted_symlinks: vec![TrustedSymlink { path: "/bin".into(), target: "usr/bin".into() }],
+            trusted_symlinks: vec![TrustedSymlink {
+                path: "/bin".into(),
+                target: "usr/bin".into(),
+            }],
             allowed_files: vec!["/data".into()],
             ..Default::default()
         }
@@ -567,11 +631,17 @@ mod tests {
     fn every_truncation_is_an_error() {
         let bytes = sample().encode();
         for n in 0..bytes.len() {
-            assert!(ResolvedManifest::decode(&bytes[..n]).is_err(), "prefix {n} decoded");
+            assert!(
+                ResolvedManifest::decode(&bytes[..n]).is_err(),
+                "prefix {n} decoded"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(ResolvedManifest::decode(&longer), Err(DecodeError::TrailingBytes { at: bytes.len() }));
+        assert_eq!(
+            ResolvedManifest::decode(&longer),
+            Err(DecodeError::TrailingBytes { at: bytes.len() })
+        );
     }
 
     proptest! {

@@ -77,8 +77,11 @@ mod tests {
         assert_eq!(chunk_count(1), 1);
         assert_eq!(chunk_count(CHUNK_SIZE), 1);
         assert_eq!(chunk_count(CHUNK_SIZE + 1), 2);
-        let data: alloc::vec::Vec<u8> = (0..(CHUNK_SIZE as usize * 2 + 5)).map(|i| i as u8).collect();
-        let chunks: alloc::vec::Vec<_> = data.chunks(CHUNK_SIZE as usize).map(chunk_digest).collect();
+        let data: alloc::vec::Vec<u8> = (0..(CHUNK_SIZE as usize * 2 + 5))
+            .map(|i| i as u8)
+            .collect();
+        let chunks: alloc::vec::Vec<_> =
+            data.chunks(CHUNK_SIZE as usize).map(chunk_digest).collect();
         assert_eq!(file_digest(&data), root_digest(data.len() as u64, &chunks));
         assert_ne!(file_digest(&data), file_digest(&data[1..]));
         // Size is bound into the root: a truncated final chunk changes it.

@@ -10,7 +10,9 @@ pub fn rdrand64() -> Option<u64> {
         let v: u64;
         let ok: u8;
         // SAFETY: RDRAND writes a register and CF.
-        unsafe { core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }

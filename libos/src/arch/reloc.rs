@@ -34,14 +34,18 @@ const R_X86_64_RELATIVE: u64 = 8;
 pub fn image_base() -> u64 {
     let v: u64;
     // SAFETY: computes an address.
-    unsafe { core::arch::asm!("lea {}, [rip + __ehdr_start]", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("lea {}, [rip + __ehdr_start]", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
 fn dynamic_section() -> *const Dyn {
     let v: u64;
     // SAFETY: computes an address.
-    unsafe { core::arch::asm!("lea {}, [rip + _DYNAMIC]", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("lea {}, [rip + _DYNAMIC]", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v as *const Dyn
 }
 

@@ -120,7 +120,9 @@ pub fn tls() -> &'static mut Tls {
 pub fn gs_base() -> u64 {
     let v: u64;
     // SAFETY: rdgsbase reads a register.
-    unsafe { core::arch::asm!("rdgsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("rdgsbase {}", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 

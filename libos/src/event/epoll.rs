@@ -46,24 +46,54 @@ impl Epoll {
         if fd as i64 >= conf_abi::ocall::MAX_HOST_FD {
             crate::host::hostile(Ocall::EpollCreate, "a file descriptor out of range");
         }
-        Ok(Epoll { fd: HostFd(fd as i32), regs: SpinLock::new(BTreeMap::new()), next_key: AtomicU64::new(1) })
+        Ok(Epoll {
+            fd: HostFd(fd as i32),
+            regs: SpinLock::new(BTreeMap::new()),
+            next_key: AtomicU64::new(1),
+        })
     }
 
     fn host_ctl(&self, op: u32, hfd: HostFd, events: u32, key: u64) -> Result<(), Errno> {
-        call(Ocall::EpollCtl, [self.fd.0 as u64, op as u64, hfd.0 as u64, events as u64, key, 0]).result(Ocall::EpollCtl).map(|_| ())
+        call(
+            Ocall::EpollCtl,
+            [
+                self.fd.0 as u64,
+                op as u64,
+                hfd.0 as u64,
+                events as u64,
+                key,
+                0,
+            ],
+        )
+        .result(Ocall::EpollCtl)
+        .map(|_| ())
     }
 
     /// epoll_ctl for the program's `fd` open as `file`.
-    pub fn ctl(&self, op: u32, fd: i32, file: &Arc<OpenFile>, events: u32, data: u64) -> Result<(), Errno> {
+    pub fn ctl(
+        &self,
+        op: u32,
+        fd: i32,
+        file: &Arc<OpenFile>,
+        events: u32,
+        data: u64,
+    ) -> Result<(), Errno> {
         if file.file.as_epoll().is_some_and(|e| core::ptr::eq(e, self)) {
             return Err(Errno::EINVAL);
         }
         // Regular files are always ready; Linux refuses them in epoll.
-        let Some(hfd) = file.file.host_fd().filter(|_| file.file.polls_on_host() || file.file.as_epoll().is_some()) else {
+        let Some(hfd) = file
+            .file
+            .host_fd()
+            .filter(|_| file.file.polls_on_host() || file.file.as_epoll().is_some())
+        else {
             return Err(Errno::EPERM);
         };
         let mut regs = self.regs.lock();
-        let existing = regs.iter().find(|(_, r)| r.fd == fd && r.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file))).map(|(k, _)| *k);
+        let existing = regs
+            .iter()
+            .find(|(_, r)| r.fd == fd && r.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file)))
+            .map(|(k, _)| *k);
         // Registrations whose file is gone are dropped as we go.
         regs.retain(|_, r| r.file.strong_count() > 0);
         match op {
@@ -73,7 +103,15 @@ impl Epoll {
                 }
                 let key = self.next_key.fetch_add(1, Ordering::Relaxed);
                 self.host_ctl(op, hfd, events, key)?;
-                regs.insert(key, Reg { fd, file: Arc::downgrade(file), events, data });
+                regs.insert(
+                    key,
+                    Reg {
+                        fd,
+                        file: Arc::downgrade(file),
+                        events,
+                        data,
+                    },
+                );
             }
             EPOLL_CTL_MOD => {
                 let key = existing.ok_or(Errno::ENOENT)?;
@@ -96,7 +134,20 @@ impl Epoll {
     pub fn wait(&self, max: usize, timeout_ms: i32) -> Result<Vec<(u32, u64)>, Errno> {
         const OUT: u64 = 8192;
         let max = max.clamp(1, (crate::host::calls::MAX_IO - 16) / 16);
-        let n = crate::syscall::interruptible(|| call(Ocall::EpollWait, [self.fd.0 as u64, max as u64, timeout_ms as i64 as u64, OUT, 0, 0]).result(Ocall::EpollWait))?;
+        let n = crate::syscall::interruptible(|| {
+            call(
+                Ocall::EpollWait,
+                [
+                    self.fd.0 as u64,
+                    max as u64,
+                    timeout_ms as i64 as u64,
+                    OUT,
+                    0,
+                    0,
+                ],
+            )
+            .result(Ocall::EpollWait)
+        })?;
         if n as usize > max {
             crate::host::hostile(Ocall::EpollWait, "more events than were asked for");
         }
@@ -121,7 +172,12 @@ impl Epoll {
 
 impl File for Epoll {
     fn stat(&self) -> Result<KernelStat, Errno> {
-        Ok(KernelStat { st_mode: mode::S_IFREG | 0o600, st_nlink: 1, st_blksize: 4096, ..Default::default() })
+        Ok(KernelStat {
+            st_mode: mode::S_IFREG | 0o600,
+            st_nlink: 1,
+            st_blksize: 4096,
+            ..Default::default()
+        })
     }
     fn is_stream(&self) -> bool {
         true

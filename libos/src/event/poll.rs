@@ -53,7 +53,8 @@ pub fn poll(entries: &mut [Entry], timeout_ms: i64) -> Result<usize, Errno> {
     if host.is_empty() && (ready > 0 || timeout_ms == 0) {
         return Ok(ready);
     }
-    let deadline = (timeout_ms > 0).then(|| crate::time::monotonic_ns() + timeout_ms as u64 * 1_000_000);
+    let deadline =
+        (timeout_ms > 0).then(|| crate::time::monotonic_ns() + timeout_ms as u64 * 1_000_000);
     loop {
         let t = if ready > 0 {
             0

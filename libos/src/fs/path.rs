@@ -23,7 +23,9 @@ pub struct Symlinks {
 
 impl Symlinks {
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Symlinks {
-        Symlinks { map: pairs.into_iter().collect() }
+        Symlinks {
+            map: pairs.into_iter().collect(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&str> {
@@ -41,12 +43,22 @@ fn components(s: &str) -> impl Iterator<Item = &str> {
 
 /// Resolve `path` (relative to `cwd`) to an absolute, normalized path,
 /// following measured symlinks (the last component only if `follow_last`).
-pub fn resolve(cwd: &str, path: &[u8], follow_last: bool, links: &Symlinks) -> Result<String, Errno> {
+pub fn resolve(
+    cwd: &str,
+    path: &[u8],
+    follow_last: bool,
+    links: &Symlinks,
+) -> Result<String, Errno> {
     resolve_with(cwd, path, follow_last, &|p| links.get(p).map(String::from))
 }
 
 /// As [`resolve`], with `link_of` saying which paths are symlinks.
-pub fn resolve_with(cwd: &str, path: &[u8], follow_last: bool, link_of: &dyn Fn(&str) -> Option<String>) -> Result<String, Errno> {
+pub fn resolve_with(
+    cwd: &str,
+    path: &[u8],
+    follow_last: bool,
+    link_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -127,7 +139,10 @@ mod tests {
     fn links() -> Symlinks {
         Symlinks::new([
             (String::from("/bin"), String::from("usr/bin")),
-            (String::from("/lib64/ld.so"), String::from("/lib/x86_64/ld-2.so")),
+            (
+                String::from("/lib64/ld.so"),
+                String::from("/lib/x86_64/ld-2.so"),
+            ),
             (String::from("/lib"), String::from("usr/lib")),
             (String::from("/loop"), String::from("/loop")),
         ])
@@ -137,9 +152,18 @@ mod tests {
     fn normalizes_and_follows_measured_links() {
         let l = links();
         assert_eq!(resolve("/", b"/bin/ls", true, &l).unwrap(), "/usr/bin/ls");
-        assert_eq!(resolve("/home", b"../bin//./ls", true, &l).unwrap(), "/usr/bin/ls");
-        assert_eq!(resolve("/", b"/lib64/ld.so", true, &l).unwrap(), "/usr/lib/x86_64/ld-2.so");
-        assert_eq!(resolve("/", b"/lib64/ld.so", false, &l).unwrap(), "/lib64/ld.so");
+        assert_eq!(
+            resolve("/home", b"../bin//./ls", true, &l).unwrap(),
+            "/usr/bin/ls"
+        );
+        assert_eq!(
+            resolve("/", b"/lib64/ld.so", true, &l).unwrap(),
+            "/usr/lib/x86_64/ld-2.so"
+        );
+        assert_eq!(
+            resolve("/", b"/lib64/ld.so", false, &l).unwrap(),
+            "/lib64/ld.so"
+        );
         assert_eq!(resolve("/a/b", b"c", true, &l).unwrap(), "/a/b/c");
         assert_eq!(resolve("/", b"/../..", true, &l).unwrap(), "/");
         assert_eq!(resolve("/", b"/loop", true, &l), Err(Errno::ELOOP));

@@ -64,13 +64,20 @@ pub fn init(manifest: &'static ResolvedManifest) -> Result<(), String> {
         use conf_abi::ocall::BootBlock;
         let off = crate::host::boot_field(core::mem::offset_of!(BootBlock, root_off));
         let len = crate::host::boot_field(core::mem::offset_of!(BootBlock, root_len));
-        crate::host::boot_bytes(off, len.min(4096)).and_then(|b| String::from_utf8(b).ok()).filter(|r| r.starts_with('/'))
+        crate::host::boot_bytes(off, len.min(4096))
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|r| r.starts_with('/'))
     };
     let root = host_root.unwrap_or_else(|| manifest.fs_root.clone());
     let root = root.trim_end_matches('/');
     NS.set(Namespace {
         manifest,
-        links: Symlinks::new(manifest.trusted_symlinks.iter().map(|s| (s.path.clone(), s.target.clone()))),
+        links: Symlinks::new(
+            manifest
+                .trusted_symlinks
+                .iter()
+                .map(|s| (s.path.clone(), s.target.clone())),
+        ),
         root: String::from(root),
         mounts,
         tmpfs,
@@ -135,7 +142,12 @@ impl Namespace {
     fn tmpfs_of(&self, p: &str) -> Option<(&'static Tmpfs, String)> {
         // The longest mount point wins, whatever its type: a host directory
         // mounted inside a tmpfs (zero-config's /tmp/project) shows through.
-        let host_len = self.mounts.iter().filter(|(mp, _)| path::is_within(p, mp)).map(|(mp, _)| mp.len()).max();
+        let host_len = self
+            .mounts
+            .iter()
+            .filter(|(mp, _)| path::is_within(p, mp))
+            .map(|(mp, _)| mp.len())
+            .max();
         for (mp, fs) in &self.tmpfs {
             if path::is_within(p, mp) {
                 if host_len.is_some_and(|h| h > mp.len()) {
@@ -149,7 +161,10 @@ impl Namespace {
 
     /// Is the enclave path `p` under sgx.allowed_files (enclave paths)?
     pub fn is_allowed(&self, p: &str) -> bool {
-        self.manifest.allowed_files.iter().any(|a| a == "/" || path::is_within(p, a.trim_end_matches('/')))
+        self.manifest
+            .allowed_files
+            .iter()
+            .any(|a| a == "/" || path::is_within(p, a.trim_end_matches('/')))
     }
 
     pub fn classify(&self, p: &str) -> Target {
@@ -202,7 +217,11 @@ impl Namespace {
         let host = self.host_path(p);
         let real = hc::realpath(host.as_bytes()).ok()?;
         let real = core::str::from_utf8(&real).ok()?;
-        let enclave = if self.root.is_empty() { real } else { real.strip_prefix(self.root.as_str())? };
+        let enclave = if self.root.is_empty() {
+            real
+        } else {
+            real.strip_prefix(self.root.as_str())?
+        };
         if enclave == p || !enclave.starts_with('/') {
             return None;
         }
@@ -268,7 +287,9 @@ const HOST_OPEN_FLAGS: u32 = oflags::O_ACCMODE
     | oflags::O_NOCTTY;
 
 fn wants_write(flags: u32) -> bool {
-    flags & oflags::O_ACCMODE != oflags::O_RDONLY || flags & oflags::O_TRUNC != 0 || flags & oflags::O_TMPFILE == oflags::O_TMPFILE
+    flags & oflags::O_ACCMODE != oflags::O_RDONLY
+        || flags & oflags::O_TRUNC != 0
+        || flags & oflags::O_TMPFILE == oflags::O_TMPFILE
 }
 
 fn open_tmp(fs: &'static Tmpfs, rel: &str, flags: u32, perm: u32) -> Result<Arc<dyn File>, Errno> {
@@ -278,7 +299,11 @@ fn open_tmp(fs: &'static Tmpfs, rel: &str, flags: u32, perm: u32) -> Result<Arc<
             return Err(Errno::ENOTDIR);
         }
         // An unnamed file: created and immediately unlinked.
-        let name = alloc::format!("{}/.conf-tmpfile-{:x}", rel, crate::arch::rdrand64().unwrap_or(0));
+        let name = alloc::format!(
+            "{}/.conf-tmpfile-{:x}",
+            rel,
+            crate::arch::rdrand64().unwrap_or(0)
+        );
         let n = fs.create(name.trim_start_matches('/'), perm, true)?;
         fs.unlink(name.trim_start_matches('/'), false)?;
         return Ok(Arc::new(TmpFile { fs, node: n }));
@@ -334,7 +359,11 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
             Arc::new(TrustedFile::open(entry, &ns.host_path(&entry.path))?)
         }
         Target::Allowed(host) => {
-            let fd = hc::open(host.as_bytes(), (flags & HOST_OPEN_FLAGS) as i32, create_mode)?;
+            let fd = hc::open(
+                host.as_bytes(),
+                (flags & HOST_OPEN_FLAGS) as i32,
+                create_mode,
+            )?;
             let kind = match hc::fstat(fd) {
                 Ok(st) => HostFile::kind_of(&st),
                 Err(e) => {
@@ -348,21 +377,32 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
             // Directories may be listed; files need the manifest's consent.
             let st = match hc::stat(host.as_bytes(), !follow) {
                 Ok(st) => st,
-                Err(Errno::ENOENT) if flags & oflags::O_CREAT != 0 => return Err(ns.deny_create(&p)),
+                Err(Errno::ENOENT) if flags & oflags::O_CREAT != 0 => {
+                    return Err(ns.deny_create(&p))
+                }
                 Err(e) => return Err(e),
             };
             let is_dir = st.st_mode & mode::S_IFMT == mode::S_IFDIR;
             if !is_dir || wants_write(flags) {
                 return Err(ns.deny(&p, wants_write(flags)));
             }
-            let fd = hc::open(host.as_bytes(), (oflags::O_RDONLY | oflags::O_DIRECTORY) as i32, 0)?;
+            let fd = hc::open(
+                host.as_bytes(),
+                (oflags::O_RDONLY | oflags::O_DIRECTORY) as i32,
+                0,
+            )?;
             Arc::new(HostFile::new(fd, HostKind::Dir, host))
         }
     };
     if flags & oflags::O_DIRECTORY != 0 && !file.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    let keep = flags & !(oflags::O_CREAT | oflags::O_EXCL | oflags::O_TRUNC | oflags::O_NOCTTY | oflags::O_CLOEXEC);
+    let keep = flags
+        & !(oflags::O_CREAT
+            | oflags::O_EXCL
+            | oflags::O_TRUNC
+            | oflags::O_NOCTTY
+            | oflags::O_CLOEXEC);
     Ok(OpenFile::new(file, keep, p))
 }
 
@@ -397,7 +437,9 @@ pub fn stat(cwd: &str, path: &[u8], follow: bool) -> Result<KernelStat, Errno> {
             }
             match target {
                 Target::Trusted(entry) => Ok(trusted_stat(entry)),
-                Target::Allowed(host) | Target::Metadata(host) => hc::stat(host.as_bytes(), !follow),
+                Target::Allowed(host) | Target::Metadata(host) => {
+                    hc::stat(host.as_bytes(), !follow)
+                }
                 _ => Err(Errno::ENOENT),
             }
         }
@@ -414,7 +456,10 @@ pub fn readlink(cwd: &str, path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> 
         n
     };
     match ns.classify(&p) {
-        Target::Proc => Ok(copy(&super::proc::readlink(&super::proc::follow(&p, false)?)?, buf)),
+        Target::Proc => Ok(copy(
+            &super::proc::readlink(&super::proc::follow(&p, false)?)?,
+            buf,
+        )),
         Target::Tmp(fs, rel) => match &fs.lookup(&rel)?.kind {
             tmpfs::Kind::Symlink(t) => Ok(copy(t, buf)),
             _ => Err(Errno::EINVAL),
@@ -426,7 +471,9 @@ pub fn readlink(cwd: &str, path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> 
             }
             match target {
                 Target::Trusted(_) => Err(Errno::EINVAL),
-                Target::Allowed(host) | Target::Metadata(host) => hc::readlink(host.as_bytes(), buf),
+                Target::Allowed(host) | Target::Metadata(host) => {
+                    hc::readlink(host.as_bytes(), buf)
+                }
                 _ => Err(Errno::EINVAL),
             }
         }
@@ -489,12 +536,18 @@ pub fn rename(cwd1: &str, from: &[u8], cwd2: &str, to: &[u8]) -> Result<(), Errn
 pub fn symlink(target: &[u8], cwd: &str, path: &[u8]) -> Result<(), Errno> {
     match writable(cwd, path, false)?.1 {
         Writable::Host(h) => hc::symlink(target, h.as_bytes()),
-        Writable::Tmp(fs, rel) => fs.symlink(core::str::from_utf8(target).map_err(|_| Errno::EINVAL)?, &rel),
+        Writable::Tmp(fs, rel) => fs.symlink(
+            core::str::from_utf8(target).map_err(|_| Errno::EINVAL)?,
+            &rel,
+        ),
     }
 }
 
 pub fn link(cwd1: &str, from: &[u8], cwd2: &str, to: &[u8], follow: bool) -> Result<(), Errno> {
-    match (writable(cwd1, from, follow)?.1, writable(cwd2, to, false)?.1) {
+    match (
+        writable(cwd1, from, follow)?.1,
+        writable(cwd2, to, false)?.1,
+    ) {
         (Writable::Host(a), Writable::Host(b)) => hc::link(a.as_bytes(), b.as_bytes()),
         (Writable::Tmp(f1, a), Writable::Tmp(f2, b)) if core::ptr::eq(f1, f2) => f1.link(&a, &b),
         _ => Err(Errno::EXDEV),
@@ -504,14 +557,22 @@ pub fn link(cwd1: &str, from: &[u8], cwd2: &str, to: &[u8], follow: bool) -> Res
 pub fn chmod(cwd: &str, path: &[u8], perm: u32) -> Result<(), Errno> {
     match writable(cwd, path, true)?.1 {
         Writable::Host(h) => hc::chmod(h.as_bytes(), perm),
-        Writable::Tmp(fs, rel) => TmpFile { fs, node: fs.lookup(&rel)? }.chmod(perm),
+        Writable::Tmp(fs, rel) => TmpFile {
+            fs,
+            node: fs.lookup(&rel)?,
+        }
+        .chmod(perm),
     }
 }
 
 pub fn truncate(cwd: &str, path: &[u8], len: u64) -> Result<(), Errno> {
     match writable(cwd, path, true)?.1 {
         Writable::Host(h) => hc::truncate(h.as_bytes(), len),
-        Writable::Tmp(fs, rel) => TmpFile { fs, node: fs.lookup(&rel)? }.truncate(len),
+        Writable::Tmp(fs, rel) => TmpFile {
+            fs,
+            node: fs.lookup(&rel)?,
+        }
+        .truncate(len),
     }
 }
 
@@ -533,7 +594,11 @@ pub fn statfs(cwd: &str, path: &[u8], out: &mut [u8; 120]) -> Result<(), Errno> 
         Target::Tmp(..) | Target::Proc | Target::Device(_) => {
             const TMPFS_MAGIC: u64 = 0x0102_1994;
             const PROC_MAGIC: u64 = 0x9fa0;
-            let magic = if matches!(ns.classify(&p), Target::Proc) { PROC_MAGIC } else { TMPFS_MAGIC };
+            let magic = if matches!(ns.classify(&p), Target::Proc) {
+                PROC_MAGIC
+            } else {
+                TMPFS_MAGIC
+            };
             out.fill(0);
             out[0..8].copy_from_slice(&magic.to_le_bytes());
             out[8..16].copy_from_slice(&4096u64.to_le_bytes());

@@ -33,17 +33,41 @@ pub fn owns(p: &str) -> bool {
 }
 
 fn pid_dir_entries() -> Vec<(String, u8)> {
-    [("exe", DT_LNK), ("cwd", DT_LNK), ("root", DT_LNK), ("fd", DT_DIR), ("task", DT_DIR), ("maps", DT_REG), ("status", DT_REG), ("stat", DT_REG), ("statm", DT_REG), ("cmdline", DT_REG), ("environ", DT_REG), ("comm", DT_REG), ("mounts", DT_REG), ("mountinfo", DT_REG), ("limits", DT_REG), ("auxv", DT_REG), ("cgroup", DT_REG)]
-        .iter()
-        .map(|(n, t)| (n.to_string(), *t))
-        .collect()
+    [
+        ("exe", DT_LNK),
+        ("cwd", DT_LNK),
+        ("root", DT_LNK),
+        ("fd", DT_DIR),
+        ("task", DT_DIR),
+        ("maps", DT_REG),
+        ("status", DT_REG),
+        ("stat", DT_REG),
+        ("statm", DT_REG),
+        ("cmdline", DT_REG),
+        ("environ", DT_REG),
+        ("comm", DT_REG),
+        ("mounts", DT_REG),
+        ("mountinfo", DT_REG),
+        ("limits", DT_REG),
+        ("auxv", DT_REG),
+        ("cgroup", DT_REG),
+    ]
+    .iter()
+    .map(|(n, t)| (n.to_string(), *t))
+    .collect()
 }
 
 fn mounts_text() -> String {
     let m = &crate::boot::enclave().manifest;
     let mut s = String::from("conf / conf rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n");
     for mt in &m.mounts {
-        let _ = writeln!(s, "{} {} {} rw,relatime 0 0", if mt.uri.is_empty() { "none" } else { &mt.uri }, mt.path, mt.kind.name());
+        let _ = writeln!(
+            s,
+            "{} {} {} rw,relatime 0 0",
+            if mt.uri.is_empty() { "none" } else { &mt.uri },
+            mt.path,
+            mt.kind.name()
+        );
     }
     s
 }
@@ -52,7 +76,17 @@ fn mountinfo_text() -> String {
     let mut s = String::new();
     for (i, line) in mounts_text().lines().enumerate() {
         let f: Vec<&str> = line.split(' ').collect();
-        let _ = writeln!(s, "{} 1 0:{} / {} {} - {} {} {}", 20 + i, 20 + i, f[1], f[3], f[2], f[0], f[3]);
+        let _ = writeln!(
+            s,
+            "{} 1 0:{} / {} {} - {} {} {}",
+            20 + i,
+            20 + i,
+            f[1],
+            f[3],
+            f[2],
+            f[0],
+            f[3]
+        );
     }
     s
 }
@@ -74,26 +108,68 @@ fn brand() -> String {
             b.extend_from_slice(&r.to_le_bytes());
         }
     }
-    String::from_utf8_lossy(&b).trim_matches(char::from(0)).trim().to_string()
+    String::from_utf8_lossy(&b)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string()
 }
 
 fn cpu_flags() -> String {
     let (_, _, ecx, edx) = cpuid(1, 0);
     let (_, ebx7, ecx7, _) = cpuid(7, 0);
     let mut f = Vec::new();
-    let edx_names = [(0, "fpu"), (4, "tsc"), (5, "msr"), (8, "cx8"), (15, "cmov"), (19, "clflush"), (23, "mmx"), (24, "fxsr"), (25, "sse"), (26, "sse2"), (28, "ht")];
+    let edx_names = [
+        (0, "fpu"),
+        (4, "tsc"),
+        (5, "msr"),
+        (8, "cx8"),
+        (15, "cmov"),
+        (19, "clflush"),
+        (23, "mmx"),
+        (24, "fxsr"),
+        (25, "sse"),
+        (26, "sse2"),
+        (28, "ht"),
+    ];
     for (bit, n) in edx_names {
         if edx & (1 << bit) != 0 {
             f.push(n);
         }
     }
-    let ecx_names = [(0, "pni"), (1, "pclmulqdq"), (9, "ssse3"), (12, "fma"), (13, "cx16"), (19, "sse4_1"), (20, "sse4_2"), (22, "movbe"), (23, "popcnt"), (25, "aes"), (26, "xsave"), (28, "avx"), (29, "f16c"), (30, "rdrand")];
+    let ecx_names = [
+        (0, "pni"),
+        (1, "pclmulqdq"),
+        (9, "ssse3"),
+        (12, "fma"),
+        (13, "cx16"),
+        (19, "sse4_1"),
+        (20, "sse4_2"),
+        (22, "movbe"),
+        (23, "popcnt"),
+        (25, "aes"),
+        (26, "xsave"),
+        (28, "avx"),
+        (29, "f16c"),
+        (30, "rdrand"),
+    ];
     for (bit, n) in ecx_names {
         if ecx & (1 << bit) != 0 {
             f.push(n);
         }
     }
-    let ebx7_names = [(0, "fsgsbase"), (3, "bmi1"), (5, "avx2"), (8, "bmi2"), (9, "erms"), (16, "avx512f"), (18, "rdseed"), (19, "adx"), (29, "sha_ni"), (30, "avx512bw"), (31, "avx512vl")];
+    let ebx7_names = [
+        (0, "fsgsbase"),
+        (3, "bmi1"),
+        (5, "avx2"),
+        (8, "bmi2"),
+        (9, "erms"),
+        (16, "avx512f"),
+        (18, "rdseed"),
+        (19, "adx"),
+        (29, "sha_ni"),
+        (30, "avx512bw"),
+        (31, "avx512vl"),
+    ];
     for (bit, n) in ebx7_names {
         if ebx7 & (1 << bit) != 0 {
             f.push(n);
@@ -140,7 +216,13 @@ fn meminfo() -> String {
 fn status() -> String {
     let p = process();
     let exe = p.exe.lock().clone();
-    let name: String = exe.rsplit('/').next().unwrap_or("").chars().take(15).collect();
+    let name: String = exe
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(15)
+        .collect();
     let t = crate::process::current();
     let vm = p.mm.mapped_bytes() / 1024;
     let threads = crate::process::threads::live_threads();
@@ -158,7 +240,13 @@ fn status() -> String {
 fn stat_line() -> String {
     let p = process();
     let exe = p.exe.lock().clone();
-    let name: String = exe.rsplit('/').next().unwrap_or("").chars().take(15).collect();
+    let name: String = exe
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(15)
+        .collect();
     let vm = p.mm.mapped_bytes();
     format!(
         "{} ({}) R {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 {} 0 0 {} {} 18446744073709551615 0 0 {} 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
@@ -179,16 +267,45 @@ fn system_stat() -> String {
     for i in 0..ncpus() {
         let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
     }
-    let boot = crate::time::clock_gettime(0).map(|(s, _)| s).unwrap_or(0) - (crate::time::monotonic_ns() / 1_000_000_000) as i64;
-    let _ = write!(s, "intr 0\nctxt 0\nbtime {boot}\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n");
+    let boot = crate::time::clock_gettime(0).map(|(s, _)| s).unwrap_or(0)
+        - (crate::time::monotonic_ns() / 1_000_000_000) as i64;
+    let _ = write!(
+        s,
+        "intr 0\nctxt 0\nbtime {boot}\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n"
+    );
     s
 }
 
 fn limits() -> String {
-    let names = ["Max cpu time", "Max file size", "Max data size", "Max stack size", "Max core file size", "Max resident set", "Max processes", "Max open files", "Max locked memory", "Max address space", "Max file locks", "Max pending signals", "Max msgqueue size", "Max nice priority", "Max realtime priority", "Max realtime timeout"];
+    let names = [
+        "Max cpu time",
+        "Max file size",
+        "Max data size",
+        "Max stack size",
+        "Max core file size",
+        "Max resident set",
+        "Max processes",
+        "Max open files",
+        "Max locked memory",
+        "Max address space",
+        "Max file locks",
+        "Max pending signals",
+        "Max msgqueue size",
+        "Max nice priority",
+        "Max realtime priority",
+        "Max realtime timeout",
+    ];
     let rl = *process().rlimits.lock();
-    let mut s = String::from("Limit                     Soft Limit           Hard Limit           Units     \n");
-    let v = |x: u64| if x == u64::MAX { String::from("unlimited") } else { x.to_string() };
+    let mut s = String::from(
+        "Limit                     Soft Limit           Hard Limit           Units     \n",
+    );
+    let v = |x: u64| {
+        if x == u64::MAX {
+            String::from("unlimited")
+        } else {
+            x.to_string()
+        }
+    };
     for (i, n) in names.iter().enumerate() {
         let _ = writeln!(s, "{:<26}{:<21}{:<21}", n, v(rl[i].cur), v(rl[i].max));
     }
@@ -204,9 +321,21 @@ pub fn lookup(p: &str) -> Result<Node, Errno> {
     let proc_ = process();
     let pid = proc_.pid.to_string();
     if p == "/proc" {
-        let mut e: Vec<(String, u8)> = ["self", "thread-self"].iter().map(|n| (n.to_string(), DT_LNK)).collect();
+        let mut e: Vec<(String, u8)> = ["self", "thread-self"]
+            .iter()
+            .map(|n| (n.to_string(), DT_LNK))
+            .collect();
         e.push((pid.clone(), DT_DIR));
-        for n in ["cpuinfo", "meminfo", "mounts", "filesystems", "stat", "uptime", "version", "loadavg"] {
+        for n in [
+            "cpuinfo",
+            "meminfo",
+            "mounts",
+            "filesystems",
+            "stat",
+            "uptime",
+            "version",
+            "loadavg",
+        ] {
             e.push((n.to_string(), DT_REG));
         }
         e.push(("sys".to_string(), DT_DIR));
@@ -225,31 +354,73 @@ pub fn lookup(p: &str) -> Result<Node, Errno> {
             "cpuinfo" => Node::File(cpuinfo().into_bytes()),
             "meminfo" => Node::File(meminfo().into_bytes()),
             "mounts" => Node::Link(format!("{pid}/mounts")),
-            "filesystems" => Node::File(b"nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\n\text4\n".to_vec()),
+            "filesystems" => {
+                Node::File(b"nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\n\text4\n".to_vec())
+            }
             "stat" => Node::File(system_stat().into_bytes()),
             "uptime" => {
                 let up = crate::time::monotonic_ns();
-                Node::File(format!("{}.{:02} 0.00\n", up / 1_000_000_000, (up / 10_000_000) % 100).into_bytes())
+                Node::File(
+                    format!(
+                        "{}.{:02} 0.00\n",
+                        up / 1_000_000_000,
+                        (up / 10_000_000) % 100
+                    )
+                    .into_bytes(),
+                )
             }
             "version" => Node::File(b"Linux version 6.6.0-conf (conf) #1 SMP conf\n".to_vec()),
             "loadavg" => Node::File(b"0.00 0.00 0.00 1/1 1\n".to_vec()),
-            "sys" => Node::Dir(alloc::vec![("kernel".to_string(), DT_DIR), ("vm".to_string(), DT_DIR)]),
-            "sys/kernel" => Node::Dir(["osrelease", "ostype", "pid_max", "threads-max", "hostname", "random"].iter().map(|n| (n.to_string(), if *n == "random" { DT_DIR } else { DT_REG })).collect()),
+            "sys" => Node::Dir(alloc::vec![
+                ("kernel".to_string(), DT_DIR),
+                ("vm".to_string(), DT_DIR)
+            ]),
+            "sys/kernel" => Node::Dir(
+                [
+                    "osrelease",
+                    "ostype",
+                    "pid_max",
+                    "threads-max",
+                    "hostname",
+                    "random",
+                ]
+                .iter()
+                .map(|n| (n.to_string(), if *n == "random" { DT_DIR } else { DT_REG }))
+                .collect(),
+            ),
             "sys/kernel/osrelease" => Node::File(b"6.6.0-conf\n".to_vec()),
             "sys/kernel/ostype" => Node::File(b"Linux\n".to_vec()),
             "sys/kernel/pid_max" => Node::File(b"4194304\n".to_vec()),
-            "sys/kernel/threads-max" => Node::File(format!("{}\n", crate::boot::enclave().info.nslots).into_bytes()),
+            "sys/kernel/threads-max" => {
+                Node::File(format!("{}\n", crate::boot::enclave().info.nslots).into_bytes())
+            }
             "sys/kernel/hostname" => Node::File(b"localhost\n".to_vec()),
-            "sys/kernel/random" => Node::Dir(alloc::vec![("boot_id".to_string(), DT_REG), ("uuid".to_string(), DT_REG)]),
+            "sys/kernel/random" => Node::Dir(alloc::vec![
+                ("boot_id".to_string(), DT_REG),
+                ("uuid".to_string(), DT_REG)
+            ]),
             "sys/kernel/random/boot_id" | "sys/kernel/random/uuid" => {
                 let mut b = [0u8; 16];
                 crate::arch::fill_random(&mut b);
                 b[6] = (b[6] & 0x0f) | 0x40;
                 b[8] = (b[8] & 0x3f) | 0x80;
                 let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                Node::File(format!("{}-{}-{}-{}-{}\n", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]).into_bytes())
+                Node::File(
+                    format!(
+                        "{}-{}-{}-{}-{}\n",
+                        &h[0..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..32]
+                    )
+                    .into_bytes(),
+                )
             }
-            "sys/vm" => Node::Dir(alloc::vec![("overcommit_memory".to_string(), DT_REG), ("max_map_count".to_string(), DT_REG)]),
+            "sys/vm" => Node::Dir(alloc::vec![
+                ("overcommit_memory".to_string(), DT_REG),
+                ("max_map_count".to_string(), DT_REG)
+            ]),
             "sys/vm/overcommit_memory" => Node::File(b"0\n".to_vec()),
             "sys/vm/max_map_count" => Node::File(b"65530\n".to_vec()),
             _ => return Err(Errno::ENOENT),
@@ -259,7 +430,10 @@ pub fn lookup(p: &str) -> Result<Node, Errno> {
     let n = ncpus();
     let cpu = "/sys/devices/system/cpu";
     match p {
-        "/sys" => Ok(Node::Dir(alloc::vec![("devices".to_string(), DT_DIR), ("fs".to_string(), DT_DIR)])),
+        "/sys" => Ok(Node::Dir(alloc::vec![
+            ("devices".to_string(), DT_DIR),
+            ("fs".to_string(), DT_DIR)
+        ])),
         "/sys/fs" => Ok(Node::Dir(Vec::new())),
         "/sys/devices" => Ok(Node::Dir(alloc::vec![("system".to_string(), DT_DIR)])),
         "/sys/devices/system" => Ok(Node::Dir(alloc::vec![("cpu".to_string(), DT_DIR)])),
@@ -271,22 +445,43 @@ pub fn lookup(p: &str) -> Result<Node, Errno> {
             Ok(Node::Dir(e))
         }
         _ => {
-            let rest = p.strip_prefix(cpu).and_then(|r| r.strip_prefix('/')).ok_or(Errno::ENOENT)?;
+            let rest = p
+                .strip_prefix(cpu)
+                .and_then(|r| r.strip_prefix('/'))
+                .ok_or(Errno::ENOENT)?;
             match rest {
                 "online" | "possible" | "present" => Ok(Node::File(cpu_list().into_bytes())),
                 _ => {
                     let (c, tail) = rest.split_once('/').unwrap_or((rest, ""));
-                    let i: u64 = c.strip_prefix("cpu").and_then(|x| x.parse().ok()).ok_or(Errno::ENOENT)?;
+                    let i: u64 = c
+                        .strip_prefix("cpu")
+                        .and_then(|x| x.parse().ok())
+                        .ok_or(Errno::ENOENT)?;
                     if i >= n {
                         return Err(Errno::ENOENT);
                     }
                     match tail {
-                        "" => Ok(Node::Dir(alloc::vec![("online".to_string(), DT_REG), ("topology".to_string(), DT_DIR)])),
+                        "" => Ok(Node::Dir(alloc::vec![
+                            ("online".to_string(), DT_REG),
+                            ("topology".to_string(), DT_DIR)
+                        ])),
                         "online" => Ok(Node::File(b"1\n".to_vec())),
-                        "topology" => Ok(Node::Dir(["core_id", "physical_package_id", "thread_siblings_list", "core_siblings_list"].iter().map(|x| (x.to_string(), DT_REG)).collect())),
+                        "topology" => Ok(Node::Dir(
+                            [
+                                "core_id",
+                                "physical_package_id",
+                                "thread_siblings_list",
+                                "core_siblings_list",
+                            ]
+                            .iter()
+                            .map(|x| (x.to_string(), DT_REG))
+                            .collect(),
+                        )),
                         "topology/core_id" => Ok(Node::File(format!("{i}\n").into_bytes())),
                         "topology/physical_package_id" => Ok(Node::File(b"0\n".to_vec())),
-                        "topology/thread_siblings_list" => Ok(Node::File(format!("{i}\n").into_bytes())),
+                        "topology/thread_siblings_list" => {
+                            Ok(Node::File(format!("{i}\n").into_bytes()))
+                        }
                         "topology/core_siblings_list" => Ok(Node::File(cpu_list().into_bytes())),
                         _ => Err(Errno::ENOENT),
                     }
@@ -314,7 +509,13 @@ fn lookup_pid(tail: &str) -> Result<Node, Errno> {
         "environ" => Node::File(p.environ.lock().clone()),
         "comm" => {
             let exe = p.exe.lock().clone();
-            let name: String = exe.rsplit('/').next().unwrap_or("").chars().take(15).collect();
+            let name: String = exe
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(15)
+                .collect();
             Node::File(format!("{name}\n").into_bytes())
         }
         "mounts" => Node::File(mounts_text().into_bytes()),
@@ -322,7 +523,13 @@ fn lookup_pid(tail: &str) -> Result<Node, Errno> {
         "limits" => Node::File(limits().into_bytes()),
         "cgroup" => Node::File(b"0::/\n".to_vec()),
         "auxv" => Node::File(alloc::vec![0u8; 16]),
-        "fd" => Node::Dir(p.files.lock().fds().map(|(fd, _)| (fd.to_string(), DT_LNK)).collect()),
+        "fd" => Node::Dir(
+            p.files
+                .lock()
+                .fds()
+                .map(|(fd, _)| (fd.to_string(), DT_LNK))
+                .collect(),
+        ),
         "task" => Node::Dir(alloc::vec![(p.pid.to_string(), DT_DIR)]),
         _ => {
             if let Some(n) = tail.strip_prefix("fd/") {
@@ -355,7 +562,14 @@ impl File for GenFile {
         Ok(n)
     }
     fn stat(&self) -> Result<KernelStat, Errno> {
-        Ok(KernelStat { st_dev: 4, st_ino: self.ino, st_nlink: 1, st_mode: mode::S_IFREG | 0o444, st_blksize: 4096, ..Default::default() })
+        Ok(KernelStat {
+            st_dev: 4,
+            st_ino: self.ino,
+            st_nlink: 1,
+            st_mode: mode::S_IFREG | 0o444,
+            st_blksize: 4096,
+            ..Default::default()
+        })
     }
     fn size(&self) -> Result<u64, Errno> {
         Ok(self.data.len() as u64)
@@ -370,15 +584,37 @@ pub struct GenDir {
 
 impl File for GenDir {
     fn stat(&self) -> Result<KernelStat, Errno> {
-        Ok(KernelStat { st_dev: 4, st_ino: self.ino, st_nlink: 2, st_mode: mode::S_IFDIR | 0o555, st_blksize: 4096, ..Default::default() })
+        Ok(KernelStat {
+            st_dev: 4,
+            st_ino: self.ino,
+            st_nlink: 2,
+            st_mode: mode::S_IFDIR | 0o555,
+            st_blksize: 4096,
+            ..Default::default()
+        })
     }
     fn is_dir(&self) -> bool {
         true
     }
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
-        let mut v = alloc::vec![DirEntry { ino: self.ino, kind: DT_DIR, name: b".".to_vec() }, DirEntry { ino: 1, kind: DT_DIR, name: b"..".to_vec() }];
+        let mut v = alloc::vec![
+            DirEntry {
+                ino: self.ino,
+                kind: DT_DIR,
+                name: b".".to_vec()
+            },
+            DirEntry {
+                ino: 1,
+                kind: DT_DIR,
+                name: b"..".to_vec()
+            }
+        ];
         for (i, (n, t)) in self.entries.iter().enumerate() {
-            v.push(DirEntry { ino: self.ino * 64 + i as u64, kind: *t, name: n.as_bytes().to_vec() });
+            v.push(DirEntry {
+                ino: self.ino * 64 + i as u64,
+                kind: *t,
+                name: n.as_bytes().to_vec(),
+            });
         }
         Ok(v)
     }
@@ -420,7 +656,11 @@ pub fn follow(p: &str, follow_last: bool) -> Result<String, Errno> {
                     let parent = &prefix[..prefix.rfind('/').unwrap_or(0)];
                     format!("{}/{}", if parent.is_empty() { "" } else { parent }, target)
                 };
-                cur = if rest.is_empty() { base } else { format!("{}/{}", base.trim_end_matches('/'), rest.join("/")) };
+                cur = if rest.is_empty() {
+                    base
+                } else {
+                    format!("{}/{}", base.trim_end_matches('/'), rest.join("/"))
+                };
                 changed = true;
                 break;
             }
@@ -445,16 +685,26 @@ pub fn open(p: &str, flags: u32) -> Result<Arc<OpenFile>, Errno> {
         return super::policy::open("/", p.as_bytes(), flags, 0);
     }
     let file: Arc<dyn File> = match lookup(&p)? {
-        Node::Dir(entries) => Arc::new(GenDir { entries, ino: ino_of(&p) }),
+        Node::Dir(entries) => Arc::new(GenDir {
+            entries,
+            ino: ino_of(&p),
+        }),
         Node::File(data) => {
             if flags & oflags::O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
             }
-            Arc::new(GenFile { data, ino: ino_of(&p) })
+            Arc::new(GenFile {
+                data,
+                ino: ino_of(&p),
+            })
         }
         Node::Fd(of) => {
             // Reopening an fd: a new description of the same file.
-            return Ok(OpenFile::new(of.file.clone(), (of.flags() & !oflags::O_ACCMODE) | (flags & oflags::O_ACCMODE), of.path.clone()));
+            return Ok(OpenFile::new(
+                of.file.clone(),
+                (of.flags() & !oflags::O_ACCMODE) | (flags & oflags::O_ACCMODE),
+                of.path.clone(),
+            ));
         }
         Node::Link(_) => return Err(Errno::ELOOP),
     };
@@ -468,15 +718,30 @@ pub fn stat(p: &str, follow_last: bool) -> Result<KernelStat, Errno> {
         return super::policy::stat("/", p.as_bytes(), follow_last);
     }
     match lookup(&p)? {
-        Node::Dir(_) => GenDir { entries: Vec::new(), ino: ino_of(&p) }.stat(),
+        Node::Dir(_) => GenDir {
+            entries: Vec::new(),
+            ino: ino_of(&p),
+        }
+        .stat(),
         Node::File(d) => {
-            let mut st = GenFile { data: Vec::new(), ino: ino_of(&p) }.stat()?;
+            let mut st = GenFile {
+                data: Vec::new(),
+                ino: ino_of(&p),
+            }
+            .stat()?;
             // Linux reports size 0 for most of /proc; sysfs files a page.
             st.st_size = if p.starts_with("/sys") { 4096 } else { 0 };
             let _ = d;
             Ok(st)
         }
-        Node::Link(t) => Ok(KernelStat { st_dev: 4, st_ino: ino_of(&p), st_nlink: 1, st_mode: mode::S_IFLNK | 0o777, st_size: t.len() as i64, ..Default::default() }),
+        Node::Link(t) => Ok(KernelStat {
+            st_dev: 4,
+            st_ino: ino_of(&p),
+            st_nlink: 1,
+            st_mode: mode::S_IFLNK | 0o777,
+            st_size: t.len() as i64,
+            ..Default::default()
+        }),
         Node::Fd(of) => of.file.stat(),
     }
 }

@@ -69,8 +69,23 @@ fn dt(k: &Kind) -> u8 {
 impl Tmpfs {
     pub fn new(dev: u64) -> Tmpfs {
         let t = now();
-        let root = Arc::new(Node { ino: 1, kind: Kind::Dir(SpinLock::new(BTreeMap::new())), meta: SpinLock::new(Meta { mode: mode::S_IFDIR | 0o1777, nlink: 2, atime: t, mtime: t, ctime: t }) });
-        Tmpfs { root: SpinLock::new(root), next_ino: AtomicU64::new(2), dev, index: (dev - 0x100) as u32 }
+        let root = Arc::new(Node {
+            ino: 1,
+            kind: Kind::Dir(SpinLock::new(BTreeMap::new())),
+            meta: SpinLock::new(Meta {
+                mode: mode::S_IFDIR | 0o1777,
+                nlink: 2,
+                atime: t,
+                mtime: t,
+                ctime: t,
+            }),
+        });
+        Tmpfs {
+            root: SpinLock::new(root),
+            next_ino: AtomicU64::new(2),
+            dev,
+            index: (dev - 0x100) as u32,
+        }
     }
 
     pub fn root(&self) -> Arc<Node> {
@@ -114,7 +129,17 @@ impl Tmpfs {
             Kind::Symlink(_) => mode::S_IFLNK,
         };
         let nlink = if matches!(kind, Kind::Dir(_)) { 2 } else { 1 };
-        Arc::new(Node { ino: self.next_ino.fetch_add(1, Ordering::Relaxed), kind, meta: SpinLock::new(Meta { mode: fmt | (perm & 0o7777), nlink, atime: t, mtime: t, ctime: t }) })
+        Arc::new(Node {
+            ino: self.next_ino.fetch_add(1, Ordering::Relaxed),
+            kind,
+            meta: SpinLock::new(Meta {
+                mode: fmt | (perm & 0o7777),
+                nlink,
+                atime: t,
+                mtime: t,
+                ctime: t,
+            }),
+        })
     }
 
     /// The node at `rel` ("" is the root; components separated by '/').
@@ -150,9 +175,17 @@ impl Tmpfs {
         Ok((p, name))
     }
 
-    fn insert(&self, rel: &str, kind: Kind, perm: u32, exclusive: bool) -> Result<Arc<Node>, Errno> {
+    fn insert(
+        &self,
+        rel: &str,
+        kind: Kind,
+        perm: u32,
+        exclusive: bool,
+    ) -> Result<Arc<Node>, Errno> {
         let (parent, name) = self.parent_of(rel)?;
-        let Kind::Dir(d) = &parent.kind else { return Err(Errno::ENOTDIR) };
+        let Kind::Dir(d) = &parent.kind else {
+            return Err(Errno::ENOTDIR);
+        };
         let mut d = d.lock();
         if let Some(existing) = d.get(name) {
             if exclusive {
@@ -180,11 +213,13 @@ impl Tmpfs {
     }
 
     pub fn mkdir(&self, rel: &str, perm: u32) -> Result<(), Errno> {
-        self.insert(rel, Kind::Dir(SpinLock::new(BTreeMap::new())), perm, true).map(|_| ())
+        self.insert(rel, Kind::Dir(SpinLock::new(BTreeMap::new())), perm, true)
+            .map(|_| ())
     }
 
     pub fn symlink(&self, target: &str, rel: &str) -> Result<(), Errno> {
-        self.insert(rel, Kind::Symlink(String::from(target)), 0o777, true).map(|_| ())
+        self.insert(rel, Kind::Symlink(String::from(target)), 0o777, true)
+            .map(|_| ())
     }
 
     pub fn link(&self, from: &str, to: &str) -> Result<(), Errno> {
@@ -193,7 +228,9 @@ impl Tmpfs {
             return Err(Errno::EPERM);
         }
         let (parent, name) = self.parent_of(to)?;
-        let Kind::Dir(d) = &parent.kind else { return Err(Errno::ENOTDIR) };
+        let Kind::Dir(d) = &parent.kind else {
+            return Err(Errno::ENOTDIR);
+        };
         let mut d = d.lock();
         if d.contains_key(name) {
             return Err(Errno::EEXIST);
@@ -205,7 +242,9 @@ impl Tmpfs {
 
     pub fn unlink(&self, rel: &str, dir: bool) -> Result<(), Errno> {
         let (parent, name) = self.parent_of(rel)?;
-        let Kind::Dir(d) = &parent.kind else { return Err(Errno::ENOTDIR) };
+        let Kind::Dir(d) = &parent.kind else {
+            return Err(Errno::ENOTDIR);
+        };
         let mut d = d.lock();
         let n = d.get(name).cloned().ok_or(Errno::ENOENT)?;
         match (&n.kind, dir) {
@@ -236,18 +275,21 @@ impl Tmpfs {
         let (sp, sname) = self.parent_of(from)?;
         let (dp, dname) = self.parent_of(to)?;
         let node = {
-            let Kind::Dir(sd) = &sp.kind else { return Err(Errno::ENOTDIR) };
+            let Kind::Dir(sd) = &sp.kind else {
+                return Err(Errno::ENOTDIR);
+            };
             sd.lock().get(sname).cloned().ok_or(Errno::ENOENT)?
         };
         {
-            let Kind::Dir(dd) = &dp.kind else { return Err(Errno::ENOTDIR) };
+            let Kind::Dir(dd) = &dp.kind else {
+                return Err(Errno::ENOTDIR);
+            };
             let dd = dd.lock();
             if let Some(existing) = dd.get(dname) {
                 match (&existing.kind, &node.kind) {
-                    (Kind::Dir(c), Kind::Dir(_))
-                        if !c.lock().is_empty() => {
-                            return Err(Errno::ENOTEMPTY);
-                        }
+                    (Kind::Dir(c), Kind::Dir(_)) if !c.lock().is_empty() => {
+                        return Err(Errno::ENOTEMPTY);
+                    }
                     (Kind::Dir(_), _) => return Err(Errno::EISDIR),
                     (_, Kind::Dir(_)) => return Err(Errno::ENOTDIR),
                     _ => {}
@@ -316,8 +358,13 @@ impl File for TmpFile {
     }
 
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
-        let Kind::File(d) = &self.node.kind else { return Err(Errno::EISDIR) };
-        let end = off.checked_add(buf.len() as u64).filter(|e| *e <= MAX_FILE).ok_or(Errno::EFBIG)?;
+        let Kind::File(d) = &self.node.kind else {
+            return Err(Errno::EISDIR);
+        };
+        let end = off
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= MAX_FILE)
+            .ok_or(Errno::EFBIG)?;
         let mut d = d.lock();
         if d.len() < end as usize {
             let more = end as usize - d.len();
@@ -342,16 +389,35 @@ impl File for TmpFile {
     }
 
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
-        let Kind::Dir(d) = &self.node.kind else { return Err(Errno::ENOTDIR) };
-        let mut v = alloc::vec![DirEntry { ino: self.node.ino, kind: 4, name: b".".to_vec() }, DirEntry { ino: self.node.ino, kind: 4, name: b"..".to_vec() }];
+        let Kind::Dir(d) = &self.node.kind else {
+            return Err(Errno::ENOTDIR);
+        };
+        let mut v = alloc::vec![
+            DirEntry {
+                ino: self.node.ino,
+                kind: 4,
+                name: b".".to_vec()
+            },
+            DirEntry {
+                ino: self.node.ino,
+                kind: 4,
+                name: b"..".to_vec()
+            }
+        ];
         for (name, n) in d.lock().iter() {
-            v.push(DirEntry { ino: n.ino, kind: dt(&n.kind), name: name.as_bytes().to_vec() });
+            v.push(DirEntry {
+                ino: n.ino,
+                kind: dt(&n.kind),
+                name: name.as_bytes().to_vec(),
+            });
         }
         Ok(v)
     }
 
     fn truncate(&self, len: u64) -> Result<(), Errno> {
-        let Kind::File(d) = &self.node.kind else { return Err(Errno::EISDIR) };
+        let Kind::File(d) = &self.node.kind else {
+            return Err(Errno::EISDIR);
+        };
         if len > MAX_FILE {
             return Err(Errno::EFBIG);
         }
@@ -382,7 +448,10 @@ impl File for TmpFile {
     }
 
     fn transfer(&self) -> crate::fs::file::Transfer {
-        crate::fs::file::Transfer::Tmp { mount: self.fs.index, node: self.node.clone() }
+        crate::fs::file::Transfer::Tmp {
+            mount: self.fs.index,
+            node: self.node.clone(),
+        }
     }
 }
 
@@ -393,7 +462,15 @@ const UTIME_OMIT: i64 = (1 << 30) - 2;
 pub fn set_times(n: &Node, times: &[u8; 32]) {
     let rd = |o: usize| i64::from_le_bytes(times[o..o + 8].try_into().unwrap());
     let t = now();
-    let pick = |s: i64, ns: i64| if ns == UTIME_NOW { Some(t) } else if ns == UTIME_OMIT { None } else { Some((s, ns)) };
+    let pick = |s: i64, ns: i64| {
+        if ns == UTIME_NOW {
+            Some(t)
+        } else if ns == UTIME_OMIT {
+            None
+        } else {
+            Some((s, ns))
+        }
+    };
     let mut m = n.meta.lock();
     if let Some(a) = pick(rd(0), rd(8)) {
         m.atime = a;

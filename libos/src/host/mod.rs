@@ -24,7 +24,8 @@ pub struct Ring {
 }
 
 /// How requests are carried (`libos.ocall.mode`); exit until the manifest is read.
-static MODE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(OcallMode::Exit as u8);
+static MODE: core::sync::atomic::AtomicU8 =
+    core::sync::atomic::AtomicU8::new(OcallMode::Exit as u8);
 
 pub fn set_mode(m: OcallMode) {
     MODE.store(m as u8, Ordering::Relaxed);
@@ -43,7 +44,9 @@ pub enum RingError {
 /// Called once by the boot thread.
 pub fn init(base: u64, nslots: u64, enclave_lo: u64, enclave_hi: u64) -> Result<(), RingError> {
     let layout = RingLayout::new(nslots);
-    let end = base.checked_add(layout.total_size).ok_or(RingError::Overlaps)?;
+    let end = base
+        .checked_add(layout.total_size)
+        .ok_or(RingError::Overlaps)?;
     // The ring must lie wholly outside ELRANGE, or the host could make the
     // LibOS write its replies over enclave memory.
     if !base.is_multiple_of(4096) || !(end <= enclave_lo || base >= enclave_hi) || base == 0 {
@@ -69,7 +72,9 @@ pub fn boot_field(field: usize) -> u64 {
     debug_assert!(field + 8 <= core::mem::size_of::<BootBlock>());
     // SAFETY: the boot block is inside the ring (outside ELRANGE); a volatile
     // read because the host may change it at any time.
-    unsafe { core::ptr::read_volatile((r.base + r.layout.boot_offset + field as u64) as *const u64) }
+    unsafe {
+        core::ptr::read_volatile((r.base + r.layout.boot_offset + field as u64) as *const u64)
+    }
 }
 
 /// Copy `len` bytes at `off` of the boot block into enclave memory.
@@ -81,7 +86,13 @@ pub fn boot_bytes(off: u64, len: u64) -> Option<alloc::vec::Vec<u8>> {
     }
     let mut v = alloc::vec![0u8; len as usize];
     // SAFETY: bounds checked against the boot block size.
-    unsafe { core::ptr::copy_nonoverlapping((r.base + r.layout.boot_offset + off) as *const u8, v.as_mut_ptr(), len as usize) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (r.base + r.layout.boot_offset + off) as *const u8,
+            v.as_mut_ptr(),
+            len as usize,
+        )
+    };
     Some(v)
 }
 
@@ -106,16 +117,34 @@ impl Data {
 
     /// Copy `bytes` into the data area at `off`.
     pub fn put(&self, off: u64, bytes: &[u8]) {
-        assert!(off + bytes.len() as u64 <= SLOT_DATA_SIZE, "OCALL data overflow");
+        assert!(
+            off + bytes.len() as u64 <= SLOT_DATA_SIZE,
+            "OCALL data overflow"
+        );
         // SAFETY: bounds checked; the area is untrusted memory we own.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.base + off) as *mut u8, bytes.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.base + off) as *mut u8,
+                bytes.len(),
+            )
+        };
     }
 
     /// Copy `out.len()` bytes from the data area at `off` into enclave memory.
     pub fn get(&self, off: u64, out: &mut [u8]) {
-        assert!(off + out.len() as u64 <= SLOT_DATA_SIZE, "OCALL data overflow");
+        assert!(
+            off + out.len() as u64 <= SLOT_DATA_SIZE,
+            "OCALL data overflow"
+        );
         // SAFETY: bounds checked; copied once, then only the copy is used.
-        unsafe { core::ptr::copy_nonoverlapping((self.base + off) as *const u8, out.as_mut_ptr(), out.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (self.base + off) as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
     }
 
     /// Write a u64 into the data area.
@@ -144,7 +173,10 @@ impl Reply {
         if self.ret >= 0 {
             return Ok(self.ret as u64);
         }
-        let e = self.ret.checked_neg().filter(|e| *e <= conf_abi::errno::MAX_HOST_ERRNO as i64);
+        let e = self
+            .ret
+            .checked_neg()
+            .filter(|e| *e <= conf_abi::errno::MAX_HOST_ERRNO as i64);
         match e.and_then(|e| Errno::from_raw(e as i32)) {
             Some(Errno::ERESTARTSYS | Errno::ERESTARTNOINTR | Errno::ERESTARTNOHAND) | None => {
                 hostile(nr, "an error number Linux does not return")
@@ -177,7 +209,11 @@ pub fn call(nr: Ocall, args: [u64; 6]) -> Reply {
         OcallMode::Exitless => !always_exits(nr),
         OcallMode::Adaptive => !always_exits(nr) && !blocks(nr),
     };
-    let posted = if exitless { state::POSTED } else { state::POSTED_INLINE };
+    let posted = if exitless {
+        state::POSTED
+    } else {
+        state::POSTED_INLINE
+    };
     slot.state.store(posted, Ordering::SeqCst);
     let mut done = false;
     if exitless {
@@ -190,14 +226,21 @@ pub fn call(nr: Ocall, args: [u64; 6]) -> Reply {
         }
     }
     if !done {
-        let reason = if exitless { ExitReason::WaitOcall } else { ExitReason::Ocall };
+        let reason = if exitless {
+            ExitReason::WaitOcall
+        } else {
+            ExitReason::Ocall
+        };
         // SAFETY: returns when the host re-enters with OcallReturn.
         unsafe { libos_ocall_exit(reason as u64, 0) };
     }
     if slot.state.load(Ordering::Acquire) != state::DONE {
         hostile(nr, "the host returned before completing the request");
     }
-    let reply = Reply { ret: slot.ret.load(Ordering::Relaxed), aux: slot.aux.load(Ordering::Relaxed) };
+    let reply = Reply {
+        ret: slot.ret.load(Ordering::Relaxed),
+        aux: slot.aux.load(Ordering::Relaxed),
+    };
     slot.state.store(state::FREE, Ordering::Release);
     reply
 }
@@ -214,14 +257,29 @@ fn blocks(nr: Ocall) -> bool {
 fn always_exits(nr: Ocall) -> bool {
     matches!(
         nr,
-        Ocall::Poll | Ocall::Sleep | Ocall::ThreadSleep | Ocall::SpawnThread | Ocall::Accept | Ocall::Recvfrom | Ocall::Recvmsg | Ocall::EpollWait | Ocall::Connect
+        Ocall::Poll
+            | Ocall::Sleep
+            | Ocall::ThreadSleep
+            | Ocall::SpawnThread
+            | Ocall::Accept
+            | Ocall::Recvfrom
+            | Ocall::Recvmsg
+            | Ocall::EpollWait
+            | Ocall::Connect
     )
 }
 
 /// The host gave a reply that cannot be true: stop the enclave.
 #[cold]
 pub fn hostile(nr: Ocall, what: &str) -> ! {
-    abort(AbortCode::HostileHost, format_args!("host reply to OCALL {} is impossible ({}); stopping the enclave", nr.name(), what))
+    abort(
+        AbortCode::HostileHost,
+        format_args!(
+            "host reply to OCALL {} is impossible ({}); stopping the enclave",
+            nr.name(),
+            what
+        ),
+    )
 }
 
 /// Write `msg` to the abort buffer and leave the enclave for good.
@@ -229,7 +287,10 @@ pub fn hostile(nr: Ocall, what: &str) -> ! {
 pub fn abort(code: AbortCode, msg: core::fmt::Arguments<'_>) -> ! {
     if RING.is_set() {
         let r = ring();
-        let (off, cap) = (boot_field(core::mem::offset_of!(BootBlock, abort_msg_off)), boot_field(core::mem::offset_of!(BootBlock, abort_msg_cap)));
+        let (off, cap) = (
+            boot_field(core::mem::offset_of!(BootBlock, abort_msg_off)),
+            boot_field(core::mem::offset_of!(BootBlock, abort_msg_cap)),
+        );
         if let Some(end) = off.checked_add(cap) {
             if end <= conf_abi::ocall::BOOT_BLOCK_SIZE && cap > 0 {
                 let mut w = crate::util::FixedBuf::<1024>::new();

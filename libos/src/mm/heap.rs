@@ -25,7 +25,13 @@ pub struct LibosHeap {
 
 impl LibosHeap {
     pub const fn new() -> Self {
-        LibosHeap { state: SpinLock::new(State { heap: Heap::empty(), next: 0, end: 0 }) }
+        LibosHeap {
+            state: SpinLock::new(State {
+                heap: Heap::empty(),
+                next: 0,
+                end: 0,
+            }),
+        }
     }
 
     /// Give the heap the region `[start, end)`; nothing is touched yet.
@@ -49,7 +55,8 @@ impl Default for LibosHeap {
 }
 
 fn grow(s: &mut State, need: &Layout) -> bool {
-    let want = crate::util::align_up((need.size() as u64).max(need.align() as u64) * 2, GROW_STEP).max(GROW_STEP);
+    let want = crate::util::align_up((need.size() as u64).max(need.align() as u64) * 2, GROW_STEP)
+        .max(GROW_STEP);
     let start = s.next;
     let end = match start.checked_add(want) {
         Some(e) if e <= s.end => e,

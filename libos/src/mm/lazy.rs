@@ -40,7 +40,14 @@ impl fmt::Debug for LazyMap {
 impl LazyMap {
     pub fn new(file: Arc<dyn File>, start: u64, len: u64, file_off: u64, file_len: u64) -> LazyMap {
         let pages = len.div_ceil(PAGE);
-        LazyMap { file, start, file_off, file_len, loaded: SpinLock::new(alloc::vec![0; pages.div_ceil(64) as usize]), pages }
+        LazyMap {
+            file,
+            start,
+            file_off,
+            file_len,
+            loaded: SpinLock::new(alloc::vec![0; pages.div_ceil(64) as usize]),
+            pages,
+        }
     }
 
     fn index(&self, addr: u64) -> Option<u64> {

@@ -37,7 +37,15 @@ pub struct Vma {
 
 impl Vma {
     pub fn anon(end: u64, prot: u32) -> Vma {
-        Vma { end, prot, shared: false, name: VmaName::Anon, offset: 0, inode: 0, lazy: None }
+        Vma {
+            end,
+            prot,
+            shared: false,
+            name: VmaName::Anon,
+            offset: 0,
+            inode: 0,
+            lazy: None,
+        }
     }
 
     /// Can two neighbouring areas be one?
@@ -64,7 +72,11 @@ pub struct Vmas {
 
 impl Vmas {
     pub fn new(lo: u64, hi: u64) -> Vmas {
-        Vmas { lo, hi, map: BTreeMap::new() }
+        Vmas {
+            lo,
+            hi,
+            map: BTreeMap::new(),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Vma)> {
@@ -81,7 +93,11 @@ impl Vmas {
 
     /// The area containing `addr`.
     pub fn find(&self, addr: u64) -> Option<(u64, &Vma)> {
-        self.map.range(..=addr).next_back().filter(|(_, v)| addr < v.end).map(|(s, v)| (*s, v))
+        self.map
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, v)| addr < v.end)
+            .map(|(s, v)| (*s, v))
     }
 
     /// True if `[start, end)` is wholly covered by areas that all allow `prot`.
@@ -163,7 +179,9 @@ impl Vmas {
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.map.range(start..end).map(|(s, _)| *s).collect();
-        keys.into_iter().map(|k| (k, self.map.remove(&k).unwrap())).collect()
+        keys.into_iter()
+            .map(|k| (k, self.map.remove(&k).unwrap()))
+            .collect()
     }
 
     /// Set the protection of `[start, end)`, which must be fully mapped.
@@ -183,7 +201,12 @@ impl Vmas {
     /// Join neighbours that are alike, so long runs of mprotect calls do
     /// not fragment the map without bound.
     fn merge_around(&mut self, start: u64, end: u64) {
-        let lo = self.map.range(..start).next_back().map(|(s, _)| *s).unwrap_or(start);
+        let lo = self
+            .map
+            .range(..start)
+            .next_back()
+            .map(|(s, _)| *s)
+            .unwrap_or(start);
         let keys: Vec<u64> = self.map.range(lo..=end).map(|(s, _)| *s).collect();
         let mut prev: Option<u64> = None;
         for k in keys {

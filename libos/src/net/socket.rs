@@ -57,16 +57,26 @@ impl Socket {
             return Err(Errno::EINVAL);
         }
         Data::mine().put(ADDR, addr);
-        call(nr, [self.fd.0 as u64, ADDR, addr.len() as u64, 0, 0, 0]).result(nr).map(|_| ())
+        call(nr, [self.fd.0 as u64, ADDR, addr.len() as u64, 0, 0, 0])
+            .result(nr)
+            .map(|_| ())
     }
 
     pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
-        call(Ocall::Listen, [self.fd.0 as u64, backlog as u64, 0, 0, 0, 0]).result(Ocall::Listen).map(|_| ())
+        call(
+            Ocall::Listen,
+            [self.fd.0 as u64, backlog as u64, 0, 0, 0, 0],
+        )
+        .result(Ocall::Listen)
+        .map(|_| ())
     }
 
     /// accept4: the new host fd and the peer address.
     pub fn accept(&self, flags: i32) -> Result<(HostFd, Vec<u8>), Errno> {
-        let r = call(Ocall::Accept, [self.fd.0 as u64, flags as u64, ADDR, 128, 0, 0]);
+        let r = call(
+            Ocall::Accept,
+            [self.fd.0 as u64, flags as u64, ADDR, 128, 0, 0],
+        );
         let fd = r.result(Ocall::Accept)?;
         if fd as i64 >= conf_abi::ocall::MAX_HOST_FD {
             crate::host::hostile(Ocall::Accept, "a file descriptor out of range");
@@ -78,7 +88,11 @@ impl Socket {
     }
 
     pub fn name(&self, peer: bool) -> Result<Vec<u8>, Errno> {
-        let nr = if peer { Ocall::Getpeername } else { Ocall::Getsockname };
+        let nr = if peer {
+            Ocall::Getpeername
+        } else {
+            Ocall::Getsockname
+        };
         let r = call(nr, [self.fd.0 as u64, ADDR, 128, 0, 0, 0]);
         r.result(nr)?;
         let alen = (r.aux as usize).min(128);
@@ -92,12 +106,34 @@ impl Socket {
             return Err(Errno::EINVAL);
         }
         Data::mine().put(ADDR, val);
-        call(Ocall::Setsockopt, [self.fd.0 as u64, level as u64, name as u64, ADDR, val.len() as u64, 0]).result(Ocall::Setsockopt).map(|_| ())
+        call(
+            Ocall::Setsockopt,
+            [
+                self.fd.0 as u64,
+                level as u64,
+                name as u64,
+                ADDR,
+                val.len() as u64,
+                0,
+            ],
+        )
+        .result(Ocall::Setsockopt)
+        .map(|_| ())
     }
 
     pub fn getsockopt(&self, level: i32, name: i32, cap: usize) -> Result<Vec<u8>, Errno> {
         let cap = cap.min(1024);
-        let r = call(Ocall::Getsockopt, [self.fd.0 as u64, level as u64, name as u64, ADDR, cap as u64, 0]);
+        let r = call(
+            Ocall::Getsockopt,
+            [
+                self.fd.0 as u64,
+                level as u64,
+                name as u64,
+                ADDR,
+                cap as u64,
+                0,
+            ],
+        );
         r.result(Ocall::Getsockopt)?;
         let n = (r.aux as usize).min(cap);
         let mut v = alloc::vec![0u8; n];
@@ -117,13 +153,37 @@ impl Socket {
             Some(_) => return Err(Errno::EINVAL),
             None => (0, 0),
         };
-        ret_len(Ocall::Sendto, call(Ocall::Sendto, [self.fd.0 as u64, BUF, n as u64, flags as u32 as u64, aoff, alen]), n)
+        ret_len(
+            Ocall::Sendto,
+            call(
+                Ocall::Sendto,
+                [
+                    self.fd.0 as u64,
+                    BUF,
+                    n as u64,
+                    flags as u32 as u64,
+                    aoff,
+                    alen,
+                ],
+            ),
+            n,
+        )
     }
 
     /// recvfrom: bytes into `buf`, and the sender's address.
     pub fn recvfrom(&self, buf: &mut [u8], flags: i32) -> Result<(usize, Vec<u8>), Errno> {
         let n = buf.len().min(MAX_IO);
-        let r = call(Ocall::Recvfrom, [self.fd.0 as u64, BUF, n as u64, flags as u32 as u64, ADDR, 0]);
+        let r = call(
+            Ocall::Recvfrom,
+            [
+                self.fd.0 as u64,
+                BUF,
+                n as u64,
+                flags as u32 as u64,
+                ADDR,
+                0,
+            ],
+        );
         // MSG_TRUNC makes datagram sockets report the full length.
         let got = r.result(Ocall::Recvfrom)? as usize;
         if got > n && flags & 0x20 == 0 {
@@ -138,9 +198,23 @@ impl Socket {
     }
 
     /// recvmsg: bytes, sender address, control data, msg_flags.
-    pub fn recvmsg(&self, buf: &mut [u8], flags: i32) -> Result<(usize, Vec<u8>, Vec<u8>, i32), Errno> {
+    pub fn recvmsg(
+        &self,
+        buf: &mut [u8],
+        flags: i32,
+    ) -> Result<(usize, Vec<u8>, Vec<u8>, i32), Errno> {
         let n = buf.len().min(MAX_IO);
-        let r = call(Ocall::Recvmsg, [self.fd.0 as u64, BUF, n as u64, flags as u32 as u64, ADDR, CTRL]);
+        let r = call(
+            Ocall::Recvmsg,
+            [
+                self.fd.0 as u64,
+                BUF,
+                n as u64,
+                flags as u32 as u64,
+                ADDR,
+                CTRL,
+            ],
+        );
         let got = r.result(Ocall::Recvmsg)? as usize;
         if got > n && flags & 0x20 == 0 {
             crate::host::hostile(Ocall::Recvmsg, "more bytes than were asked for");
@@ -158,7 +232,9 @@ impl Socket {
     }
 
     pub fn shutdown(&self, how: i32) -> Result<(), Errno> {
-        call(Ocall::Shutdown, [self.fd.0 as u64, how as u64, 0, 0, 0, 0]).result(Ocall::Shutdown).map(|_| ())
+        call(Ocall::Shutdown, [self.fd.0 as u64, how as u64, 0, 0, 0, 0])
+            .result(Ocall::Shutdown)
+            .map(|_| ())
     }
 }
 
@@ -186,7 +262,12 @@ impl File for Socket {
     }
 
     fn set_flags(&self, flags: u32) -> Result<(), Errno> {
-        hc::fcntl(self.fd, 4 /* F_SETFL */, (flags & crate::fs::oflags::O_NONBLOCK) as u64).map(|_| ())
+        hc::fcntl(
+            self.fd,
+            4, /* F_SETFL */
+            (flags & crate::fs::oflags::O_NONBLOCK) as u64,
+        )
+        .map(|_| ())
     }
 
     fn ioctl(&self, req: u64, arg: &mut [u8]) -> Result<u64, Errno> {
@@ -198,7 +279,11 @@ impl File for Socket {
     }
 
     fn transfer(&self) -> crate::fs::file::Transfer {
-        crate::fs::file::Transfer::Socket { fd: self.fd, domain: self.domain, kind: self.kind }
+        crate::fs::file::Transfer::Socket {
+            fd: self.fd,
+            domain: self.domain,
+            kind: self.kind,
+        }
     }
 
     fn ioctl_arg_size(&self, req: u64) -> Option<usize> {

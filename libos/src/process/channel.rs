@@ -40,7 +40,13 @@ fn key(seal: &[u8; 32], n1: &[u8; 16], n2: &[u8; 16]) -> [u8; 32] {
 
 impl Channel {
     fn new(fd: HostFd, k: [u8; 32], send_dir: u8) -> Channel {
-        Channel { fd, cipher: Aes256Gcm::new((&k).into()), send_dir, send_ctr: 0, recv_ctr: 0 }
+        Channel {
+            fd,
+            cipher: Aes256Gcm::new((&k).into()),
+            send_dir,
+            send_ctr: 0,
+            recv_ctr: 0,
+        }
     }
 
     /// The parent's end: send our nonce, take the child's.
@@ -76,7 +82,10 @@ impl Channel {
         debug_assert!(msg.len() <= MAX_MSG);
         let n = Self::nonce(self.send_dir, self.send_ctr);
         self.send_ctr += 1;
-        let ct = self.cipher.encrypt(Nonce::from_slice(&n), msg).map_err(|_| Errno::EIO)?;
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&n), msg)
+            .map_err(|_| Errno::EIO)?;
         hc::write_all(self.fd, &(ct.len() as u32).to_le_bytes())?;
         hc::write_all(self.fd, &ct)
     }
@@ -87,7 +96,10 @@ impl Channel {
         hc::read_exact(self.fd, &mut len)?;
         let len = u32::from_le_bytes(len) as usize;
         if len > MAX_MSG + 16 || len < 16 {
-            crate::host::abort(conf_abi::entry::AbortCode::HostileHost, format_args!("a message on the process channel has an impossible length ({len})"));
+            crate::host::abort(
+                conf_abi::entry::AbortCode::HostileHost,
+                format_args!("a message on the process channel has an impossible length ({len})"),
+            );
         }
         let mut ct = alloc::vec![0u8; len];
         hc::read_exact(self.fd, &mut ct)?;
@@ -95,7 +107,10 @@ impl Channel {
         self.recv_ctr += 1;
         match self.cipher.decrypt(Nonce::from_slice(&n), ct.as_slice()) {
             Ok(p) => Ok(p),
-            Err(_) => crate::host::abort(conf_abi::entry::AbortCode::HostileHost, format_args!("a message on the process channel failed authentication")),
+            Err(_) => crate::host::abort(
+                conf_abi::entry::AbortCode::HostileHost,
+                format_args!("a message on the process channel failed authentication"),
+            ),
         }
     }
 }

@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use goblin::container::Endian;
-use goblin::elf64::header::{Header, ET_DYN, ET_EXEC, EM_X86_64, SIZEOF_EHDR};
+use goblin::elf64::header::{Header, EM_X86_64, ET_DYN, ET_EXEC, SIZEOF_EHDR};
 use goblin::elf64::program_header::{ProgramHeader, PT_INTERP, PT_LOAD, PT_PHDR, SIZEOF_PHDR};
 
 use crate::fs::File;
@@ -40,7 +40,10 @@ impl ElfInfo {
         let mut lo = u64::MAX;
         let mut hi = 0u64;
         for p in self.loads() {
-            let end = p.p_vaddr.checked_add(p.p_memsz).ok_or(ElfError::Malformed("segment end overflows"))?;
+            let end = p
+                .p_vaddr
+                .checked_add(p.p_memsz)
+                .ok_or(ElfError::Malformed("segment end overflows"))?;
             lo = lo.min(p.p_vaddr & !0xfff);
             hi = hi.max(end);
         }
@@ -76,7 +79,10 @@ fn parse_shebang(head: &[u8]) -> ElfError {
     if interp.is_empty() {
         return ElfError::Malformed("#! line names no interpreter");
     }
-    ElfError::Script(String::from(interp), arg.filter(|a| !a.is_empty()).map(String::from))
+    ElfError::Script(
+        String::from(interp),
+        arg.filter(|a| !a.is_empty()).map(String::from),
+    )
 }
 
 /// Read and check the headers of `file`.
@@ -98,7 +104,9 @@ pub fn read(file: &dyn File) -> Result<ElfInfo, ElfError> {
         return Err(ElfError::Unsupported("not an x86-64 program"));
     }
     if header.e_type != ET_EXEC && header.e_type != ET_DYN {
-        return Err(ElfError::Unsupported("not an executable (ET_EXEC or ET_DYN)"));
+        return Err(ElfError::Unsupported(
+            "not an executable (ET_EXEC or ET_DYN)",
+        ));
     }
     if header.e_phentsize as usize != SIZEOF_PHDR || header.e_phnum == 0 || header.e_phnum > 256 {
         return Err(ElfError::Malformed("bad program header table"));
@@ -109,15 +117,22 @@ pub fn read(file: &dyn File) -> Result<ElfInfo, ElfError> {
     if ph_off.checked_add(ph_len).is_some_and(|e| e <= head.len()) {
         ph_bytes.copy_from_slice(&head[ph_off..ph_off + ph_len]);
     } else {
-        let got = file.read_for_map(header.e_phoff, &mut ph_bytes).map_err(ElfError::Io)?;
+        let got = file
+            .read_for_map(header.e_phoff, &mut ph_bytes)
+            .map_err(ElfError::Io)?;
         if got != ph_len {
-            return Err(ElfError::Malformed("program headers past the end of the file"));
+            return Err(ElfError::Malformed(
+                "program headers past the end of the file",
+            ));
         }
     }
-    let phdrs = ProgramHeader::parse(&ph_bytes, 0, header.e_phnum as usize, Endian::Little).map_err(|_| ElfError::Malformed("bad program headers"))?;
+    let phdrs = ProgramHeader::parse(&ph_bytes, 0, header.e_phnum as usize, Endian::Little)
+        .map_err(|_| ElfError::Malformed("bad program headers"))?;
     let mut interp = None;
     for p in &phdrs {
-        if p.p_type == PT_LOAD && (p.p_filesz > p.p_memsz || (p.p_vaddr % 4096) != (p.p_offset % 4096)) {
+        if p.p_type == PT_LOAD
+            && (p.p_filesz > p.p_memsz || (p.p_vaddr % 4096) != (p.p_offset % 4096))
+        {
             return Err(ElfError::Malformed("bad loadable segment"));
         }
         if p.p_type == PT_INTERP {
@@ -125,11 +140,20 @@ pub fn read(file: &dyn File) -> Result<ElfInfo, ElfError> {
                 return Err(ElfError::Malformed("bad PT_INTERP"));
             }
             let mut b = alloc::vec![0u8; p.p_filesz as usize];
-            let got = file.read_for_map(p.p_offset, &mut b).map_err(ElfError::Io)?;
+            let got = file
+                .read_for_map(p.p_offset, &mut b)
+                .map_err(ElfError::Io)?;
             b.truncate(got);
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-            interp = Some(String::from_utf8(b[..end].to_vec()).map_err(|_| ElfError::Malformed("PT_INTERP is not UTF-8"))?);
+            interp = Some(
+                String::from_utf8(b[..end].to_vec())
+                    .map_err(|_| ElfError::Malformed("PT_INTERP is not UTF-8"))?,
+            );
         }
     }
-    Ok(ElfInfo { header, phdrs, interp })
+    Ok(ElfInfo {
+        header,
+        phdrs,
+        interp,
+    })
 }

@@ -44,7 +44,8 @@ fn fail(errno: Errno, message: String) -> ExecError {
 fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), ExecError> {
     let cwd = proc.cwd();
     let shown = String::from_utf8_lossy(path).into_owned();
-    let p = policy::resolve(&cwd, path, true).map_err(|e| fail(e, format!("cannot resolve {shown}: {}", e.description())))?;
+    let p = policy::resolve(&cwd, path, true)
+        .map_err(|e| fail(e, format!("cannot resolve {shown}: {}", e.description())))?;
     let ns = policy::ns();
     let mut p = p;
     let mut target = ns.classify(&p);
@@ -90,11 +91,27 @@ fn elf_prot(flags: u32) -> u32 {
 
 /// Map an ELF file's segments; returns the load bias. Segments are filled
 /// from the file on first touch, unless two share a page (then at once).
-fn map_elf(proc: &Process, file: &Arc<TrustedFile>, info: &ElfInfo, name: &str, place: Placement) -> Result<u64, ExecError> {
-    let (lo, hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{name}: {e:?}")))?;
+fn map_elf(
+    proc: &Process,
+    file: &Arc<TrustedFile>,
+    info: &ElfInfo,
+    name: &str,
+    place: Placement,
+) -> Result<u64, ExecError> {
+    let (lo, hi) = info
+        .span()
+        .map_err(|e| fail(Errno::ENOEXEC, format!("{name}: {e:?}")))?;
     let len = hi - lo;
     let inode = file.stat().map(|s| s.st_ino).unwrap_or(0);
-    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: 0, inode, lazy: None };
+    let vma = Vma {
+        end: 0,
+        prot: 0,
+        shared: false,
+        name: VmaName::File(Arc::from(name)),
+        offset: 0,
+        inode,
+        lazy: None,
+    };
     let place = match place {
         Placement::NoReplace(_) => Placement::NoReplace(lo),
         p => p,
@@ -119,8 +136,26 @@ fn map_elf(proc: &Process, file: &Arc<TrustedFile>, info: &ElfInfo, name: &str, 
             let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
             let seg_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
             let lead = (bias + p.p_vaddr) - seg_lo;
-            let v = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(Arc::from(name)), offset: p.p_offset - lead, inode, lazy: None };
-            proc.mm.map_lazy(Placement::Replace(seg_lo), seg_hi - seg_lo, elf_prot(p.p_flags), v, src.clone(), p.p_offset - lead, lead + p.p_filesz).map_err(err)?;
+            let v = Vma {
+                end: 0,
+                prot: 0,
+                shared: false,
+                name: VmaName::File(Arc::from(name)),
+                offset: p.p_offset - lead,
+                inode,
+                lazy: None,
+            };
+            proc.mm
+                .map_lazy(
+                    Placement::Replace(seg_lo),
+                    seg_hi - seg_lo,
+                    elf_prot(p.p_flags),
+                    v,
+                    src.clone(),
+                    p.p_offset - lead,
+                    lead + p.p_filesz,
+                )
+                .map_err(err)?;
         }
         return Ok(bias);
     }
@@ -128,11 +163,17 @@ fn map_elf(proc: &Process, file: &Arc<TrustedFile>, info: &ElfInfo, name: &str, 
     for p in info.loads() {
         let seg_lo = (bias + p.p_vaddr) & !(PAGE - 1);
         let seg_hi = align_up(bias + p.p_vaddr + p.p_memsz, PAGE);
-        proc.mm.protect(seg_lo, seg_hi - seg_lo, PROT_READ | PROT_WRITE).map_err(err)?;
+        proc.mm
+            .protect(seg_lo, seg_hi - seg_lo, PROT_READ | PROT_WRITE)
+            .map_err(err)?;
         if p.p_filesz > 0 {
             // SAFETY: the destination lies inside the segment just made writable.
-            let dst = unsafe { core::slice::from_raw_parts_mut((bias + p.p_vaddr) as *mut u8, p.p_filesz as usize) };
-            let got = file.read_for_map(p.p_offset, dst).map_err(|e| fail(e, format!("cannot read {name}: {}", e.description())))?;
+            let dst = unsafe {
+                core::slice::from_raw_parts_mut((bias + p.p_vaddr) as *mut u8, p.p_filesz as usize)
+            };
+            let got = file
+                .read_for_map(p.p_offset, dst)
+                .map_err(|e| fail(e, format!("cannot read {name}: {}", e.description())))?;
             if got as u64 != p.p_filesz {
                 return Err(fail(Errno::ENOEXEC, format!("{name} is truncated")));
             }
@@ -184,7 +225,10 @@ pub fn prepare(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Prepar
             Err(ElfError::Script(interp, arg)) => {
                 depth += 1;
                 if depth > MAX_SCRIPT_DEPTH {
-                    return Err(fail(Errno::ELOOP, format!("{p}: too many levels of #! interpreters")));
+                    return Err(fail(
+                        Errno::ELOOP,
+                        format!("{p}: too many levels of #! interpreters"),
+                    ));
                 }
                 // As the kernel does: interp [arg] script args[1..].
                 let mut new = Vec::new();
@@ -197,8 +241,15 @@ pub fn prepare(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Prepar
                 argv = new;
                 path = interp.into_bytes();
             }
-            Err(ElfError::NotElf) => return Err(fail(Errno::ENOEXEC, format!("{p} is neither an ELF program nor a #! script"))),
-            Err(ElfError::Io(e)) => return Err(fail(e, format!("cannot read {p}: {}", e.description()))),
+            Err(ElfError::NotElf) => {
+                return Err(fail(
+                    Errno::ENOEXEC,
+                    format!("{p} is neither an ELF program nor a #! script"),
+                ))
+            }
+            Err(ElfError::Io(e)) => {
+                return Err(fail(e, format!("cannot read {p}: {}", e.description())))
+            }
             Err(e) => return Err(fail(Errno::ENOEXEC, format!("{p} cannot be run: {e:?}"))),
         }
     };
@@ -208,36 +259,95 @@ pub fn prepare(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Prepar
             let (ip, ifile) = open_exec(proc, interp.as_bytes())?;
             let iinfo = match elf::read(ifile.as_ref()) {
                 Ok(i) => i,
-                Err(e) => return Err(fail(Errno::ENOEXEC, format!("interpreter {ip} of {exe_path} cannot be loaded: {e:?}"))),
+                Err(e) => {
+                    return Err(fail(
+                        Errno::ENOEXEC,
+                        format!("interpreter {ip} of {exe_path} cannot be loaded: {e:?}"),
+                    ))
+                }
             };
             Some((ip, ifile, iinfo))
         }
     };
-    Ok(Prepared { exe_path, file, info, interp, argv })
+    Ok(Prepared {
+        exe_path,
+        file,
+        info,
+        interp,
+        argv,
+    })
 }
 
 /// Replace the address space contents with `path` and return the registers
 /// to start it with (boot: the address space is empty).
-pub fn load(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
+pub fn load(
+    proc: &Process,
+    path: &[u8],
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    stack_size: u64,
+    brk_max: u64,
+) -> Result<UserRegs, ExecError> {
     let p = prepare(proc, path, argv)?;
     commit(proc, p, envp, stack_size, brk_max)
 }
 
 /// Load a prepared program into an empty address space.
-pub fn commit(proc: &Process, prepared: Prepared, envp: Vec<Vec<u8>>, stack_size: u64, brk_max: u64) -> Result<UserRegs, ExecError> {
-    let Prepared { exe_path, file, info, interp, argv } = prepared;
+pub fn commit(
+    proc: &Process,
+    prepared: Prepared,
+    envp: Vec<Vec<u8>>,
+    stack_size: u64,
+    brk_max: u64,
+) -> Result<UserRegs, ExecError> {
+    let Prepared {
+        exe_path,
+        file,
+        info,
+        interp,
+        argv,
+    } = prepared;
     // The main stack at the top of the program area.
-    let stack_vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::Stack, offset: 0, inode: 0, lazy: None };
+    let stack_vma = Vma {
+        end: 0,
+        prot: 0,
+        shared: false,
+        name: VmaName::Stack,
+        offset: 0,
+        inode: 0,
+        lazy: None,
+    };
     let top = super::stack_top();
     let stack_lo = proc
         .mm
-        .map(Placement::NoReplace(top - stack_size), stack_size, PROT_READ | PROT_WRITE, stack_vma, false)
-        .map_err(|e| fail(e, format!("cannot map the {} MiB stack (sys.stack.size): {}", stack_size >> 20, e.description())))?;
+        .map(
+            Placement::NoReplace(top - stack_size),
+            stack_size,
+            PROT_READ | PROT_WRITE,
+            stack_vma,
+            false,
+        )
+        .map_err(|e| {
+            fail(
+                e,
+                format!(
+                    "cannot map the {} MiB stack (sys.stack.size): {}",
+                    stack_size >> 20,
+                    e.description()
+                ),
+            )
+        })?;
     proc.mm.set_mmap_top(stack_lo - STACK_GAP);
 
-    let place = if info.is_pie() { Placement::Hint(PIE_BASE) } else { Placement::NoReplace(0) };
+    let place = if info.is_pie() {
+        Placement::Hint(PIE_BASE)
+    } else {
+        Placement::NoReplace(0)
+    };
     let bias = map_elf(proc, &file, &info, &exe_path, place)?;
-    let (_, exe_hi) = info.span().map_err(|e| fail(Errno::ENOEXEC, format!("{e:?}")))?;
+    let (_, exe_hi) = info
+        .span()
+        .map_err(|e| fail(Errno::ENOEXEC, format!("{e:?}")))?;
     proc.mm.init_brk(bias + exe_hi, brk_max);
 
     let mut entry = bias + info.header.e_entry;
@@ -268,10 +378,22 @@ pub fn commit(proc: &Process, prepared: Prepared, envp: Vec<Vec<u8>>, stack_size
         (stack::AT_CLKTCK, 100),
         (stack::AT_MINSIGSTKSZ, (xsave_size as u64 + 1024).max(2048)),
     ];
-    let sp = stack::build(stack_lo, top, &argv, &envp, &auxv, exe_path.as_bytes()).map_err(|e| fail(e, String::from("argument list too long for the stack")))?;
+    let sp = stack::build(stack_lo, top, &argv, &envp, &auxv, exe_path.as_bytes())
+        .map_err(|e| fail(e, String::from("argument list too long for the stack")))?;
 
     *proc.exe.lock() = exe_path;
-    *proc.cmdline.lock() = argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
-    *proc.environ.lock() = envp.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
-    Ok(UserRegs { rsp: sp, rip: entry, rflags: 0x202, ..Default::default() })
+    *proc.cmdline.lock() = argv
+        .iter()
+        .flat_map(|a| a.iter().copied().chain([0]))
+        .collect();
+    *proc.environ.lock() = envp
+        .iter()
+        .flat_map(|a| a.iter().copied().chain([0]))
+        .collect();
+    Ok(UserRegs {
+        rsp: sp,
+        rip: entry,
+        rflags: 0x202,
+        ..Default::default()
+    })
 }

@@ -25,7 +25,10 @@ pub const MAX_FDS: usize = 65536;
 
 impl FdTable {
     pub fn new() -> FdTable {
-        FdTable { entries: Vec::new(), limit: 1024 }
+        FdTable {
+            entries: Vec::new(),
+            limit: 1024,
+        }
     }
 
     pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
@@ -36,14 +39,20 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.entries.get(fd as usize).and_then(|e| e.as_ref()).ok_or(Errno::EBADF)
+        self.entries
+            .get(fd as usize)
+            .and_then(|e| e.as_ref())
+            .ok_or(Errno::EBADF)
     }
 
     pub fn entry_mut(&mut self, fd: i32) -> Result<&mut FdEntry, Errno> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.entries.get_mut(fd as usize).and_then(|e| e.as_mut()).ok_or(Errno::EBADF)
+        self.entries
+            .get_mut(fd as usize)
+            .and_then(|e| e.as_mut())
+            .ok_or(Errno::EBADF)
     }
 
     /// Install at the lowest free fd ≥ `min`.
@@ -71,7 +80,10 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.entries.get_mut(fd as usize).and_then(|e| e.take()).ok_or(Errno::EBADF)
+        self.entries
+            .get_mut(fd as usize)
+            .and_then(|e| e.take())
+            .ok_or(Errno::EBADF)
     }
 
     /// Close every fd in `[lo, hi]` (close_range); with `only_cloexec`, mark
@@ -93,7 +105,10 @@ impl FdTable {
 
     /// Open fds, in order.
     pub fn fds(&self) -> impl Iterator<Item = (i32, &FdEntry)> {
-        self.entries.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e)))
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e)))
     }
 
     /// Drop close-on-exec entries (execve).

@@ -4,12 +4,12 @@ pub mod channel;
 pub mod elf;
 pub mod exec;
 pub mod exit;
-pub mod threads;
 pub mod fdtable;
 pub mod fork;
-pub mod vfork;
 pub mod spawn;
 pub mod stack;
+pub mod threads;
+pub mod vfork;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -77,10 +77,22 @@ pub fn init(p: Process) {
 
 impl Process {
     pub fn new(pid: u32, mm: Mm, cwd: String, stack_size: u64) -> Process {
-        let mut rl = [Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY }; RLIM_NLIMITS];
-        rl[RLIMIT_STACK] = Rlimit { cur: stack_size, max: RLIM_INFINITY };
-        rl[RLIMIT_NOFILE] = Rlimit { cur: 1024, max: fdtable::MAX_FDS as u64 };
-        rl[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
+        let mut rl = [Rlimit {
+            cur: RLIM_INFINITY,
+            max: RLIM_INFINITY,
+        }; RLIM_NLIMITS];
+        rl[RLIMIT_STACK] = Rlimit {
+            cur: stack_size,
+            max: RLIM_INFINITY,
+        };
+        rl[RLIMIT_NOFILE] = Rlimit {
+            cur: 1024,
+            max: fdtable::MAX_FDS as u64,
+        };
+        rl[4] = Rlimit {
+            cur: 0,
+            max: RLIM_INFINITY,
+        }; // RLIMIT_CORE
         Process {
             pid,
             ppid: pid.saturating_sub(1),

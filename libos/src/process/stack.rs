@@ -34,7 +34,11 @@ struct Builder {
 
 impl Builder {
     fn push_bytes(&mut self, b: &[u8]) -> Result<u64, Errno> {
-        let new = self.sp.checked_sub(b.len() as u64).filter(|&s| s >= self.lo).ok_or(Errno::E2BIG)?;
+        let new = self
+            .sp
+            .checked_sub(b.len() as u64)
+            .filter(|&s| s >= self.lo)
+            .ok_or(Errno::E2BIG)?;
         // SAFETY: [new, sp) is inside the freshly mapped, writable stack.
         unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), new as *mut u8, b.len()) };
         self.sp = new;
@@ -48,7 +52,14 @@ impl Builder {
 }
 
 /// Build the initial stack in `[lo, top)`; returns the initial stack pointer.
-pub fn build(lo: u64, top: u64, argv: &[Vec<u8>], envp: &[Vec<u8>], auxv: &[(u64, u64)], execfn: &[u8]) -> Result<u64, Errno> {
+pub fn build(
+    lo: u64,
+    top: u64,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    auxv: &[(u64, u64)],
+    execfn: &[u8],
+) -> Result<u64, Errno> {
     let mut b = Builder { lo, sp: top };
     let execfn_addr = b.push_cstr(execfn)?;
     let mut env_addrs = Vec::with_capacity(envp.len());

@@ -20,7 +20,8 @@ use crate::sync::SpinLock;
 static LIVE: AtomicU32 = AtomicU32::new(1);
 
 /// Live threads by tid (pointers to their leaked `Thread`).
-static BY_TID: SpinLock<alloc::collections::BTreeMap<u32, usize>> = SpinLock::new(alloc::collections::BTreeMap::new());
+static BY_TID: SpinLock<alloc::collections::BTreeMap<u32, usize>> =
+    SpinLock::new(alloc::collections::BTreeMap::new());
 
 pub fn register(tid: u32, t: &Thread) {
     BY_TID.lock().insert(tid, t as *const Thread as usize);
@@ -68,7 +69,10 @@ pub fn init_main(tid: u32) {
     let n = crate::boot::enclave().info.nslots as usize;
     let mut used = alloc::vec![false; n];
     used[0] = true;
-    *SLOTS.lock() = Some(Slots { used, pending: (0..n).map(|_| None).collect() });
+    *SLOTS.lock() = Some(Slots {
+        used,
+        pending: (0..n).map(|_| None).collect(),
+    });
     super::bind(Thread::new(tid));
 }
 
@@ -110,10 +114,14 @@ pub fn start_current() -> ! {
     let slot = t.record.slot_index as usize;
     let info = {
         let mut g = SLOTS.lock();
-        g.as_mut().and_then(|s| s.pending.get_mut(slot).and_then(|p| p.take()))
+        g.as_mut()
+            .and_then(|s| s.pending.get_mut(slot).and_then(|p| p.take()))
     };
     let Some(info) = info else {
-        crate::host::abort(AbortCode::BadImage, format_args!("the host started thread slot {slot}, which no clone asked for"));
+        crate::host::abort(
+            AbortCode::BadImage,
+            format_args!("the host started thread slot {slot}, which no clone asked for"),
+        );
     };
     let t = tls();
     t.xmm = info.xmm;

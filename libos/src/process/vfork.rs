@@ -81,7 +81,9 @@ pub fn view() -> View {
 /// back and make its vfork return `pid`.
 pub fn end(regs: &mut UserRegs, pid: u32) {
     let t = current();
-    let Some(f) = t.vfork.lock().take() else { return };
+    let Some(f) = t.vfork.lock().take() else {
+        return;
+    };
     let proc = process();
     let child_files = core::mem::replace(&mut *proc.files.lock(), f.files);
     drop(child_files);

@@ -124,11 +124,20 @@ fn get64(b: &[u8], off: u64) -> u64 {
 
 /// Order of general registers in `struct sigcontext`.
 fn gregs(r: &UserRegs) -> [u64; 18] {
-    [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.rflags]
+    [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
+        r.rax, r.rcx, r.rsp, r.rip, r.rflags,
+    ]
 }
 
 /// Build the frame for `sig` and point `regs` at the handler.
-pub fn push(regs: &mut UserRegs, sig: u32, info: &SigInfo, action: &SigAction, old_mask: u64) -> Result<(), Errno> {
+pub fn push(
+    regs: &mut UserRegs,
+    sig: u32,
+    info: &SigInfo,
+    action: &SigAction,
+    old_mask: u64,
+) -> Result<(), Errno> {
     let (xsize, xcr0) = xsave_geometry();
     let t = current();
     let (ss_sp, ss_flags, ss_size) = *t.altstack.lock();
@@ -159,9 +168,17 @@ pub fn push(regs: &mut UserRegs, sig: u32, info: &SigInfo, action: &SigAction, o
     mem[m2..m2 + 4].copy_from_slice(&FP_XSTATE_MAGIC2.to_le_bytes());
 
     put64(mem, 0, action.restorer);
-    put64(mem, UC_OFF, UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
+    put64(
+        mem,
+        UC_OFF,
+        UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+    );
     put64(mem, UC_STACK, ss_sp);
-    put64(mem, UC_STACK + 8, if on_alt { 1 } else { ss_flags as u32 as u64 });
+    put64(
+        mem,
+        UC_STACK + 8,
+        if on_alt { 1 } else { ss_flags as u32 as u64 },
+    );
     put64(mem, UC_STACK + 16, ss_size);
     for (i, v) in gregs(regs).iter().enumerate() {
         put64(mem, UC_MCONTEXT + i as u64 * 8, *v);
@@ -253,7 +270,9 @@ pub fn sigreturn(regs: &mut UserRegs) -> Result<(), Errno> {
         _pad: 0,
     };
     let unblockable = (1 << (super::SIGKILL - 1)) | (1 << (super::SIGSTOP - 1));
-    current().sigmask.store(mask & !unblockable, Ordering::Relaxed);
+    current()
+        .sigmask
+        .store(mask & !unblockable, Ordering::Relaxed);
     Ok(())
 }
 

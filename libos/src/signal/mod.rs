@@ -94,7 +94,11 @@ pub struct SignalState {
 
 impl SignalState {
     pub fn new() -> SignalState {
-        SignalState { actions: [SigAction::default(); 64], pending: 0, info: [SigInfo::default(); 64] }
+        SignalState {
+            actions: [SigAction::default(); 64],
+            pending: 0,
+            info: [SigInfo::default(); 64],
+        }
     }
 }
 
@@ -134,7 +138,12 @@ pub const SI_KERNEL: i32 = 0x80;
 /// Make `sig` pending for the process (kill/raise).
 pub fn raise(sig: u32) {
     let pid = process().pid;
-    send_to_process(SigInfo { signo: sig, code: SI_USER, pid, ..Default::default() });
+    send_to_process(SigInfo {
+        signo: sig,
+        code: SI_USER,
+        pid,
+        ..Default::default()
+    });
 }
 
 /// A signal for the whole process: any thread that does not block it takes
@@ -193,7 +202,11 @@ fn take_host_signals() {
     for sig in 1..=64u32 {
         if hint & bit(sig) != 0 && st.pending & bit(sig) == 0 {
             st.pending |= bit(sig);
-            st.info[sig as usize - 1] = SigInfo { signo: sig, code: SI_USER, ..Default::default() };
+            st.info[sig as usize - 1] = SigInfo {
+                signo: sig,
+                code: SI_USER,
+                ..Default::default()
+            };
         }
     }
 }
@@ -213,7 +226,8 @@ pub fn interrupt_pending() -> bool {
         let sig = pend.trailing_zeros() + 1;
         pend &= pend - 1;
         let a = st.actions[sig as usize - 1];
-        let ignored = a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) != Default_::Terminate);
+        let ignored = a.handler == SIG_IGN
+            || (a.handler == SIG_DFL && default_action(sig) != Default_::Terminate);
         if !ignored {
             return true;
         }
@@ -337,7 +351,8 @@ pub fn deliver_pending(regs: &mut UserRegs) {
                 if action.flags & SA_NODEFER == 0 {
                     new_mask |= bit(sig);
                 }
-                t.sigmask.store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
+                t.sigmask
+                    .store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
                 return;
             }
         }
@@ -354,7 +369,12 @@ pub fn fault(regs: &mut UserRegs, sig: u32, code: i32, addr: u64) {
     if action.handler <= SIG_IGN || mask & bit(sig) != 0 {
         die(sig);
     }
-    let info = SigInfo { signo: sig, code, addr, ..Default::default() };
+    let info = SigInfo {
+        signo: sig,
+        code,
+        addr,
+        ..Default::default()
+    };
     {
         let mut st = proc.signals.lock();
         if action.flags & SA_RESETHAND != 0 {
@@ -368,7 +388,8 @@ pub fn fault(regs: &mut UserRegs, sig: u32, code: i32, addr: u64) {
     if action.flags & SA_NODEFER == 0 {
         new_mask |= bit(sig);
     }
-    t.sigmask.store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
+    t.sigmask
+        .store(new_mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::Relaxed);
 }
 
 /// Count of signals delivered (diagnostics).

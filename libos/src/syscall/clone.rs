@@ -59,15 +59,24 @@ fn do_clone(ctx: &mut Ctx<'_>, a: Args) -> Result<u64, Errno> {
     if flags & CLONE_THREAD == 0 {
         return Err(crate::process::spawn::unsupported_fork(flags));
     }
-    if flags & !THREAD_FLAGS != 0 || flags & (CLONE_SIGHAND | CLONE_FILES | CLONE_FS) != CLONE_SIGHAND | CLONE_FILES | CLONE_FS {
+    if flags & !THREAD_FLAGS != 0
+        || flags & (CLONE_SIGHAND | CLONE_FILES | CLONE_FS)
+            != CLONE_SIGHAND | CLONE_FILES | CLONE_FS
+    {
         return Err(Errno::EINVAL);
     }
     let tid = process().alloc_tid();
     let th = Thread::new(tid);
     if flags & CLONE_CHILD_CLEARTID != 0 {
-        th.clear_child_tid.store(a.child_tid, core::sync::atomic::Ordering::Relaxed);
+        th.clear_child_tid
+            .store(a.child_tid, core::sync::atomic::Ordering::Relaxed);
     }
-    th.sigmask.store(crate::process::current().sigmask.load(core::sync::atomic::Ordering::Relaxed), core::sync::atomic::Ordering::Relaxed);
+    th.sigmask.store(
+        crate::process::current()
+            .sigmask
+            .load(core::sync::atomic::Ordering::Relaxed),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     if flags & CLONE_PARENT_SETTID != 0 {
         uaccess::write(a.parent_tid, &tid)?;
     }
@@ -87,14 +96,28 @@ fn do_clone(ctx: &mut Ctx<'_>, a: Args) -> Result<u64, Errno> {
     regs.rcx = regs.rip;
     regs.r11 = regs.rflags;
     let t = tls();
-    threads::spawn(StartInfo { thread: th, regs, xmm: t.xmm, mxcsr: t.mxcsr })?;
+    threads::spawn(StartInfo {
+        thread: th,
+        regs,
+        xmm: t.xmm,
+        mxcsr: t.mxcsr,
+    })?;
     Ok(tid as u64)
 }
 
 /// implements clone(2) for threads
 pub fn sys_clone(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     // x86-64 argument order: flags, stack, parent_tid, child_tid, tls.
-    do_clone(ctx, Args { flags: a[0], stack: a[1], parent_tid: a[2], child_tid: a[3], tls: a[4] })
+    do_clone(
+        ctx,
+        Args {
+            flags: a[0],
+            stack: a[1],
+            parent_tid: a[2],
+            child_tid: a[3],
+            tls: a[4],
+        },
+    )
 }
 
 /// implements clone3(2) for threads
@@ -116,7 +139,16 @@ pub fn sys_clone3(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let stack = if v[5] != 0 { v[5] + v[6] } else { 0 };
-    do_clone(ctx, Args { flags: v[0] | (v[4] & 0xff), stack, parent_tid: v[3], child_tid: v[2], tls: v[7] })
+    do_clone(
+        ctx,
+        Args {
+            flags: v[0] | (v[4] & 0xff),
+            stack,
+            parent_tid: v[3],
+            child_tid: v[2],
+            tls: v[7],
+        },
+    )
 }
 
 /// The vfork child starts on this thread: RAX = 0, on `stack` if given.
@@ -141,9 +173,12 @@ fn fork(ctx: &mut Ctx<'_>) -> Result<u64, Errno> {
         cwd: process().cwd(),
         umask: process().umask.load(core::sync::atomic::Ordering::Relaxed),
         actions: process().signals.lock().actions,
-        mask: crate::process::current().sigmask.load(core::sync::atomic::Ordering::Relaxed),
+        mask: crate::process::current()
+            .sigmask
+            .load(core::sync::atomic::Ordering::Relaxed),
     };
-    crate::process::fork::spawn(&view, crate::process::fork::Start::Fork { regs }).map(|pid| pid as u64)
+    crate::process::fork::spawn(&view, crate::process::fork::Start::Fork { regs })
+        .map(|pid| pid as u64)
 }
 
 /// implements fork(2)

@@ -5,7 +5,12 @@ use conf_abi::Errno;
 use super::{uaccess, Ctx};
 use crate::process::{exec, process, threads};
 
-fn do_execve(ctx: &mut Ctx<'_>, path: &[u8], argv: alloc::vec::Vec<alloc::vec::Vec<u8>>, envp: alloc::vec::Vec<alloc::vec::Vec<u8>>) -> Result<u64, Errno> {
+fn do_execve(
+    ctx: &mut Ctx<'_>,
+    path: &[u8],
+    argv: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+    envp: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+) -> Result<u64, Errno> {
     let proc = process();
     if crate::process::vfork::child_pid().is_some() {
         // A vfork child execs: the new program runs in a child enclave; the
@@ -13,13 +18,24 @@ fn do_execve(ctx: &mut Ctx<'_>, path: &[u8], argv: alloc::vec::Vec<alloc::vec::V
         // fails in the child as execve would.
         exec::prepare(proc, path, argv.clone()).map_err(|e| e.errno)?;
         let view = crate::process::vfork::view();
-        let pid = crate::process::fork::spawn(&view, crate::process::fork::Start::Exec { path: path.to_vec(), argv, envp })?;
+        let pid = crate::process::fork::spawn(
+            &view,
+            crate::process::fork::Start::Exec {
+                path: path.to_vec(),
+                argv,
+                envp,
+            },
+        )?;
         crate::process::vfork::end(ctx.regs, pid);
         ctx.replaced = true;
         return Ok(0);
     }
     let prepared = exec::prepare(proc, path, argv).map_err(|e| {
-        debug!("execve {}: {}", alloc::string::String::from_utf8_lossy(path), e.message);
+        debug!(
+            "execve {}: {}",
+            alloc::string::String::from_utf8_lossy(path),
+            e.message
+        );
         e.errno
     })?;
     // From here on the old program is gone, as on Linux.
@@ -32,8 +48,10 @@ fn do_execve(ctx: &mut Ctx<'_>, path: &[u8], argv: alloc::vec::Vec<alloc::vec::V
     crate::signal::reset_for_exec();
     crate::time::timers::reset_for_exec();
     let t = crate::process::current();
-    t.clear_child_tid.store(0, core::sync::atomic::Ordering::Relaxed);
-    t.robust_list.store(0, core::sync::atomic::Ordering::Relaxed);
+    t.clear_child_tid
+        .store(0, core::sync::atomic::Ordering::Relaxed);
+    t.robust_list
+        .store(0, core::sync::atomic::Ordering::Relaxed);
     let tls = crate::arch::tls::tls();
     tls.xmm = [0; 256];
     tls.mxcsr = 0x1f80;
@@ -45,7 +63,11 @@ fn do_execve(ctx: &mut Ctx<'_>, path: &[u8], argv: alloc::vec::Vec<alloc::vec::V
             Ok(0)
         }
         Err(e) => {
-            error!("execve {}: {}", alloc::string::String::from_utf8_lossy(path), e.message);
+            error!(
+                "execve {}: {}",
+                alloc::string::String::from_utf8_lossy(path),
+                e.message
+            );
             crate::signal::die(crate::signal::SIGKILL)
         }
     }

@@ -35,7 +35,14 @@ pub fn sys_write(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 pub(crate) fn sigpipe<T>(f: &OpenFile, r: Result<T, Errno>) -> Result<T, Errno> {
     if r.as_ref().err() == Some(&Errno::EPIPE) && f.file.is_stream() {
         let tid = crate::process::current().tid;
-        let _ = crate::signal::send_to_thread(tid, crate::signal::SigInfo { signo: crate::signal::SIGPIPE, code: crate::signal::SI_USER, ..Default::default() });
+        let _ = crate::signal::send_to_thread(
+            tid,
+            crate::signal::SigInfo {
+                signo: crate::signal::SIGPIPE,
+                code: crate::signal::SI_USER,
+                ..Default::default()
+            },
+        );
     }
     r
 }
@@ -154,7 +161,11 @@ pub fn sys_close_range(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[0] > a[1] || a[2] & !(CLOSE_RANGE_CLOEXEC | 2) != 0 {
         return Err(Errno::EINVAL);
     }
-    let closed = process().files.lock().close_range(a[0] as usize, a[1] as usize, a[2] & CLOSE_RANGE_CLOEXEC != 0);
+    let closed = process().files.lock().close_range(
+        a[0] as usize,
+        a[1] as usize,
+        a[2] & CLOSE_RANGE_CLOEXEC != 0,
+    );
     drop(closed);
     Ok(0)
 }
@@ -285,7 +296,11 @@ pub fn sys_ioctl(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         FIONBIO => {
             let f = proc.files.lock().get(fd)?;
             let on: i32 = uaccess::read(a[2])?;
-            let fl = if on != 0 { f.flags() | oflags::O_NONBLOCK } else { f.flags() & !oflags::O_NONBLOCK };
+            let fl = if on != 0 {
+                f.flags() | oflags::O_NONBLOCK
+            } else {
+                f.flags() & !oflags::O_NONBLOCK
+            };
             f.set_status_flags(fl)?;
             Ok(0)
         }
@@ -312,10 +327,27 @@ pub fn sys_pipe2(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     uaccess::slice_mut(a[0], 8)?;
-    let (r, w) = crate::host::calls::pipe2((flags & (oflags::O_NONBLOCK | oflags::O_DIRECT)) as i32)?;
+    let (r, w) =
+        crate::host::calls::pipe2((flags & (oflags::O_NONBLOCK | oflags::O_DIRECT)) as i32)?;
     use crate::fs::host::{HostFile, HostKind};
-    let rf = OpenFile::new(Arc::new(HostFile::new(r, HostKind::Stream, alloc::string::String::new())), oflags::O_RDONLY | (flags & oflags::O_NONBLOCK), alloc::string::String::from("pipe:"));
-    let wf = OpenFile::new(Arc::new(HostFile::new(w, HostKind::Stream, alloc::string::String::new())), oflags::O_WRONLY | (flags & oflags::O_NONBLOCK), alloc::string::String::from("pipe:"));
+    let rf = OpenFile::new(
+        Arc::new(HostFile::new(
+            r,
+            HostKind::Stream,
+            alloc::string::String::new(),
+        )),
+        oflags::O_RDONLY | (flags & oflags::O_NONBLOCK),
+        alloc::string::String::from("pipe:"),
+    );
+    let wf = OpenFile::new(
+        Arc::new(HostFile::new(
+            w,
+            HostKind::Stream,
+            alloc::string::String::new(),
+        )),
+        oflags::O_WRONLY | (flags & oflags::O_NONBLOCK),
+        alloc::string::String::from("pipe:"),
+    );
     let cloexec = flags & oflags::O_CLOEXEC != 0;
     let mut t = process().files.lock();
     let rfd = t.insert(rf, cloexec, 0)?;
@@ -413,7 +445,11 @@ pub fn sys_sendfile(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let out = fd_file(a[0])?;
     let inp = fd_file(a[1])?;
     let count = (a[3] as usize).min(MAX_RW);
-    let mut off: Option<u64> = if a[2] != 0 { Some(uaccess::read::<u64>(a[2])?) } else { None };
+    let mut off: Option<u64> = if a[2] != 0 {
+        Some(uaccess::read::<u64>(a[2])?)
+    } else {
+        None
+    };
     let mut buf = alloc::vec![0u8; count.min(128 * 1024)];
     let mut total = 0usize;
     while total < count {

@@ -21,7 +21,10 @@ fn do_open(dirfd: u64, path_ptr: u64, flags: u64, mode: u64) -> Result<u64, Errn
     let proc = process();
     let mode = (mode as u32) & !proc.umask.load(core::sync::atomic::Ordering::Relaxed) & 0o7777;
     let f = policy::open(&base, &path, flags as u32, mode)?;
-    proc.files.lock().insert(f, flags as u32 & oflags::O_CLOEXEC != 0, 0).map(|fd| fd as u64)
+    proc.files
+        .lock()
+        .insert(f, flags as u32 & oflags::O_CLOEXEC != 0, 0)
+        .map(|fd| fd as u64)
 }
 
 /// implements open(2)
@@ -36,12 +39,21 @@ pub fn sys_openat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements creat(2)
 pub fn sys_creat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    do_open(AT_FDCWD as i64 as u64, a[0], (oflags::O_CREAT | oflags::O_WRONLY | oflags::O_TRUNC) as u64, a[1])
+    do_open(
+        AT_FDCWD as i64 as u64,
+        a[0],
+        (oflags::O_CREAT | oflags::O_WRONLY | oflags::O_TRUNC) as u64,
+        a[1],
+    )
 }
 
 /// stat of (dirfd, path) honouring AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW.
 fn stat_at(dirfd: u64, path_ptr: u64, flags: u64) -> Result<KernelStat, Errno> {
-    let path = if flags & AT_EMPTY_PATH != 0 { uaccess::cstr(path_ptr, 4095)? } else { uaccess::path(path_ptr)? };
+    let path = if flags & AT_EMPTY_PATH != 0 {
+        uaccess::cstr(path_ptr, 4095)?
+    } else {
+        uaccess::path(path_ptr)?
+    };
     if path.is_empty() {
         if dirfd as i32 == AT_FDCWD {
             return policy::stat(&process().cwd(), b".", true);
@@ -93,7 +105,11 @@ pub fn sys_statx(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     put64(&mut b, 32, st.st_ino);
     put64(&mut b, 40, st.st_size as u64);
     put64(&mut b, 48, st.st_blocks as u64);
-    for (off, s, ns) in [(64, st.st_atime, st.st_atime_nsec), (96, st.st_ctime, st.st_ctime_nsec), (112, st.st_mtime, st.st_mtime_nsec)] {
+    for (off, s, ns) in [
+        (64, st.st_atime, st.st_atime_nsec),
+        (96, st.st_ctime, st.st_ctime_nsec),
+        (112, st.st_mtime, st.st_mtime_nsec),
+    ] {
         put64(&mut b, off, s as u64);
         put32(&mut b, off + 8, ns as u32);
     }
@@ -115,11 +131,18 @@ fn access_at(dirfd: u64, path_ptr: u64, mode: u64, flags: u64) -> Result<u64, Er
     if mode & W_OK != 0 {
         match ns.classify(&p) {
             Target::Trusted(_) | Target::Proc => return Err(Errno::EACCES),
-            Target::Metadata(_) if st.st_mode & crate::fs::mode::S_IFMT != crate::fs::mode::S_IFDIR => return Err(Errno::EACCES),
+            Target::Metadata(_)
+                if st.st_mode & crate::fs::mode::S_IFMT != crate::fs::mode::S_IFDIR =>
+            {
+                return Err(Errno::EACCES)
+            }
             _ => {}
         }
     }
-    if mode & X_OK != 0 && st.st_mode & 0o111 == 0 && st.st_mode & crate::fs::mode::S_IFMT != crate::fs::mode::S_IFDIR {
+    if mode & X_OK != 0
+        && st.st_mode & 0o111 == 0
+        && st.st_mode & crate::fs::mode::S_IFMT != crate::fs::mode::S_IFDIR
+    {
         return Err(Errno::EACCES);
     }
     Ok(0)
@@ -294,7 +317,14 @@ pub fn sys_linkat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 fn link_at(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Result<u64, Errno> {
     let (from, to) = (uaccess::path(old)?, uaccess::path(new)?);
-    policy::link(&cwd_for(olddir, &from)?, &from, &cwd_for(newdir, &to)?, &to, flags & AT_SYMLINK_FOLLOW != 0).map(|_| 0)
+    policy::link(
+        &cwd_for(olddir, &from)?,
+        &from,
+        &cwd_for(newdir, &to)?,
+        &to,
+        flags & AT_SYMLINK_FOLLOW != 0,
+    )
+    .map(|_| 0)
 }
 
 /// implements chmod(2)
@@ -311,7 +341,10 @@ pub fn sys_fchmodat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements fchmod(2)
 pub fn sys_fchmod(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    super::file::fd_file(a[0])?.file.chmod(a[1] as u32).map(|_| 0)
+    super::file::fd_file(a[0])?
+        .file
+        .chmod(a[1] as u32)
+        .map(|_| 0)
 }
 
 /// implements chown(2) family: identity is fixed inside the enclave, so
@@ -343,7 +376,13 @@ pub fn sys_utimensat(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return super::file::fd_file(a[0])?.file.utimens(&times).map(|_| 0);
     }
     let p = uaccess::path(a[1])?;
-    policy::utimens(&cwd_for(a[0], &p)?, &p, &times, a[3] & AT_SYMLINK_NOFOLLOW == 0).map(|_| 0)
+    policy::utimens(
+        &cwd_for(a[0], &p)?,
+        &p,
+        &times,
+        a[3] & AT_SYMLINK_NOFOLLOW == 0,
+    )
+    .map(|_| 0)
 }
 
 /// implements statfs(2)
@@ -367,5 +406,7 @@ pub fn sys_fstatfs(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements umask(2)
 pub fn sys_umask(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    Ok(process().umask.swap(a[0] as u32 & 0o777, core::sync::atomic::Ordering::Relaxed) as u64)
+    Ok(process()
+        .umask
+        .swap(a[0] as u32 & 0o777, core::sync::atomic::Ordering::Relaxed) as u64)
 }

@@ -14,10 +14,10 @@ pub mod exec;
 pub mod file;
 pub mod fs;
 pub mod misc;
-pub mod net;
-pub mod poll;
 pub mod mmap;
 pub mod names;
+pub mod net;
+pub mod poll;
 pub mod process;
 pub mod rewrite;
 pub mod signal;
@@ -44,7 +44,8 @@ pub struct Ctx<'a> {
 pub type Handler = fn(&mut Ctx<'_>, [u64; 6]) -> Result<u64, Errno>;
 
 /// One bit per syscall number already reported as unimplemented.
-static REPORTED: [AtomicU64; names::COUNT.div_ceil(64) + 1] = [const { AtomicU64::new(0) }; names::COUNT.div_ceil(64) + 1];
+static REPORTED: [AtomicU64; names::COUNT.div_ceil(64) + 1] =
+    [const { AtomicU64::new(0) }; names::COUNT.div_ceil(64) + 1];
 
 /// Log an unimplemented (`expected` false: warning) or deliberately refused
 /// (`expected` true: debug) call once per number.
@@ -52,7 +53,11 @@ fn report_once(nr: u64, what: &str, reason: &str, expected: bool) {
     let i = (nr as usize).min(names::COUNT);
     let bit = 1u64 << (i % 64);
     if REPORTED[i / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
-        let name = names::NAMES.get(nr as usize).copied().filter(|n| !n.is_empty()).unwrap_or("unknown");
+        let name = names::NAMES
+            .get(nr as usize)
+            .copied()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("unknown");
         if expected {
             debug!("system call {name} ({nr}) {what}{reason}");
         } else {
@@ -62,7 +67,11 @@ fn report_once(nr: u64, what: &str, reason: &str, expected: bool) {
 }
 
 pub fn name_of(nr: u64) -> &'static str {
-    names::NAMES.get(nr as usize).copied().filter(|n| !n.is_empty()).unwrap_or("?")
+    names::NAMES
+        .get(nr as usize)
+        .copied()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("?")
 }
 
 /// Run the system call described by `regs` (number in RAX, arguments in
@@ -70,13 +79,29 @@ pub fn name_of(nr: u64) -> &'static str {
 pub fn dispatch(regs: &mut UserRegs) {
     let nr = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-    let mut ctx = Ctx { regs, replaced: false };
+    let mut ctx = Ctx {
+        regs,
+        replaced: false,
+    };
     // Calls that do not return are traced before they run, as strace does.
     if matches!(nr, 60 | 231 | 59 | 322 | 15) && crate::log::enabled(LogLevel::Trace) {
         let tid = crate::process::current().tid;
-        trace!("[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = ?", name_of(nr), args[0], args[1], args[2], args[3], args[4], args[5]);
+        trace!(
+            "[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = ?",
+            name_of(nr),
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+            args[4],
+            args[5]
+        );
     }
-    let result = match table::TABLE.get(nr as usize).copied().unwrap_or(Entry::Missing) {
+    let result = match table::TABLE
+        .get(nr as usize)
+        .copied()
+        .unwrap_or(Entry::Missing)
+    {
         Entry::Supported(h) | Entry::Partial(h, _) => h(&mut ctx, args),
         Entry::Unsupported(e, reason) => {
             report_once(nr, "is not supported: ", reason, true);
@@ -112,8 +137,29 @@ pub fn dispatch(regs: &mut UserRegs) {
 fn trace_call(nr: u64, a: &[u64; 6], r: &Result<u64, Errno>) {
     let tid = crate::process::current().tid;
     match r {
-        Ok(v) => trace!("[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {:#x}", name_of(nr), a[0], a[1], a[2], a[3], a[4], a[5], v),
-        Err(e) => trace!("[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = -{} ({})", name_of(nr), a[0], a[1], a[2], a[3], a[4], a[5], e.name(), e.description()),
+        Ok(v) => trace!(
+            "[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {:#x}",
+            name_of(nr),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5],
+            v
+        ),
+        Err(e) => trace!(
+            "[{tid}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = -{} ({})",
+            name_of(nr),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5],
+            e.name(),
+            e.description()
+        ),
     }
 }
 

@@ -33,13 +33,23 @@ macro_rules! sock {
 }
 
 fn install(s: Socket, flags: u64) -> Result<u64, Errno> {
-    let oflag = oflags::O_RDWR | if flags & SOCK_NONBLOCK != 0 { oflags::O_NONBLOCK } else { 0 };
+    let oflag = oflags::O_RDWR
+        | if flags & SOCK_NONBLOCK != 0 {
+            oflags::O_NONBLOCK
+        } else {
+            0
+        };
     let f = OpenFile::new(Arc::new(s), oflag, alloc::string::String::from("socket:"));
-    process().files.lock().insert(f, flags & SOCK_CLOEXEC != 0, 0).map(|fd| fd as u64)
+    process()
+        .files
+        .lock()
+        .insert(f, flags & SOCK_CLOEXEC != 0, 0)
+        .map(|fd| fd as u64)
 }
 
 fn new_host_socket(domain: u64, ty: u64, proto: u64) -> Result<crate::host::calls::HostFd, Errno> {
-    let fd = call(Ocall::Socket, [domain, ty & !SOCK_CLOEXEC, proto, 0, 0, 0]).result(Ocall::Socket)?;
+    let fd =
+        call(Ocall::Socket, [domain, ty & !SOCK_CLOEXEC, proto, 0, 0, 0]).result(Ocall::Socket)?;
     if fd as i64 >= conf_abi::ocall::MAX_HOST_FD {
         crate::host::hostile(Ocall::Socket, "a file descriptor out of range");
     }
@@ -53,7 +63,14 @@ pub fn sys_socket(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EAFNOSUPPORT);
     }
     let fd = new_host_socket(a[0], a[1], a[2])?;
-    install(Socket { fd, domain, kind: (a[1] & 0xf) as u32 }, a[1])
+    install(
+        Socket {
+            fd,
+            domain,
+            kind: (a[1] & 0xf) as u32,
+        },
+        a[1],
+    )
 }
 
 /// implements socketpair(2) (AF_UNIX)
@@ -62,15 +79,32 @@ pub fn sys_socketpair(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EOPNOTSUPP);
     }
     uaccess::slice_mut(a[3], 8)?;
-    let r = call(Ocall::Socketpair, [a[0], a[1] & !SOCK_CLOEXEC, a[2], 0, 0, 0]);
+    let r = call(
+        Ocall::Socketpair,
+        [a[0], a[1] & !SOCK_CLOEXEC, a[2], 0, 0, 0],
+    );
     r.result(Ocall::Socketpair)?;
     let (x, y) = ((r.aux & 0xffff_ffff) as i64, (r.aux >> 32) as i64);
     if x >= conf_abi::ocall::MAX_HOST_FD || y >= conf_abi::ocall::MAX_HOST_FD || x == y {
         crate::host::hostile(Ocall::Socketpair, "descriptors out of range");
     }
     let kind = (a[1] & 0xf) as u32;
-    let f0 = install(Socket { fd: crate::host::calls::HostFd(x as i32), domain: AF_UNIX, kind }, a[1])?;
-    let f1 = match install(Socket { fd: crate::host::calls::HostFd(y as i32), domain: AF_UNIX, kind }, a[1]) {
+    let f0 = install(
+        Socket {
+            fd: crate::host::calls::HostFd(x as i32),
+            domain: AF_UNIX,
+            kind,
+        },
+        a[1],
+    )?;
+    let f1 = match install(
+        Socket {
+            fd: crate::host::calls::HostFd(y as i32),
+            domain: AF_UNIX,
+            kind,
+        },
+        a[1],
+    ) {
         Ok(f) => f,
         Err(e) => {
             let _ = process().files.lock().remove(f0 as i32);
@@ -155,7 +189,14 @@ fn accept(a: [u64; 6], flags: u64) -> Result<u64, Errno> {
     }
     sock!(f, s, a[0]);
     let (fd, addr) = restartable(|| s.accept((flags & SOCK_NONBLOCK) as i32))?;
-    let newfd = install(Socket { fd, domain: s.domain, kind: s.kind }, flags)?;
+    let newfd = install(
+        Socket {
+            fd,
+            domain: s.domain,
+            kind: s.kind,
+        },
+        flags,
+    )?;
     if let Err(e) = sockaddr_out(a[1], a[2], &addr) {
         let _ = process().files.lock().remove(newfd as i32);
         return Err(e);
@@ -207,7 +248,14 @@ pub fn sys_getsockopt(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 fn sigpipe_on_epipe<T>(r: Result<T, Errno>, flags: i32) -> Result<T, Errno> {
     if r.as_ref().err() == Some(&Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
         let tid = crate::process::current().tid;
-        let _ = crate::signal::send_to_thread(tid, crate::signal::SigInfo { signo: crate::signal::SIGPIPE, code: crate::signal::SI_USER, ..Default::default() });
+        let _ = crate::signal::send_to_thread(
+            tid,
+            crate::signal::SigInfo {
+                signo: crate::signal::SIGPIPE,
+                code: crate::signal::SI_USER,
+                ..Default::default()
+            },
+        );
     }
     r
 }
@@ -216,7 +264,11 @@ fn sigpipe_on_epipe<T>(r: Result<T, Errno>, flags: i32) -> Result<T, Errno> {
 pub fn sys_sendto(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
     let buf = uaccess::slice(a[1], a[2] as usize)?;
-    let addr = if a[4] != 0 { Some(sockaddr_in(a[4], a[5])?) } else { None };
+    let addr = if a[4] != 0 {
+        Some(sockaddr_in(a[4], a[5])?)
+    } else {
+        None
+    };
     let flags = a[3] as i32;
     sigpipe_on_epipe(restartable(|| s.sendto(buf, flags, addr.as_deref())), flags).map(|n| n as u64)
 }
@@ -264,8 +316,15 @@ fn sendmsg(s: &Socket, m: &MsgHdr, flags: i32) -> Result<usize, Errno> {
         }
         return Err(Errno::EOPNOTSUPP);
     }
-    let addr = if m.name != 0 && m.namelen > 0 { Some(sockaddr_in(m.name, m.namelen as u64)?) } else { None };
-    sigpipe_on_epipe(restartable(|| s.sendto(&buf, flags, addr.as_deref())), flags)
+    let addr = if m.name != 0 && m.namelen > 0 {
+        Some(sockaddr_in(m.name, m.namelen as u64)?)
+    } else {
+        None
+    };
+    sigpipe_on_epipe(
+        restartable(|| s.sendto(&buf, flags, addr.as_deref())),
+        flags,
+    )
 }
 
 /// implements sendmsg(2) (no control messages yet)
@@ -299,7 +358,11 @@ pub fn sys_recvmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
     let mut m: MsgHdr = uaccess::read(a[1])?;
     let iov = uaccess::iovecs(m.iov, m.iovlen)?;
-    let total: usize = iov.iter().map(|(_, l)| *l).sum::<usize>().min(crate::net::socket::MAX_IO);
+    let total: usize = iov
+        .iter()
+        .map(|(_, l)| *l)
+        .sum::<usize>()
+        .min(crate::net::socket::MAX_IO);
     let mut buf = alloc::vec![0u8; total];
     let (n, addr, ctrl, mut mflags) = restartable(|| s.recvmsg(&mut buf, a[2] as i32))?;
     let mut off = 0;
@@ -329,7 +392,9 @@ pub fn sys_recvmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         if level == 1 && ty == 1 {
             // SCM_RIGHTS: close the host fds, report truncation.
             for c in ctrl[at + 16..at + len].chunks_exact(4) {
-                crate::host::calls::close(crate::host::calls::HostFd(i32::from_le_bytes(c.try_into().unwrap())));
+                crate::host::calls::close(crate::host::calls::HostFd(i32::from_le_bytes(
+                    c.try_into().unwrap(),
+                )));
             }
             mflags |= 0x8; // MSG_CTRUNC
         } else {

@@ -16,7 +16,13 @@ use crate::process::{current, process};
 
 fn entries_of(fds: &[(i32, i16)]) -> Vec<Entry> {
     let t = process().files.lock();
-    fds.iter().map(|&(fd, events)| Entry { file: if fd < 0 { None } else { t.get(fd).ok() }, events, revents: 0 }).collect()
+    fds.iter()
+        .map(|&(fd, events)| Entry {
+            file: if fd < 0 { None } else { t.get(fd).ok() },
+            events,
+            revents: 0,
+        })
+        .collect()
 }
 
 /// Run `f` with the signal mask temporarily set to `mask` (ppoll, pselect,
@@ -25,7 +31,10 @@ fn entries_of(fds: &[(i32, i16)]) -> Vec<Entry> {
 fn with_mask<T>(mask: Option<u64>, f: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
     let Some(m) = mask else { return f() };
     let t = current();
-    let old = t.sigmask.swap(m & !((1 << 8) | (1 << 18)), core::sync::atomic::Ordering::Relaxed);
+    let old = t.sigmask.swap(
+        m & !((1 << 8) | (1 << 18)),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let r = f();
     if r.as_ref().err() == Some(&Errno::EINTR) {
         // Deliver with the temporary mask; restore the old one on sigreturn.
@@ -67,7 +76,8 @@ fn timeout_of(ts_ptr: u64) -> Result<i64, Errno> {
     if s < 0 || !(0..1_000_000_000).contains(&ns) {
         return Err(Errno::EINVAL);
     }
-    Ok(s.saturating_mul(1000).saturating_add((ns + 999_999) / 1_000_000))
+    Ok(s.saturating_mul(1000)
+        .saturating_add((ns + 999_999) / 1_000_000))
 }
 
 fn sigmask_arg(ptr: u64, size: u64) -> Result<Option<u64>, Errno> {
@@ -86,12 +96,27 @@ pub fn sys_ppoll(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     do_poll(a[0], a[1], timeout_of(a[2])?, mask)
 }
 
-fn do_select(n: u64, rp: u64, wp: u64, ep: u64, timeout_ms: i64, mask: Option<u64>) -> Result<u64, Errno> {
+fn do_select(
+    n: u64,
+    rp: u64,
+    wp: u64,
+    ep: u64,
+    timeout_ms: i64,
+    mask: Option<u64>,
+) -> Result<u64, Errno> {
     if n > 1024 * 64 {
         return Err(Errno::EINVAL);
     }
     let words = n.div_ceil(64) as usize;
-    let read_set = |p: u64| -> Result<Vec<u64>, Errno> { if p == 0 { Ok(alloc::vec![0; words]) } else { (0..words).map(|i| uaccess::read::<u64>(p + i as u64 * 8)).collect() } };
+    let read_set = |p: u64| -> Result<Vec<u64>, Errno> {
+        if p == 0 {
+            Ok(alloc::vec![0; words])
+        } else {
+            (0..words)
+                .map(|i| uaccess::read::<u64>(p + i as u64 * 8))
+                .collect()
+        }
+    };
     let (r, w, e) = (read_set(rp)?, read_set(wp)?, read_set(ep)?);
     let mut raw = Vec::new();
     for fd in 0..n as usize {
@@ -115,7 +140,11 @@ fn do_select(n: u64, rp: u64, wp: u64, ep: u64, timeout_ms: i64, mask: Option<u6
         return Err(Errno::EBADF);
     }
     with_mask(mask, || poll::poll(&mut entries, timeout_ms))?;
-    let (mut ro, mut wo, mut eo) = (alloc::vec![0u64; words], alloc::vec![0u64; words], alloc::vec![0u64; words]);
+    let (mut ro, mut wo, mut eo) = (
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+    );
     let mut count = 0;
     for ((fd, ev), e) in raw.iter().zip(&entries) {
         let (i, b) = (*fd as usize / 64, 1u64 << (*fd as usize % 64));
@@ -172,8 +201,16 @@ fn new_epoll(flags: u64) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let e = Epoll::create()?;
-    let f = OpenFile::new(Arc::new(e), oflags::O_RDWR, alloc::string::String::from("anon_inode:[eventpoll]"));
-    process().files.lock().insert(f, flags != 0, 0).map(|fd| fd as u64)
+    let f = OpenFile::new(
+        Arc::new(e),
+        oflags::O_RDWR,
+        alloc::string::String::from("anon_inode:[eventpoll]"),
+    );
+    process()
+        .files
+        .lock()
+        .insert(f, flags != 0, 0)
+        .map(|fd| fd as u64)
 }
 
 /// implements epoll_create(2)
@@ -202,7 +239,8 @@ pub fn sys_epoll_ctl(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     } else {
         (0, 0)
     };
-    e.ctl(a[1] as u32, a[2] as i32, &target, events, data).map(|_| 0)
+    e.ctl(a[1] as u32, a[2] as i32, &target, events, data)
+        .map(|_| 0)
 }
 
 fn epoll_wait(a: [u64; 6], mask: Option<u64>) -> Result<u64, Errno> {
@@ -238,17 +276,36 @@ pub fn sys_epoll_pwait(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 pub fn sys_epoll_pwait2(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let mask = sigmask_arg(a[4], a[5])?;
     let t = timeout_of(a[3])?;
-    epoll_wait([a[0], a[1], a[2], t.clamp(-1, i32::MAX as i64) as u64, 0, 0], mask)
+    epoll_wait(
+        [a[0], a[1], a[2], t.clamp(-1, i32::MAX as i64) as u64, 0, 0],
+        mask,
+    )
 }
 
 fn install_host(fd: u64, flags: u64, name: &str) -> Result<u64, Errno> {
     if fd as i64 >= conf_abi::ocall::MAX_HOST_FD {
         crate::host::hostile(Ocall::Eventfd, "a file descriptor out of range");
     }
-    let file = HostFile::new(crate::host::calls::HostFd(fd as i32), HostKind::Stream, alloc::string::String::new());
-    let nb = if flags & oflags::O_NONBLOCK as u64 != 0 { oflags::O_NONBLOCK } else { 0 };
-    let f = OpenFile::new(Arc::new(file), oflags::O_RDWR | nb, alloc::string::String::from(name));
-    process().files.lock().insert(f, flags & oflags::O_CLOEXEC as u64 != 0, 0).map(|fd| fd as u64)
+    let file = HostFile::new(
+        crate::host::calls::HostFd(fd as i32),
+        HostKind::Stream,
+        alloc::string::String::new(),
+    );
+    let nb = if flags & oflags::O_NONBLOCK as u64 != 0 {
+        oflags::O_NONBLOCK
+    } else {
+        0
+    };
+    let f = OpenFile::new(
+        Arc::new(file),
+        oflags::O_RDWR | nb,
+        alloc::string::String::from(name),
+    );
+    process()
+        .files
+        .lock()
+        .insert(f, flags & oflags::O_CLOEXEC as u64 != 0, 0)
+        .map(|fd| fd as u64)
 }
 
 /// implements eventfd2(2) (a host eventfd)
@@ -257,7 +314,11 @@ pub fn sys_eventfd2(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[1] & !(EFD_SEMAPHORE | oflags::O_NONBLOCK as u64 | oflags::O_CLOEXEC as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let fd = call(Ocall::Eventfd, [a[0], a[1] & !(oflags::O_CLOEXEC as u64), 0, 0, 0, 0]).result(Ocall::Eventfd)?;
+    let fd = call(
+        Ocall::Eventfd,
+        [a[0], a[1] & !(oflags::O_CLOEXEC as u64), 0, 0, 0, 0],
+    )
+    .result(Ocall::Eventfd)?;
     install_host(fd, a[1], "anon_inode:[eventfd]")
 }
 
@@ -272,7 +333,11 @@ pub fn sys_timerfd_create(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[1] & !(oflags::O_NONBLOCK as u64 | oflags::O_CLOEXEC as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let fd = call(Ocall::TimerfdCreate, [clock as u64, a[1] & !(oflags::O_CLOEXEC as u64), 0, 0, 0, 0]).result(Ocall::TimerfdCreate)?;
+    let fd = call(
+        Ocall::TimerfdCreate,
+        [clock as u64, a[1] & !(oflags::O_CLOEXEC as u64), 0, 0, 0, 0],
+    )
+    .result(Ocall::TimerfdCreate)?;
     install_host(fd, a[1], "anon_inode:[timerfd]")
 }
 
@@ -290,7 +355,11 @@ pub fn sys_timerfd_settime(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let new = uaccess::slice(a[2], 32)?.to_vec();
     let d = crate::host::Data::mine();
     d.put(8192, &new);
-    call(Ocall::TimerfdSettime, [h.0 as u64, a[1], 8192, 8192 + 32, 0, 0]).result(Ocall::TimerfdSettime)?;
+    call(
+        Ocall::TimerfdSettime,
+        [h.0 as u64, a[1], 8192, 8192 + 32, 0, 0],
+    )
+    .result(Ocall::TimerfdSettime)?;
     if a[3] != 0 {
         let mut old = [0u8; 32];
         d.get(8192 + 32, &mut old);

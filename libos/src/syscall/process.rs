@@ -8,8 +8,15 @@ use crate::process::{self as p, process, Rlimit, RLIM_NLIMITS};
 /// A vfork child that exits: the parent resumes with its pid, and a
 /// later wait reports `status`.
 fn vfork_child_exits(ctx: &mut Ctx<'_>, status: i32) -> bool {
-    let Some(pid) = crate::process::vfork::child_pid() else { return false };
-    process().children.lock().insert(pid, crate::process::Child { status: Some(status) });
+    let Some(pid) = crate::process::vfork::child_pid() else {
+        return false;
+    };
+    process().children.lock().insert(
+        pid,
+        crate::process::Child {
+            status: Some(status),
+        },
+    );
     crate::process::vfork::end(ctx.regs, pid);
     ctx.replaced = true;
     crate::signal::raise(crate::signal::SIGCHLD);
@@ -65,7 +72,10 @@ fn wait_child(pid: i32, options: u64) -> Result<(i32, i32), Errno> {
             return Err(Errno::ECHILD);
         }
         // Children whose status is already known (vfork children that exited).
-        let known = ch.iter().find(|(p, c)| c.status.is_some() && (pid <= 0 || **p == pid as u32)).map(|(p, c)| (*p, c.status.unwrap_or(0)));
+        let known = ch
+            .iter()
+            .find(|(p, c)| c.status.is_some() && (pid <= 0 || **p == pid as u32))
+            .map(|(p, c)| (*p, c.status.unwrap_or(0)));
         if let Some((p, st)) = known {
             if options & WNOWAIT == 0 {
                 ch.remove(&p);
@@ -121,7 +131,11 @@ pub fn sys_waitid(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         let mut si = [0u8; 128];
         if got > 0 {
             // CLD_EXITED with the exit code, or CLD_KILLED with the signal.
-            let (code, val) = if status & 0x7f == 0 { (1i32, (status >> 8) & 0xff) } else { (2, status & 0x7f) };
+            let (code, val) = if status & 0x7f == 0 {
+                (1i32, (status >> 8) & 0xff)
+            } else {
+                (2, status & 0x7f)
+            };
             si[0..4].copy_from_slice(&(crate::signal::SIGCHLD as i32).to_le_bytes());
             si[8..12].copy_from_slice(&code.to_le_bytes());
             si[16..20].copy_from_slice(&got.to_le_bytes());
@@ -223,7 +237,8 @@ pub fn sys_arch_prctl(ctx: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 /// implements set_tid_address(2)
 pub fn sys_set_tid_address(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let t = p::current();
-    t.clear_child_tid.store(a[0], core::sync::atomic::Ordering::Relaxed);
+    t.clear_child_tid
+        .store(a[0], core::sync::atomic::Ordering::Relaxed);
     Ok(t.tid as u64)
 }
 
@@ -232,13 +247,17 @@ pub fn sys_set_robust_list(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if a[1] != 24 {
         return Err(Errno::EINVAL);
     }
-    p::current().robust_list.store(a[0], core::sync::atomic::Ordering::Relaxed);
+    p::current()
+        .robust_list
+        .store(a[0], core::sync::atomic::Ordering::Relaxed);
     Ok(0)
 }
 
 /// implements get_robust_list(2) for the calling thread
 pub fn sys_get_robust_list(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let head = p::current().robust_list.load(core::sync::atomic::Ordering::Relaxed);
+    let head = p::current()
+        .robust_list
+        .load(core::sync::atomic::Ordering::Relaxed);
     uaccess::write(a[1], &head)?;
     uaccess::write(a[2], &24u64)?;
     Ok(0)
@@ -259,12 +278,20 @@ pub fn sys_prlimit64(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::ESRCH);
     }
     let i = rlimit_index(a[1])?;
-    let new = if a[2] != 0 { Some(uaccess::read::<[u64; 2]>(a[2])?) } else { None };
+    let new = if a[2] != 0 {
+        Some(uaccess::read::<[u64; 2]>(a[2])?)
+    } else {
+        None
+    };
     let mut rl = proc.rlimits.lock();
     let old = rl[i];
     if let Some([cur, max]) = new {
         if cur > max || max > old.max {
-            return Err(if cur > max { Errno::EINVAL } else { Errno::EPERM });
+            return Err(if cur > max {
+                Errno::EINVAL
+            } else {
+                Errno::EPERM
+            });
         }
         rl[i] = Rlimit { cur, max };
         if i == p::RLIMIT_NOFILE {
@@ -320,7 +347,9 @@ const PR_CAPBSET_READ: u64 = 23;
 /// implements prctl(2) for the requests runtimes make.
 pub fn sys_prctl(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     match a[0] {
-        PR_SET_NAME | PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_SET_VMA => Ok(0),
+        PR_SET_NAME | PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_SET_VMA => {
+            Ok(0)
+        }
         PR_GET_NAME => {
             let exe = process().exe.lock().clone();
             let base = exe.rsplit('/').next().unwrap_or("");

@@ -49,22 +49,50 @@ fn within_rel32(from: u64, to: u64) -> bool {
 fn alloc_stub(site: u64) -> Option<u64> {
     let mut pages = STUBS.lock();
     for p in pages.iter_mut() {
-        if p.next + STUB_SIZE <= p.base + PAGE && within_rel32(site, p.base) && within_rel32(site, p.base + PAGE) {
+        if p.next + STUB_SIZE <= p.base + PAGE
+            && within_rel32(site, p.base)
+            && within_rel32(site, p.base + PAGE)
+        {
             let s = p.next;
             p.next += STUB_SIZE;
             return Some(s);
         }
     }
-    let vma = Vma { end: 0, prot: 0, shared: false, name: VmaName::File(alloc::sync::Arc::from("[conf-syscall-stubs]")), offset: 0, inode: 0, lazy: None };
-    let base = process().mm.map(Placement::Hint(site & !(PAGE - 1)), PAGE, PROT_READ | PROT_EXEC, vma, true).ok()?;
+    let vma = Vma {
+        end: 0,
+        prot: 0,
+        shared: false,
+        name: VmaName::File(alloc::sync::Arc::from("[conf-syscall-stubs]")),
+        offset: 0,
+        inode: 0,
+        lazy: None,
+    };
+    let base = process()
+        .mm
+        .map(
+            Placement::Hint(site & !(PAGE - 1)),
+            PAGE,
+            PROT_READ | PROT_EXEC,
+            vma,
+            true,
+        )
+        .ok()?;
     if !within_rel32(site, base) || !within_rel32(site, base + PAGE) {
         let _ = process().mm.unmap(base, PAGE);
         return None;
     }
     // SAFETY: the page was just mapped writable for filling.
-    unsafe { (base as *mut u64).write(crate::arch::entry::libos_syscall_entry as *const () as u64) };
-    process().mm.finish_fill(base, PAGE, PROT_READ | PROT_EXEC).ok()?;
-    pages.push(StubPage { base, next: base + FIRST_STUB + STUB_SIZE });
+    unsafe {
+        (base as *mut u64).write(crate::arch::entry::libos_syscall_entry as *const () as u64)
+    };
+    process()
+        .mm
+        .finish_fill(base, PAGE, PROT_READ | PROT_EXEC)
+        .ok()?;
+    pages.push(StubPage {
+        base,
+        next: base + FIRST_STUB + STUB_SIZE,
+    });
     Some(base + FIRST_STUB)
 }
 
@@ -73,7 +101,13 @@ fn alloc_stub(site: u64) -> Option<u64> {
 fn poke_code(addr: u64, bytes: &[u8]) -> bool {
     let page_lo = addr & !(PAGE - 1);
     let page_hi = (addr + bytes.len() as u64 + PAGE - 1) & !(PAGE - 1);
-    if crate::host::calls::mprotect(page_lo, page_hi - page_lo, PROT_READ | PROT_WRITE | PROT_EXEC).is_err() {
+    if crate::host::calls::mprotect(
+        page_lo,
+        page_hi - page_lo,
+        PROT_READ | PROT_WRITE | PROT_EXEC,
+    )
+    .is_err()
+    {
         return false;
     }
     let word = addr & !7;
@@ -109,7 +143,9 @@ pub fn on_trap(site: u64, nr: u64) {
     }
     // SAFETY: 8 readable bytes of program code (checked).
     let b = unsafe { ((mov - 1) as *const [u8; 8]).read_unaligned() };
-    let is_mov = b[1] == 0xb8 && u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as u64 == nr && !(0x40..=0x4f).contains(&b[0]);
+    let is_mov = b[1] == 0xb8
+        && u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as u64 == nr
+        && !(0x40..=0x4f).contains(&b[0]);
     if !is_mov || b[6..8] != [0x0f, 0x05] {
         REFUSED.fetch_add(1, Ordering::Relaxed);
         return;

@@ -103,7 +103,12 @@ pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let me = proc.pid as i32;
     let to_self = || {
         if sig != 0 {
-            crate::signal::send_to_process(SigInfo { signo: sig, code: SI_USER, pid: me as u32, ..Default::default() });
+            crate::signal::send_to_process(SigInfo {
+                signo: sig,
+                code: SI_USER,
+                pid: me as u32,
+                ..Default::default()
+            });
         }
     };
     if pid == me {
@@ -116,9 +121,18 @@ pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if pid > 0 && pid as u32 == proc.ppid {
         return crate::host::calls::kill_process(-1, sig).map(|_| 0);
     }
-    if pid == 0 || pid == -1 || pid == -(proc.pgid.load(core::sync::atomic::Ordering::Relaxed) as i32) {
+    if pid == 0
+        || pid == -1
+        || pid == -(proc.pgid.load(core::sync::atomic::Ordering::Relaxed) as i32)
+    {
         // The group: this process and the children it started.
-        let children: alloc::vec::Vec<u32> = proc.children.lock().iter().filter(|(_, c)| c.status.is_none()).map(|(p, _)| *p).collect();
+        let children: alloc::vec::Vec<u32> = proc
+            .children
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.status.is_none())
+            .map(|(p, _)| *p)
+            .collect();
         for c in children {
             let _ = crate::host::calls::kill_process(c as i32, sig);
         }
@@ -138,7 +152,16 @@ pub fn sys_tgkill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     if sig == 0 {
         return crate::process::threads::with_thread(a[1] as u32, |_| 0).ok_or(Errno::ESRCH);
     }
-    crate::signal::send_to_thread(a[1] as u32, SigInfo { signo: sig, code: SI_TKILL, pid: me, ..Default::default() }).map(|_| 0)
+    crate::signal::send_to_thread(
+        a[1] as u32,
+        SigInfo {
+            signo: sig,
+            code: SI_TKILL,
+            pid: me,
+            ..Default::default()
+        },
+    )
+    .map(|_| 0)
 }
 
 /// implements tkill(2)
@@ -155,7 +178,13 @@ pub fn sys_rt_sigqueueinfo(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let sig = check_sig(a[1])?;
     let raw: [u64; 4] = uaccess::read(a[2])?;
     if sig != 0 {
-        crate::signal::send_to_process(SigInfo { signo: sig, code: SI_QUEUE, pid: me, value: raw[3], ..Default::default() });
+        crate::signal::send_to_process(SigInfo {
+            signo: sig,
+            code: SI_QUEUE,
+            pid: me,
+            value: raw[3],
+            ..Default::default()
+        });
     }
     Ok(0)
 }
@@ -168,7 +197,9 @@ pub fn sys_rt_sigsuspend(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let set: u64 = uaccess::read(a[0])?;
     let t = current();
     let unblockable = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
-    let old = t.sigmask.swap(set & !unblockable, core::sync::atomic::Ordering::Relaxed);
+    let old = t
+        .sigmask
+        .swap(set & !unblockable, core::sync::atomic::Ordering::Relaxed);
     *t.saved_mask.lock() = Some(old);
     crate::signal::wait_for_signal();
     Err(Errno::EINTR)
@@ -182,7 +213,9 @@ pub fn sys_pause(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
 
 /// implements rt_sigpending(2)
 pub fn sys_rt_sigpending(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
-    let mask = current().sigmask.load(core::sync::atomic::Ordering::Relaxed);
+    let mask = current()
+        .sigmask
+        .load(core::sync::atomic::Ordering::Relaxed);
     uaccess::write(a[0], &(crate::signal::pending_set() & mask)).map(|_| 0)
 }
 

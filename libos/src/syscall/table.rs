@@ -289,7 +289,10 @@ mod tests {
     fn every_entry_has_a_name() {
         for (nr, e) in TABLE.iter().enumerate() {
             if !matches!(e, Entry::Missing) {
-                assert!(!super::super::names::NAMES[nr].is_empty(), "syscall {nr} has no name");
+                assert!(
+                    !super::super::names::NAMES[nr].is_empty(),
+                    "syscall {nr} has no name"
+                );
             }
         }
     }

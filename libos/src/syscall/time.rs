@@ -15,7 +15,11 @@ pub fn sys_clock_gettime(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 pub fn sys_clock_getres(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     t::check_clock(a[0] as u32)?;
     if a[1] != 0 {
-        let res: [i64; 2] = if matches!(a[0], 5 | 6) { [0, 4_000_000] } else { [0, 1] };
+        let res: [i64; 2] = if matches!(a[0], 5 | 6) {
+            [0, 4_000_000]
+        } else {
+            [0, 1]
+        };
         uaccess::write(a[1], &res)?;
     }
     Ok(0)
@@ -47,7 +51,9 @@ fn read_timespec(addr: u64) -> Result<u64, Errno> {
     if s < 0 || !(0..1_000_000_000).contains(&ns) {
         return Err(Errno::EINVAL);
     }
-    Ok((s as u64).saturating_mul(1_000_000_000).saturating_add(ns as u64))
+    Ok((s as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ns as u64))
 }
 
 /// implements nanosleep(2)
@@ -79,17 +85,28 @@ fn read_timeval(addr: u64) -> Result<u64, Errno> {
     if s < 0 || !(0..1_000_000).contains(&us) {
         return Err(Errno::EINVAL);
     }
-    Ok((s as u64).saturating_mul(1_000_000_000).saturating_add(us as u64 * 1000))
+    Ok((s as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(us as u64 * 1000))
 }
 
 fn write_itimerval(addr: u64, rem: u64, interval: u64) -> Result<(), Errno> {
-    let tv = |ns: u64| [(ns / 1_000_000_000) as i64, ((ns % 1_000_000_000) / 1000) as i64];
+    let tv = |ns: u64| {
+        [
+            (ns / 1_000_000_000) as i64,
+            ((ns % 1_000_000_000) / 1000) as i64,
+        ]
+    };
     let [a, b] = tv(interval);
     let [c, d] = tv(rem);
     uaccess::write(addr, &[a, b, c, d])
 }
 
-const ITIMER_SIGNALS: [u32; 3] = [crate::signal::SIGALRM, crate::signal::SIGVTALRM, crate::signal::SIGPROF];
+const ITIMER_SIGNALS: [u32; 3] = [
+    crate::signal::SIGALRM,
+    crate::signal::SIGVTALRM,
+    crate::signal::SIGPROF,
+];
 
 /// implements setitimer(2); ITIMER_VIRTUAL and ITIMER_PROF count wall time.
 pub fn sys_setitimer(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
@@ -98,8 +115,16 @@ pub fn sys_setitimer(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     timers::ensure_itimer(which, ITIMER_SIGNALS[which]);
-    let (interval, value) = if a[1] != 0 { (read_timeval(a[1])?, read_timeval(a[1] + 16)?) } else { (0, 0) };
-    let deadline = if value == 0 { 0 } else { crate::time::monotonic_ns() + value };
+    let (interval, value) = if a[1] != 0 {
+        (read_timeval(a[1])?, read_timeval(a[1] + 16)?)
+    } else {
+        (0, 0)
+    };
+    let deadline = if value == 0 {
+        0
+    } else {
+        crate::time::monotonic_ns() + value
+    };
     let (rem, old_int) = timers::set(which, deadline, interval)?;
     if a[2] != 0 {
         write_itimerval(a[2], rem, old_int)?;
@@ -121,7 +146,11 @@ pub fn sys_getitimer(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 /// implements alarm(2)
 pub fn sys_alarm(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     timers::ensure_itimer(0, crate::signal::SIGALRM);
-    let deadline = if a[0] == 0 { 0 } else { crate::time::monotonic_ns() + a[0] * 1_000_000_000 };
+    let deadline = if a[0] == 0 {
+        0
+    } else {
+        crate::time::monotonic_ns() + a[0] * 1_000_000_000
+    };
     let (rem, _) = timers::set(0, deadline, 0)?;
     Ok(rem.div_ceil(1_000_000_000))
 }
@@ -152,7 +181,15 @@ pub fn sys_timer_create(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         }
         (signo, notify, value)
     };
-    let id = timers::create(Timer { deadline: 0, interval: 0, signo, notify, value, overrun: 0, clock })?;
+    let id = timers::create(Timer {
+        deadline: 0,
+        interval: 0,
+        signo,
+        notify,
+        value,
+        overrun: 0,
+        clock,
+    })?;
     uaccess::write(a[2], &(id as i32))?;
     Ok(0)
 }

@@ -44,16 +44,25 @@ pub fn clock_gettime(id: u32) -> Result<(i64, i64), Errno> {
     if let Some((mono, real)) = tsc::now() {
         let v = match host_id {
             CLOCK_REALTIME | CLOCK_REALTIME_COARSE => Some(real),
-            CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => Some(mono),
+            CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
+                Some(mono)
+            }
             _ => None,
         };
         if let Some(v) = v {
-            let v = if host_id == CLOCK_REALTIME || host_id == CLOCK_REALTIME_COARSE { v } else { LAST_MONO.fetch_max(v, Ordering::Relaxed).max(v) };
+            let v = if host_id == CLOCK_REALTIME || host_id == CLOCK_REALTIME_COARSE {
+                v
+            } else {
+                LAST_MONO.fetch_max(v, Ordering::Relaxed).max(v)
+            };
             return Ok((v / 1_000_000_000, v % 1_000_000_000));
         }
     }
     let (s, ns) = hc::clock_gettime(host_id)?;
-    if matches!(host_id, CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME) {
+    if matches!(
+        host_id,
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME
+    ) {
         let v = s.saturating_mul(1_000_000_000).saturating_add(ns);
         let prev = LAST_MONO.fetch_max(v, Ordering::Relaxed);
         if v < prev {
@@ -65,7 +74,9 @@ pub fn clock_gettime(id: u32) -> Result<(i64, i64), Errno> {
 
 /// Nanoseconds on the monotonic clock.
 pub fn monotonic_ns() -> u64 {
-    clock_gettime(CLOCK_MONOTONIC).map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64).unwrap_or(0)
+    clock_gettime(CLOCK_MONOTONIC)
+        .map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64)
+        .unwrap_or(0)
 }
 
 /// Sleep `ns` nanoseconds on the host.

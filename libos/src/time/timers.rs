@@ -48,7 +48,13 @@ fn with_timers<R>(f: impl FnOnce(&mut Vec<Option<Timer>>) -> R) -> R {
 
 /// Ask the host to kick us at the earliest deadline.
 fn rearm(timers: &[Option<Timer>]) {
-    let next = timers.iter().flatten().filter(|t| t.deadline != 0).map(|t| t.deadline).min().unwrap_or(0);
+    let next = timers
+        .iter()
+        .flatten()
+        .filter(|t| t.deadline != 0)
+        .map(|t| t.deadline)
+        .min()
+        .unwrap_or(0);
     crate::host::calls::alarm(next);
 }
 
@@ -81,9 +87,21 @@ pub fn run_expired() {
     let _ = any_armed;
     for (i, t) in fire {
         let info = if i < ITIMERS {
-            SigInfo { signo: t.signo, code: SI_TIMER, timerid: 0, ..Default::default() }
+            SigInfo {
+                signo: t.signo,
+                code: SI_TIMER,
+                timerid: 0,
+                ..Default::default()
+            }
         } else {
-            SigInfo { signo: t.signo, code: SI_TIMER, timerid: (i - ITIMERS) as i32, overrun: t.overrun, value: t.value, ..Default::default() }
+            SigInfo {
+                signo: t.signo,
+                code: SI_TIMER,
+                timerid: (i - ITIMERS) as i32,
+                overrun: t.overrun,
+                value: t.value,
+                ..Default::default()
+            }
         };
         match t.notify {
             Notify::None => {}
@@ -99,8 +117,20 @@ pub fn run_expired() {
 pub fn set(index: usize, deadline: u64, interval: u64) -> Result<(u64, u64), Errno> {
     let now = crate::time::monotonic_ns();
     with_timers(|ts| {
-        let t = ts.get_mut(index).and_then(|t| t.as_mut()).ok_or(Errno::EINVAL)?;
-        let old = (if t.deadline > now { t.deadline - now } else if t.deadline != 0 { 1 } else { 0 }, t.interval);
+        let t = ts
+            .get_mut(index)
+            .and_then(|t| t.as_mut())
+            .ok_or(Errno::EINVAL)?;
+        let old = (
+            if t.deadline > now {
+                t.deadline - now
+            } else if t.deadline != 0 {
+                1
+            } else {
+                0
+            },
+            t.interval,
+        );
         t.deadline = deadline;
         t.interval = interval;
         t.overrun = 0;
@@ -113,8 +143,15 @@ pub fn set(index: usize, deadline: u64, interval: u64) -> Result<(u64, u64), Err
 pub fn get(index: usize) -> Result<(u64, u64), Errno> {
     let now = crate::time::monotonic_ns();
     with_timers(|ts| {
-        let t = ts.get(index).and_then(|t| t.as_ref()).ok_or(Errno::EINVAL)?;
-        let rem = if t.deadline == 0 { 0 } else { t.deadline.saturating_sub(now).max(1) };
+        let t = ts
+            .get(index)
+            .and_then(|t| t.as_ref())
+            .ok_or(Errno::EINVAL)?;
+        let rem = if t.deadline == 0 {
+            0
+        } else {
+            t.deadline.saturating_sub(now).max(1)
+        };
         Ok((rem, t.interval))
     })
 }
@@ -123,7 +160,15 @@ pub fn get(index: usize) -> Result<(u64, u64), Errno> {
 pub fn ensure_itimer(which: usize, signo: u32) {
     with_timers(|ts| {
         if ts[which].is_none() {
-            ts[which] = Some(Timer { deadline: 0, interval: 0, signo, notify: Notify::Process, value: 0, overrun: 0, clock: crate::time::CLOCK_MONOTONIC });
+            ts[which] = Some(Timer {
+                deadline: 0,
+                interval: 0,
+                signo,
+                notify: Notify::Process,
+                value: 0,
+                overrun: 0,
+                clock: crate::time::CLOCK_MONOTONIC,
+            });
         }
     });
 }
@@ -131,7 +176,11 @@ pub fn ensure_itimer(which: usize, signo: u32) {
 /// Create a POSIX timer; returns its id.
 pub fn create(t: Timer) -> Result<usize, Errno> {
     with_timers(|ts| {
-        let free = ts.iter().skip(ITIMERS).position(|t| t.is_none()).map(|i| i + ITIMERS);
+        let free = ts
+            .iter()
+            .skip(ITIMERS)
+            .position(|t| t.is_none())
+            .map(|i| i + ITIMERS);
         let i = match free {
             Some(i) => i,
             None => {
@@ -159,11 +208,21 @@ pub fn delete(id: usize) -> Result<(), Errno> {
 }
 
 pub fn overrun(id: usize) -> Result<i32, Errno> {
-    with_timers(|ts| ts.get(id + ITIMERS).and_then(|t| t.as_ref()).map(|t| t.overrun).ok_or(Errno::EINVAL))
+    with_timers(|ts| {
+        ts.get(id + ITIMERS)
+            .and_then(|t| t.as_ref())
+            .map(|t| t.overrun)
+            .ok_or(Errno::EINVAL)
+    })
 }
 
 pub fn clock_of(id: usize) -> Result<u32, Errno> {
-    with_timers(|ts| ts.get(id + ITIMERS).and_then(|t| t.as_ref()).map(|t| t.clock).ok_or(Errno::EINVAL))
+    with_timers(|ts| {
+        ts.get(id + ITIMERS)
+            .and_then(|t| t.as_ref())
+            .map(|t| t.clock)
+            .ok_or(Errno::EINVAL)
+    })
 }
 
 /// execve: POSIX timers are deleted; interval timers (alarm) survive.

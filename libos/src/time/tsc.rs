@@ -48,7 +48,10 @@ fn sync() -> Option<(i64, i64)> {
     let real = host_ns(super::CLOCK_REALTIME)?;
     let mult = MULT.load(Ordering::Relaxed);
     if mult == 0 {
-        let (ct, cm) = (CAL_TSC.load(Ordering::Relaxed), CAL_MONO.load(Ordering::Relaxed) as i64);
+        let (ct, cm) = (
+            CAL_TSC.load(Ordering::Relaxed),
+            CAL_MONO.load(Ordering::Relaxed) as i64,
+        );
         if ct == 0 || t <= ct || mono <= cm {
             CAL_TSC.store(t, Ordering::Relaxed);
             CAL_MONO.store(mono as u64, Ordering::Relaxed);
@@ -83,7 +86,11 @@ pub fn now() -> Option<(i64, i64)> {
         if mult == 0 {
             return sync();
         }
-        let (t0, m0, r0) = (TSC0.load(Ordering::Relaxed), MONO0.load(Ordering::Relaxed) as i64, REAL0.load(Ordering::Relaxed) as i64);
+        let (t0, m0, r0) = (
+            TSC0.load(Ordering::Relaxed),
+            MONO0.load(Ordering::Relaxed) as i64,
+            REAL0.load(Ordering::Relaxed) as i64,
+        );
         if SEQ.load(Ordering::Acquire) != s1 {
             continue;
         }

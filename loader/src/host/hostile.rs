@@ -49,7 +49,11 @@ pub struct Hostile {
 
 impl Hostile {
     pub fn new(mode: Mode, seed: u64) -> Hostile {
-        Hostile { mode, rng: AtomicU64::new(seed.max(1)), grace: AtomicU64::new(seed % 40) }
+        Hostile {
+            mode,
+            rng: AtomicU64::new(seed.max(1)),
+            grace: AtomicU64::new(seed % 40),
+        }
     }
 
     fn next(&self) -> u64 {
@@ -63,19 +67,38 @@ impl Hostile {
     }
 
     /// Rewrite a reply the way this mode lies.
-    pub fn corrupt(&self, nr: u32, args: &[u64; 6], ret: &mut i64, aux: &mut u64, st: &mut u32, data: &mut [u8]) {
+    pub fn corrupt(
+        &self,
+        nr: u32,
+        args: &[u64; 6],
+        ret: &mut i64,
+        aux: &mut u64,
+        st: &mut u32,
+        data: &mut [u8],
+    ) {
         if self.grace.load(Ordering::Relaxed) > 0 {
             self.grace.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let Some(op) = Ocall::from_raw(nr) else { return };
+        let Some(op) = Ocall::from_raw(nr) else {
+            return;
+        };
         let mode = if self.mode == Mode::Random {
-            [Mode::Lengths, Mode::Errno, Mode::Fds, Mode::State, Mode::Data][(self.next() % 5) as usize]
+            [
+                Mode::Lengths,
+                Mode::Errno,
+                Mode::Fds,
+                Mode::State,
+                Mode::Data,
+            ][(self.next() % 5) as usize]
         } else {
             self.mode
         };
         match (mode, op) {
-            (Mode::Lengths, Ocall::Read | Ocall::Pread | Ocall::Write | Ocall::Pwrite | Ocall::Getdents64) => *ret = args[2] as i64 + 1 + (self.next() % 4096) as i64,
+            (
+                Mode::Lengths,
+                Ocall::Read | Ocall::Pread | Ocall::Write | Ocall::Pwrite | Ocall::Getdents64,
+            ) => *ret = args[2] as i64 + 1 + (self.next() % 4096) as i64,
             (Mode::Lengths, Ocall::Readlink) => *ret = args[3] as i64 + 1,
             (Mode::Errno, _) => *ret = -(1000 + (self.next() % 3000) as i64),
             (Mode::Fds, Ocall::Open) => *ret = 1 << 40,

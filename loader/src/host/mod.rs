@@ -34,7 +34,11 @@ pub struct FdSet {
 
 impl FdSet {
     fn new() -> FdSet {
-        FdSet { bits: (0..(MAX_HOST_FD as usize).div_ceil(64)).map(|_| AtomicU64::new(0)).collect() }
+        FdSet {
+            bits: (0..(MAX_HOST_FD as usize).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
     }
     pub fn insert(&self, fd: i32) {
         if (0..MAX_HOST_FD as i32).contains(&fd) {
@@ -47,7 +51,8 @@ impl FdSet {
         }
     }
     pub fn contains(&self, fd: i64) -> bool {
-        (0..MAX_HOST_FD).contains(&fd) && self.bits[fd as usize / 64].load(Ordering::SeqCst) & (1 << (fd % 64)) != 0
+        (0..MAX_HOST_FD).contains(&fd)
+            && self.bits[fd as usize / 64].load(Ordering::SeqCst) & (1 << (fd % 64)) != 0
     }
 }
 
@@ -88,15 +93,29 @@ pub struct Host {
 pub const SIG_KICK: i32 = 40;
 
 impl Host {
-    pub fn new(ring: Ring, heap_lo: u64, heap_hi: u64, chunks: ChunkLookup, hostile: Option<hostile::Hostile>) -> Host {
+    pub fn new(
+        ring: Ring,
+        heap_lo: u64,
+        heap_hi: u64,
+        chunks: ChunkLookup,
+        hostile: Option<hostile::Hostile>,
+    ) -> Host {
         let nslots = ring.layout.nslots as usize;
         let mut h = Host::new_inner(ring, heap_lo, heap_hi, chunks, hostile);
-        h.kicked = (0..nslots).map(|_| std::sync::atomic::AtomicBool::new(false)).collect();
+        h.kicked = (0..nslots)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect();
         *h.threads.lock().unwrap() = vec![None; nslots];
         h
     }
 
-    fn new_inner(ring: Ring, heap_lo: u64, heap_hi: u64, chunks: ChunkLookup, hostile: Option<hostile::Hostile>) -> Host {
+    fn new_inner(
+        ring: Ring,
+        heap_lo: u64,
+        heap_hi: u64,
+        chunks: ChunkLookup,
+        hostile: Option<hostile::Hostile>,
+    ) -> Host {
         let fds = FdSet::new();
         for fd in 0..3 {
             fds.insert(fd);
@@ -150,7 +169,13 @@ impl Host {
         if let Some(k) = self.kicked.get(slot as usize) {
             k.store(true, Ordering::SeqCst);
         }
-        let t = self.threads.lock().unwrap().get(slot as usize).copied().flatten();
+        let t = self
+            .threads
+            .lock()
+            .unwrap()
+            .get(slot as usize)
+            .copied()
+            .flatten();
         if let Some(t) = t {
             // SAFETY: t is a live thread of this process (cleared before exit).
             unsafe { libc::pthread_kill(t, SIG_KICK) };
@@ -181,31 +206,36 @@ impl Host {
     /// The host thread that fires alarms.
     pub fn start_alarm_thread(self: &Arc<Host>) -> std::io::Result<()> {
         let h = self.clone();
-        std::thread::Builder::new().name("conf-alarm".into()).spawn(move || {
-            crate::sim::signals::block_all_in_this_thread();
-            let (m, cv) = &*h.alarm;
-            let mut g = m.lock().unwrap();
-            loop {
-                let deadline = *g;
-                if deadline == 0 {
-                    g = cv.wait(g).unwrap();
-                    continue;
+        std::thread::Builder::new()
+            .name("conf-alarm".into())
+            .spawn(move || {
+                crate::sim::signals::block_all_in_this_thread();
+                let (m, cv) = &*h.alarm;
+                let mut g = m.lock().unwrap();
+                loop {
+                    let deadline = *g;
+                    if deadline == 0 {
+                        g = cv.wait(g).unwrap();
+                        continue;
+                    }
+                    let now = monotonic_ns();
+                    if now < deadline {
+                        g = cv
+                            .wait_timeout(g, std::time::Duration::from_nanos(deadline - now))
+                            .unwrap()
+                            .0;
+                        continue;
+                    }
+                    *g = 0;
+                    drop(g);
+                    h.ring.header().alarm_fired.store(1, Ordering::SeqCst);
+                    let first = h.threads.lock().unwrap().iter().position(|t| t.is_some());
+                    if let Some(slot) = first {
+                        h.kick(slot as u64);
+                    }
+                    g = m.lock().unwrap();
                 }
-                let now = monotonic_ns();
-                if now < deadline {
-                    g = cv.wait_timeout(g, std::time::Duration::from_nanos(deadline - now)).unwrap().0;
-                    continue;
-                }
-                *g = 0;
-                drop(g);
-                h.ring.header().alarm_fired.store(1, Ordering::SeqCst);
-                let first = h.threads.lock().unwrap().iter().position(|t| t.is_some());
-                if let Some(slot) = first {
-                    h.kick(slot as u64);
-                }
-                g = m.lock().unwrap();
-            }
-        })?;
+            })?;
         Ok(())
     }
 
@@ -235,7 +265,10 @@ impl Host {
 
     fn serve_posted(&self, slot: u64, posted: u32) -> bool {
         let s = self.ring.slot(slot);
-        if s.state.compare_exchange(posted, state::TAKEN, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if s.state
+            .compare_exchange(posted, state::TAKEN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return false;
         }
         let nr = s.nr.load(Ordering::Relaxed);
@@ -245,11 +278,22 @@ impl Host {
             None => (-(libc::ENOSYS as i64), 0),
         };
         if self.trace_ocalls {
-            eprintln!("[conf-host] slot {slot} {:?}({:#x?}) = {ret} aux {aux:#x}", Ocall::from_raw(nr), &args[..4]);
+            eprintln!(
+                "[conf-host] slot {slot} {:?}({:#x?}) = {ret} aux {aux:#x}",
+                Ocall::from_raw(nr),
+                &args[..4]
+            );
         }
         let mut final_state = state::DONE;
         if let Some(h) = &self.hostile {
-            h.corrupt(nr, &args, &mut ret, &mut aux, &mut final_state, self.ring.data(slot));
+            h.corrupt(
+                nr,
+                &args,
+                &mut ret,
+                &mut aux,
+                &mut final_state,
+                self.ring.data(slot),
+            );
         }
         s.ret.store(ret, Ordering::Relaxed);
         s.aux.store(aux, Ordering::Relaxed);
@@ -282,19 +326,41 @@ impl Host {
 
 /// CLOCK_MONOTONIC in nanoseconds.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: writes a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// futex(FUTEX_WAIT) on a shared word.
-pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Option<libc::timespec>) -> i64 {
-    let ts = timeout.as_ref().map(|t| t as *const _).unwrap_or(std::ptr::null());
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: Option<libc::timespec>,
+) -> i64 {
+    let ts = timeout
+        .as_ref()
+        .map(|t| t as *const _)
+        .unwrap_or(std::ptr::null());
     // SAFETY: futex on a valid, aligned u32.
-    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts, 0, 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts,
+            0,
+            0,
+        )
+    };
     if r < 0 {
-        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL) as i64)
+        -(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL) as i64)
     } else {
         r
     }
@@ -303,5 +369,15 @@ pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: O
 /// futex(FUTEX_WAKE) all waiters on a shared word.
 pub fn futex_wake(word: &std::sync::atomic::AtomicU32) {
     // SAFETY: futex on a valid, aligned u32.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0,
+            0,
+            0,
+        )
+    };
 }

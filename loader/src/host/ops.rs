@@ -22,7 +22,9 @@ fn err(e: i32) -> Reply {
 }
 
 fn last_err() -> Reply {
-    err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    err(std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO))
 }
 
 fn sys(r: i64) -> Reply {
@@ -68,10 +70,26 @@ fn heap_range(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
 /// Terminal ioctls the LibOS forwards for the program's std streams, with
 /// the size of their argument.
 const IOCTLS: &[(u64, usize, &str)] = &[
-    (libc::TCGETS, 36, "read terminal attributes (isatty, line editing)"),
-    (libc::TCSETS, 36, "set terminal attributes (raw mode for REPLs)"),
-    (libc::TCSETSW, 36, "set terminal attributes after draining output"),
-    (libc::TCSETSF, 36, "set terminal attributes after flushing input"),
+    (
+        libc::TCGETS,
+        36,
+        "read terminal attributes (isatty, line editing)",
+    ),
+    (
+        libc::TCSETS,
+        36,
+        "set terminal attributes (raw mode for REPLs)",
+    ),
+    (
+        libc::TCSETSW,
+        36,
+        "set terminal attributes after draining output",
+    ),
+    (
+        libc::TCSETSF,
+        36,
+        "set terminal attributes after flushing input",
+    ),
     (libc::TIOCGWINSZ, 8, "read the window size"),
     (libc::TIOCSWINSZ, 8, "set the window size"),
     (libc::TIOCGPGRP, 4, "foreground process group (job control)"),
@@ -87,9 +105,18 @@ const FCNTLS: &[(u32, &str)] = &[
     (libc::F_GETLK as u32, "query a POSIX record lock"),
     (libc::F_SETLK as u32, "take a POSIX record lock"),
     (libc::F_SETLKW as u32, "take a POSIX record lock, waiting"),
-    (libc::F_OFD_GETLK as u32, "query an open-file-description lock"),
-    (libc::F_OFD_SETLK as u32, "take an open-file-description lock"),
-    (libc::F_OFD_SETLKW as u32, "take an open-file-description lock, waiting"),
+    (
+        libc::F_OFD_GETLK as u32,
+        "query an open-file-description lock",
+    ),
+    (
+        libc::F_OFD_SETLK as u32,
+        "take an open-file-description lock",
+    ),
+    (
+        libc::F_OFD_SETLKW as u32,
+        "take an open-file-description lock, waiting",
+    ),
 ];
 
 const CLOCKS: &[i32] = &[
@@ -122,22 +149,44 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Read => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[1], a[2])?;
-            sys(host.blocking(slot, || unsafe { libc::read(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len()) }) as i64)
+            sys(host.blocking(slot, || unsafe {
+                libc::read(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len())
+            }) as i64)
         }
         Ocall::Pread => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[1], a[2])?;
-            sys(unsafe { libc::pread(fd, data[r.clone()].as_mut_ptr() as *mut _, r.len(), a[3] as i64) } as i64)
+            sys(unsafe {
+                libc::pread(
+                    fd,
+                    data[r.clone()].as_mut_ptr() as *mut _,
+                    r.len(),
+                    a[3] as i64,
+                )
+            } as i64)
         }
         Ocall::Pwrite => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[1], a[2])?;
-            sys(unsafe { libc::pwrite(fd, data[r.clone()].as_ptr() as *const _, r.len(), a[3] as i64) } as i64)
+            sys(unsafe {
+                libc::pwrite(
+                    fd,
+                    data[r.clone()].as_ptr() as *const _,
+                    r.len(),
+                    a[3] as i64,
+                )
+            } as i64)
         }
         Ocall::Open => {
             let p = path_at(data, a[0], a[1])?;
             // Host fds never leak into processes conf-run starts.
-            let fd = unsafe { libc::open(p.as_ptr(), (a[2] as i32) | libc::O_CLOEXEC, a[3] as libc::c_uint) };
+            let fd = unsafe {
+                libc::open(
+                    p.as_ptr(),
+                    (a[2] as i32) | libc::O_CLOEXEC,
+                    a[3] as libc::c_uint,
+                )
+            };
             if fd < 0 {
                 last_err()
             } else {
@@ -166,7 +215,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let p = path_at(data, a[0], a[1])?;
             let r = range(a[2], 144)?;
             let out = data[r].as_mut_ptr() as *mut libc::stat;
-            sys(unsafe { if a[3] != 0 { libc::lstat(p.as_ptr(), out) } else { libc::stat(p.as_ptr(), out) } } as i64)
+            sys(unsafe {
+                if a[3] != 0 {
+                    libc::lstat(p.as_ptr(), out)
+                } else {
+                    libc::stat(p.as_ptr(), out)
+                }
+            } as i64)
         }
         Ocall::Lseek => {
             let fd = fd_arg(host, a[0])?;
@@ -175,12 +230,21 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Getdents64 => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[1], a[2])?;
-            sys(unsafe { libc::syscall(libc::SYS_getdents64, fd, data[r.clone()].as_mut_ptr(), r.len()) })
+            sys(unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    fd,
+                    data[r.clone()].as_mut_ptr(),
+                    r.len(),
+                )
+            })
         }
         Ocall::Readlink => {
             let p = path_at(data, a[0], a[1])?;
             let r = range(a[2], a[3])?;
-            sys(unsafe { libc::readlink(p.as_ptr(), data[r.clone()].as_mut_ptr() as *mut _, r.len()) } as i64)
+            sys(unsafe {
+                libc::readlink(p.as_ptr(), data[r.clone()].as_mut_ptr() as *mut _, r.len())
+            } as i64)
         }
         Ocall::Ioctl => {
             let fd = fd_arg(host, a[0])?;
@@ -235,7 +299,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 return Err(err(libc::EINVAL));
             }
             let r = range(a[1], 16)?;
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             if unsafe { libc::clock_gettime(clock, &mut ts) } < 0 {
                 last_err()
             } else {
@@ -245,8 +312,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
         }
         Ocall::Sleep => {
-            let ts = libc::timespec { tv_sec: (a[0] / 1_000_000_000) as i64, tv_nsec: (a[0] % 1_000_000_000) as i64 };
-            sys(host.blocking(slot, || unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) }) as i64)
+            let ts = libc::timespec {
+                tv_sec: (a[0] / 1_000_000_000) as i64,
+                tv_nsec: (a[0] % 1_000_000_000) as i64,
+            };
+            sys(host.blocking(slot, || unsafe {
+                libc::nanosleep(&ts, std::ptr::null_mut())
+            }) as i64)
         }
         Ocall::Mkdir => {
             let p = path_at(data, a[0], a[1])?;
@@ -278,7 +350,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::Fsync => {
             let fd = fd_arg(host, a[0])?;
-            sys(unsafe { if a[1] != 0 { libc::fdatasync(fd) } else { libc::fsync(fd) } } as i64)
+            sys(unsafe {
+                if a[1] != 0 {
+                    libc::fdatasync(fd)
+                } else {
+                    libc::fsync(fd)
+                }
+            } as i64)
         }
         Ocall::Utimens => {
             let times = range(a[2], 32)?;
@@ -303,7 +381,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Statfs => {
             let p = path_at(data, a[0], a[1])?;
             let r = range(a[2], 120)?;
-            sys(unsafe { libc::statfs(p.as_ptr(), data[r].as_mut_ptr() as *mut libc::statfs) } as i64)
+            sys(
+                unsafe { libc::statfs(p.as_ptr(), data[r].as_mut_ptr() as *mut libc::statfs) }
+                    as i64,
+            )
         }
         Ocall::Flock => {
             let fd = fd_arg(host, a[0])?;
@@ -320,10 +401,14 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                     return Err(err(libc::EBADF));
                 }
             }
-            sys(host.blocking(slot, || unsafe { libc::poll(fds, n as libc::nfds_t, a[2] as i64 as i32) }) as i64)
+            sys(host.blocking(slot, || unsafe {
+                libc::poll(fds, n as libc::nfds_t, a[2] as i64 as i32)
+            }) as i64)
         }
         Ocall::SpawnThread => {
-            let Some(spawn) = host.spawner.get() else { return Err(err(libc::EAGAIN)) };
+            let Some(spawn) = host.spawner.get() else {
+                return Err(err(libc::EAGAIN));
+            };
             if a[0] == 0 || a[0] >= host.ring.layout.nslots {
                 return Err(err(libc::EINVAL));
             }
@@ -334,7 +419,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::ThreadSleep => {
             let s = host.ring.slot(slot);
-            let timeout = (a[1] != u64::MAX).then(|| libc::timespec { tv_sec: (a[1] / 1_000_000_000) as i64, tv_nsec: (a[1] % 1_000_000_000) as i64 });
+            let timeout = (a[1] != u64::MAX).then(|| libc::timespec {
+                tv_sec: (a[1] / 1_000_000_000) as i64,
+                tv_nsec: (a[1] % 1_000_000_000) as i64,
+            });
             let r = super::futex_wait(&s.wake_seq, a[0] as u32, timeout);
             match r {
                 r if r == -(libc::ETIMEDOUT as i64) => (r, 0),
@@ -398,7 +486,15 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::Socketpair => {
             let mut fds = [0i32; 2];
-            if unsafe { libc::socketpair(a[0] as i32, a[1] as i32 | libc::SOCK_CLOEXEC, a[2] as i32, fds.as_mut_ptr()) } < 0 {
+            if unsafe {
+                libc::socketpair(
+                    a[0] as i32,
+                    a[1] as i32 | libc::SOCK_CLOEXEC,
+                    a[2] as i32,
+                    fds.as_mut_ptr(),
+                )
+            } < 0
+            {
                 last_err()
             } else {
                 host.fds.insert(fds[0]);
@@ -427,7 +523,14 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let r = range(a[2], a[3].min(128))?;
             let mut len = r.len() as libc::socklen_t;
             let flags = (a[1] as i32 & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
-            let nfd = host.blocking(slot, || unsafe { libc::accept4(fd, data[r.clone()].as_mut_ptr() as *mut libc::sockaddr, &mut len, flags) });
+            let nfd = host.blocking(slot, || unsafe {
+                libc::accept4(
+                    fd,
+                    data[r.clone()].as_mut_ptr() as *mut libc::sockaddr,
+                    &mut len,
+                    flags,
+                )
+            });
             let (ret, _) = new_fd(host, nfd);
             (ret, len as u64)
         }
@@ -436,7 +539,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let r = range(a[1], a[2].min(128))?;
             let mut len = r.len() as libc::socklen_t;
             let p = data[r].as_mut_ptr() as *mut libc::sockaddr;
-            let rc = unsafe { if op == Ocall::Getsockname { libc::getsockname(fd, p, &mut len) } else { libc::getpeername(fd, p, &mut len) } };
+            let rc = unsafe {
+                if op == Ocall::Getsockname {
+                    libc::getsockname(fd, p, &mut len)
+                } else {
+                    libc::getpeername(fd, p, &mut len)
+                }
+            };
             if rc < 0 {
                 last_err()
             } else {
@@ -446,13 +555,30 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Setsockopt => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[3], a[4].min(1024))?;
-            sys(unsafe { libc::setsockopt(fd, a[1] as i32, a[2] as i32, data[r.clone()].as_ptr() as *const _, r.len() as u32) } as i64)
+            sys(unsafe {
+                libc::setsockopt(
+                    fd,
+                    a[1] as i32,
+                    a[2] as i32,
+                    data[r.clone()].as_ptr() as *const _,
+                    r.len() as u32,
+                )
+            } as i64)
         }
         Ocall::Getsockopt => {
             let fd = fd_arg(host, a[0])?;
             let r = range(a[3], a[4].min(1024))?;
             let mut len = r.len() as libc::socklen_t;
-            if unsafe { libc::getsockopt(fd, a[1] as i32, a[2] as i32, data[r].as_mut_ptr() as *mut _, &mut len) } < 0 {
+            if unsafe {
+                libc::getsockopt(
+                    fd,
+                    a[1] as i32,
+                    a[2] as i32,
+                    data[r].as_mut_ptr() as *mut _,
+                    &mut len,
+                )
+            } < 0
+            {
                 last_err()
             } else {
                 (0, len as u64)
@@ -463,12 +589,24 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let r = range(a[1], a[2])?;
             let (addr, alen) = if a[5] > 0 {
                 let ar = range(a[4], a[5].min(128))?;
-                (data[ar.clone()].as_ptr() as *const libc::sockaddr, ar.len() as u32)
+                (
+                    data[ar.clone()].as_ptr() as *const libc::sockaddr,
+                    ar.len() as u32,
+                )
             } else {
                 (std::ptr::null(), 0)
             };
             let flags = a[3] as i32 | libc::MSG_NOSIGNAL;
-            sys(unsafe { libc::sendto(fd, data[r.clone()].as_ptr() as *const _, r.len(), flags, addr, alen) } as i64)
+            sys(unsafe {
+                libc::sendto(
+                    fd,
+                    data[r.clone()].as_ptr() as *const _,
+                    r.len(),
+                    flags,
+                    addr,
+                    alen,
+                )
+            } as i64)
         }
         Ocall::Recvfrom => {
             let fd = fd_arg(host, a[0])?;
@@ -476,7 +614,16 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let ar = range(a[4], 128)?;
             let mut alen: libc::socklen_t = 128;
             let (buf, abuf) = split_two(data, r, ar)?;
-            let n = host.blocking(slot, || unsafe { libc::recvfrom(fd, buf.as_mut_ptr() as *mut _, buf.len(), a[3] as i32, abuf.as_mut_ptr() as *mut libc::sockaddr, &mut alen) });
+            let n = host.blocking(slot, || unsafe {
+                libc::recvfrom(
+                    fd,
+                    buf.as_mut_ptr() as *mut _,
+                    buf.len(),
+                    a[3] as i32,
+                    abuf.as_mut_ptr() as *mut libc::sockaddr,
+                    &mut alen,
+                )
+            });
             if n < 0 {
                 last_err()
             } else {
@@ -488,11 +635,17 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let r = range(a[1], a[2])?;
             let ar = range(a[4], 128)?;
             let cr = range(a[5], 4096)?;
-            if r.end > ar.start && ar.end > r.start || r.end > cr.start && cr.end > r.start || ar.end > cr.start && cr.end > ar.start {
+            if r.end > ar.start && ar.end > r.start
+                || r.end > cr.start && cr.end > r.start
+                || ar.end > cr.start && cr.end > ar.start
+            {
                 return Err(err(libc::EINVAL));
             }
             let base = data.as_mut_ptr();
-            let mut iov = libc::iovec { iov_base: unsafe { base.add(r.start) } as *mut _, iov_len: r.len() };
+            let mut iov = libc::iovec {
+                iov_base: unsafe { base.add(r.start) } as *mut _,
+                iov_len: r.len(),
+            };
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_name = unsafe { base.add(ar.start) } as *mut _;
             msg.msg_namelen = 128;
@@ -500,13 +653,20 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             msg.msg_iovlen = 1;
             msg.msg_control = unsafe { base.add(cr.start) } as *mut _;
             msg.msg_controllen = 4096;
-            let n = host.blocking(slot, || unsafe { libc::recvmsg(fd, &mut msg, (a[3] as i32) | libc::MSG_CMSG_CLOEXEC) });
+            let n = host.blocking(slot, || unsafe {
+                libc::recvmsg(fd, &mut msg, (a[3] as i32) | libc::MSG_CMSG_CLOEXEC)
+            });
             if n < 0 {
                 last_err()
             } else {
                 // Descriptors passed in: the enclave may use them.
                 track_passed_fds(host, &msg);
-                (n as i64, msg.msg_namelen as u64 | (msg.msg_controllen as u64) << 16 | (msg.msg_flags as u32 as u64) << 32)
+                (
+                    n as i64,
+                    msg.msg_namelen as u64
+                        | (msg.msg_controllen as u64) << 16
+                        | (msg.msg_flags as u32 as u64) << 32,
+                )
             }
         }
         Ocall::Shutdown => {
@@ -517,7 +677,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::EpollCtl => {
             let epfd = fd_arg(host, a[0])?;
             let fd = fd_arg(host, a[2])?;
-            let mut ev = libc::epoll_event { events: a[3] as u32, u64: a[4] };
+            let mut ev = libc::epoll_event {
+                events: a[3] as u32,
+                u64: a[4],
+            };
             sys(unsafe { libc::epoll_ctl(epfd, a[1] as i32, fd, &mut ev) } as i64)
         }
         Ocall::EpollWait => {
@@ -525,7 +688,9 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let max = a[1].clamp(1, 4096);
             let r = range(a[3], max * 16)?;
             let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; max as usize];
-            let n = host.blocking(slot, || unsafe { libc::epoll_wait(epfd, evs.as_mut_ptr(), max as i32, a[2] as i64 as i32) });
+            let n = host.blocking(slot, || unsafe {
+                libc::epoll_wait(epfd, evs.as_mut_ptr(), max as i32, a[2] as i64 as i32)
+            });
             if n < 0 {
                 last_err()
             } else {
@@ -538,18 +703,31 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 (n as i64, 0)
             }
         }
-        Ocall::Eventfd => new_fd(host, unsafe { libc::eventfd(a[0] as u32, (a[1] as i32 & (libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE)) | libc::EFD_CLOEXEC) }),
-        Ocall::TimerfdCreate => new_fd(host, unsafe { libc::timerfd_create(a[0] as i32, (a[1] as i32 & libc::TFD_NONBLOCK) | libc::TFD_CLOEXEC) }),
+        Ocall::Eventfd => new_fd(host, unsafe {
+            libc::eventfd(
+                a[0] as u32,
+                (a[1] as i32 & (libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE)) | libc::EFD_CLOEXEC,
+            )
+        }),
+        Ocall::TimerfdCreate => new_fd(host, unsafe {
+            libc::timerfd_create(
+                a[0] as i32,
+                (a[1] as i32 & libc::TFD_NONBLOCK) | libc::TFD_CLOEXEC,
+            )
+        }),
         Ocall::TimerfdSettime => {
             let fd = fd_arg(host, a[0])?;
             let nr = range(a[2], 32)?;
             let or = range(a[3], 32)?;
-            let new: libc::itimerspec = unsafe { std::ptr::read_unaligned(data[nr].as_ptr() as *const _) };
+            let new: libc::itimerspec =
+                unsafe { std::ptr::read_unaligned(data[nr].as_ptr() as *const _) };
             let mut old: libc::itimerspec = unsafe { std::mem::zeroed() };
             if unsafe { libc::timerfd_settime(fd, a[1] as i32, &new, &mut old) } < 0 {
                 last_err()
             } else {
-                unsafe { std::ptr::write_unaligned(data[or].as_mut_ptr() as *mut libc::itimerspec, old) };
+                unsafe {
+                    std::ptr::write_unaligned(data[or].as_mut_ptr() as *mut libc::itimerspec, old)
+                };
                 (0, 0)
             }
         }
@@ -560,7 +738,9 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if unsafe { libc::timerfd_gettime(fd, &mut cur) } < 0 {
                 last_err()
             } else {
-                unsafe { std::ptr::write_unaligned(data[r].as_mut_ptr() as *mut libc::itimerspec, cur) };
+                unsafe {
+                    std::ptr::write_unaligned(data[r].as_mut_ptr() as *mut libc::itimerspec, cur)
+                };
                 (0, 0)
             }
         }
@@ -574,7 +754,12 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 unsafe { libc::getpid() }
             } else if target == -1 {
                 unsafe { libc::getppid() }
-            } else if host.children.lock().unwrap().contains(&(target.unsigned_abs())) {
+            } else if host
+                .children
+                .lock()
+                .unwrap()
+                .contains(&(target.unsigned_abs()))
+            {
                 target
             } else {
                 return Err(err(libc::ESRCH));
@@ -589,8 +774,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 let fd = i32::from_le_bytes(c.try_into().unwrap());
                 fds.push(fd_arg(host, fd as u32 as u64)?);
             }
-            let Some(base) = host.child_spec.get() else { return Err(err(libc::ENOSYS)) };
-            let spec = process::ChildSpec { fds, ..base.clone() };
+            let Some(base) = host.child_spec.get() else {
+                return Err(err(libc::ENOSYS));
+            };
+            let spec = process::ChildSpec {
+                fds,
+                ..base.clone()
+            };
             match process::spawn(&spec) {
                 Ok((pid, chan)) => {
                     host.fds.insert(chan);
@@ -624,7 +814,14 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 return Err(err(libc::EINVAL));
             }
             let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE);
-            let (hint, flags) = if a[4] != 0 { (a[4] as *mut libc::c_void, libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE) } else { (std::ptr::null_mut(), libc::MAP_SHARED) };
+            let (hint, flags) = if a[4] != 0 {
+                (
+                    a[4] as *mut libc::c_void,
+                    libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+                )
+            } else {
+                (std::ptr::null_mut(), libc::MAP_SHARED)
+            };
             // Never inside ELRANGE.
             if a[4] != 0 && a[4] < host.heap_hi.next_power_of_two() {
                 return Err(err(libc::EINVAL));
@@ -633,7 +830,9 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if p == libc::MAP_FAILED {
                 last_err()
             } else {
-                let id = host.next_map_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = host
+                    .next_map_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 host.shared_maps.lock().unwrap().insert(id, (p as u64, len));
                 (id as i64, p as u64)
             }
@@ -643,7 +842,9 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             None => err(libc::EINVAL),
         },
         Ocall::FutexShared => {
-            let Some(&(addr, len)) = host.shared_maps.lock().unwrap().get(&a[0]) else { return Err(err(libc::EINVAL)) };
+            let Some(&(addr, len)) = host.shared_maps.lock().unwrap().get(&a[0]) else {
+                return Err(err(libc::EINVAL));
+            };
             if a[1] % 4 != 0 || a[1] + 4 > len {
                 return Err(err(libc::EINVAL));
             }
@@ -651,19 +852,36 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // Only the shared (not PRIVATE) wait/wake family.
             let op = a[2] as i32 & !(libc::FUTEX_PRIVATE_FLAG);
             let cmd = op & 0x7f;
-            if ![libc::FUTEX_WAIT, libc::FUTEX_WAKE, libc::FUTEX_WAIT_BITSET, libc::FUTEX_WAKE_BITSET].contains(&cmd) {
+            if ![
+                libc::FUTEX_WAIT,
+                libc::FUTEX_WAKE,
+                libc::FUTEX_WAIT_BITSET,
+                libc::FUTEX_WAKE_BITSET,
+            ]
+            .contains(&cmd)
+            {
                 return Err(err(libc::ENOSYS));
             }
             let ts;
-            let tsp = if a[4] == u64::MAX || cmd == libc::FUTEX_WAKE || cmd == libc::FUTEX_WAKE_BITSET {
-                std::ptr::null()
-            } else {
-                ts = libc::timespec { tv_sec: (a[4] / 1_000_000_000) as i64, tv_nsec: (a[4] % 1_000_000_000) as i64 };
-                &ts as *const libc::timespec
-            };
+            let tsp =
+                if a[4] == u64::MAX || cmd == libc::FUTEX_WAKE || cmd == libc::FUTEX_WAKE_BITSET {
+                    std::ptr::null()
+                } else {
+                    ts = libc::timespec {
+                        tv_sec: (a[4] / 1_000_000_000) as i64,
+                        tv_nsec: (a[4] % 1_000_000_000) as i64,
+                    };
+                    &ts as *const libc::timespec
+                };
             // Relative timeouts only: WAIT_BITSET wants absolute, use WAIT.
-            let (cmd, bits) = if cmd == libc::FUTEX_WAIT_BITSET { (libc::FUTEX_WAIT, 0) } else { (cmd, a[5] as u32) };
-            let r = host.blocking(slot, || unsafe { libc::syscall(libc::SYS_futex, uaddr, cmd, a[3] as u32, tsp, 0, bits) });
+            let (cmd, bits) = if cmd == libc::FUTEX_WAIT_BITSET {
+                (libc::FUTEX_WAIT, 0)
+            } else {
+                (cmd, a[5] as u32)
+            };
+            let r = host.blocking(slot, || unsafe {
+                libc::syscall(libc::SYS_futex, uaddr, cmd, a[3] as u32, tsp, 0, bits)
+            });
             sys(r)
         }
         Ocall::SimGetKey => {
@@ -690,7 +908,11 @@ fn new_fd(host: &Host, fd: i32) -> Reply {
 }
 
 /// Two disjoint mutable ranges of the data area.
-fn split_two(data: &mut [u8], a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> Result<(&mut [u8], &mut [u8]), Reply> {
+fn split_two(
+    data: &mut [u8],
+    a: std::ops::Range<usize>,
+    b: std::ops::Range<usize>,
+) -> Result<(&mut [u8], &mut [u8]), Reply> {
     if a.end > b.start && b.end > a.start {
         return Err(err(libc::EINVAL));
     }
@@ -742,7 +964,14 @@ fn chunk_digests_for(host: &Host, fd: i32) -> Result<std::sync::Arc<[[u8; 32]]>,
         let len = (size - off).min(CHUNK_SIZE) as usize;
         let mut done = 0;
         while done < len {
-            let n = unsafe { libc::pread(fd, buf[done..].as_mut_ptr() as *mut _, len - done, (off + done as u64) as i64) };
+            let n = unsafe {
+                libc::pread(
+                    fd,
+                    buf[done..].as_mut_ptr() as *mut _,
+                    len - done,
+                    (off + done as u64) as i64,
+                )
+            };
             if n <= 0 {
                 return Err(if n < 0 { last_err() } else { err(libc::EIO) });
             }

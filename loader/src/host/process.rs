@@ -55,8 +55,16 @@ impl ChildSpec {
         let manifest = take(&mut b)?.to_vec();
         let root = take(&mut b)?.to_vec();
         let level = *take(&mut b)?.first()?;
-        let fds = take(&mut b)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
-        Some(ChildSpec { manifest, root, log_level: (level != 255).then_some(level), fds })
+        let fds = take(&mut b)?
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        Some(ChildSpec {
+            manifest,
+            root,
+            log_level: (level != 255).then_some(level),
+            fds,
+        })
     }
 }
 
@@ -66,7 +74,15 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
     let exe = std::env::current_exe()?;
     let mut pair = [0i32; 2];
     // SAFETY: creates two fds in `pair`.
-    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    } < 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     let mut pipe = [0i32; 2];
@@ -85,7 +101,8 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
     keep.push(child_end);
     keep.push(spec_r);
     let mut cmd = std::process::Command::new(&exe);
-    cmd.arg("--insecure-child").arg(format!("{child_end},{spec_r}"));
+    cmd.arg("--insecure-child")
+        .arg(format!("{child_end},{spec_r}"));
     // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between
     // fork and exec.
     unsafe {
@@ -133,7 +150,12 @@ pub fn read_spec(fd: i32) -> std::io::Result<ChildSpec> {
     let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let mut b = Vec::new();
     f.read_to_end(&mut b)?;
-    ChildSpec::decode(&b).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed child process description"))
+    ChildSpec::decode(&b).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "malformed child process description",
+        )
+    })
 }
 
 /// The sim backend's stand-in for the CPU's key-derivation secret: random,
@@ -152,7 +174,12 @@ fn sim_cpu_secret() -> [u8; 32] {
     let _ = std::fs::create_dir_all(&dir);
     let tmp = dir.join(format!(".sim-cpu-secret.{}", std::process::id()));
     use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+    {
         if f.write_all(&k).is_ok() && std::fs::hard_link(&tmp, &path).is_err() {
             // Someone else made it first: use theirs.
             if let Ok(b) = std::fs::read(&path) {

@@ -4,7 +4,10 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
-use conf_abi::ocall::{BootBlock, OcallSlot, RingHeader, RingLayout, BOOT_BLOCK_SIZE, BOOT_MAGIC, RING_MAGIC, SLOT_DATA_SIZE};
+use conf_abi::ocall::{
+    BootBlock, OcallSlot, RingHeader, RingLayout, BOOT_BLOCK_SIZE, BOOT_MAGIC, RING_MAGIC,
+    SLOT_DATA_SIZE,
+};
 
 /// The ring's memory: anonymous pages outside ELRANGE, kept for the life of
 /// the process.
@@ -49,7 +52,10 @@ impl Ring {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ring = Ring { base: p as u64, layout };
+        let ring = Ring {
+            base: p as u64,
+            layout,
+        };
         let h = ring.header();
         h.magic.store(RING_MAGIC, Ordering::Relaxed);
         h.version.store(conf_abi::ABI_VERSION, Ordering::Relaxed);
@@ -73,14 +79,27 @@ impl Ring {
         assert!(i < self.layout.nslots);
         // SAFETY: each slot's area is disjoint; the enclave thread that owns
         // it is outside the enclave or spinning while the host uses it.
-        unsafe { std::slice::from_raw_parts_mut((self.base + self.layout.data_area_offset(i)) as *mut u8, SLOT_DATA_SIZE as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                (self.base + self.layout.data_area_offset(i)) as *mut u8,
+                SLOT_DATA_SIZE as usize,
+            )
+        }
     }
 
     /// Fill in the boot block.
     pub fn write_boot(&self, info: &BootInfo<'_>) -> Result<(), String> {
         let hdr = std::mem::size_of::<BootBlock>() as u64;
-        let argv: Vec<u8> = info.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
-        let env: Vec<u8> = info.env.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
+        let argv: Vec<u8> = info
+            .argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect();
+        let env: Vec<u8> = info
+            .env
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect();
         let argv_off = hdr.next_multiple_of(8);
         let env_off = argv_off + argv.len() as u64;
         let root_off = env_off + env.len() as u64;
@@ -103,7 +122,9 @@ impl Ring {
             env_off,
             env_len: env.len() as u64,
             tty_mask: info.tty_mask,
-            ncpus: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            ncpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
             realtime_ns: 0,
             abort_msg_off: abort_off,
             abort_msg_cap: ABORT_MSG_CAP,
@@ -117,7 +138,11 @@ impl Ring {
             (base as *mut BootBlock).write(boot);
             std::ptr::copy_nonoverlapping(argv.as_ptr(), (base + argv_off) as *mut u8, argv.len());
             std::ptr::copy_nonoverlapping(env.as_ptr(), (base + env_off) as *mut u8, env.len());
-            std::ptr::copy_nonoverlapping(info.root.as_ptr(), (base + root_off) as *mut u8, info.root.len());
+            std::ptr::copy_nonoverlapping(
+                info.root.as_ptr(),
+                (base + root_off) as *mut u8,
+                info.root.len(),
+            );
         }
         Ok(())
     }
@@ -128,7 +153,10 @@ impl Ring {
         // SAFETY: reads inside the boot block; the message length is bounded.
         unsafe {
             let b = &*(base as *const BootBlock);
-            let (off, cap) = (b.abort_msg_off.min(BOOT_BLOCK_SIZE), b.abort_msg_cap.min(ABORT_MSG_CAP));
+            let (off, cap) = (
+                b.abort_msg_off.min(BOOT_BLOCK_SIZE),
+                b.abort_msg_cap.min(ABORT_MSG_CAP),
+            );
             if off + cap > BOOT_BLOCK_SIZE {
                 return String::new();
             }

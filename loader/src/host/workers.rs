@@ -21,10 +21,12 @@ const HOT_FOR: Duration = Duration::from_micros(200);
 pub fn start(host: Arc<Host>, n: u32) -> std::io::Result<()> {
     for i in 0..n {
         let h = host.clone();
-        std::thread::Builder::new().name(format!("conf-ocall-{i}")).spawn(move || {
-            crate::sim::signals::block_all_in_this_thread();
-            run(&h)
-        })?;
+        std::thread::Builder::new()
+            .name(format!("conf-ocall-{i}"))
+            .spawn(move || {
+                crate::sim::signals::block_all_in_this_thread();
+                run(&h)
+            })?;
     }
     Ok(())
 }
@@ -37,7 +39,8 @@ fn run(host: &Host) {
         while last.elapsed() < HOT_FOR {
             let mut served = false;
             for i in 0..nslots {
-                if host.ring.slot(i).state.load(Ordering::Acquire) == state::POSTED && host.serve(i) {
+                if host.ring.slot(i).state.load(Ordering::Acquire) == state::POSTED && host.serve(i)
+                {
                     served = true;
                 }
             }

@@ -28,15 +28,30 @@ pub fn default_libos() -> &'static [u8] {
 }
 
 /// Lay out an image for an already resolved manifest.
-pub fn build_resolved(resolved: ResolvedManifest, chunks: ChunkIndex, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+pub fn build_resolved(
+    resolved: ResolvedManifest,
+    chunks: ChunkIndex,
+    libos: &[u8],
+) -> anyhow::Result<BuiltImage> {
     let manifest_bytes = resolved.encode();
     let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
     let host_root = std::path::PathBuf::from(&resolved.fs_root);
-    Ok(BuiltImage { resolved, manifest_bytes, layout, chunks, stats: None, host_root })
+    Ok(BuiltImage {
+        resolved,
+        manifest_bytes,
+        layout,
+        chunks,
+        stats: None,
+        host_root,
+    })
 }
 
 /// Resolve `manifest` (hash its trusted files) and lay out its image.
-pub fn build_from_manifest(manifest: &Manifest, opts: &ResolveOptions, libos: &[u8]) -> anyhow::Result<BuiltImage> {
+pub fn build_from_manifest(
+    manifest: &Manifest,
+    opts: &ResolveOptions,
+    libos: &[u8],
+) -> anyhow::Result<BuiltImage> {
     let t0 = std::time::Instant::now();
     let res = conf_manifest::resolve(manifest, opts)?;
     crate::cli::timing("resolve", t0);
@@ -55,10 +70,17 @@ pub fn build_image(path: &Path, defines: &BTreeMap<String, String>) -> anyhow::R
     build_image_with(path, defines, &ResolveOptions::default(), default_libos())
 }
 
-pub fn build_image_with(path: &Path, defines: &BTreeMap<String, String>, opts: &ResolveOptions, libos: &[u8]) -> anyhow::Result<BuiltImage> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;
+pub fn build_image_with(
+    path: &Path,
+    defines: &BTreeMap<String, String>,
+    opts: &ResolveOptions,
+    libos: &[u8],
+) -> anyhow::Result<BuiltImage> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;
     if bytes.starts_with(conf_abi::manifest::MANIFEST_MAGIC) {
-        let resolved = ResolvedManifest::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let resolved = ResolvedManifest::decode(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         return build_resolved(resolved, ChunkIndex::default(), libos);
     }
     let manifest = conf_manifest::parse_file(path, defines)?;

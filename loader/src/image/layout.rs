@@ -7,8 +7,8 @@
 //! when the enclave base is 0.
 
 use conf_abi::layout::{
-    perm, tcs, EnclaveInfo, SlotGeometry, SlotRecord, ENCLAVE_INFO_MAGIC, HEAP_START, LIBOS_STACK_PAGES, NSSA,
-    PAGE_SIZE, SLOT_RECORD_MAGIC, SSA_FRAME_PAGES,
+    perm, tcs, EnclaveInfo, SlotGeometry, SlotRecord, ENCLAVE_INFO_MAGIC, HEAP_START,
+    LIBOS_STACK_PAGES, NSSA, PAGE_SIZE, SLOT_RECORD_MAGIC, SSA_FRAME_PAGES,
 };
 use conf_abi::manifest::ResolvedManifest;
 use goblin::elf::{program_header::PT_LOAD, Elf};
@@ -85,7 +85,11 @@ pub enum LayoutError {
     #[error("sgx.enclave_size = {size:#x} is not a power of two; use one such as \"1G\", \"2G\" or \"4G\"")]
     SizeNotPowerOfTwo { size: u64 },
     #[error("sgx.enclave_size = {size:#x} leaves no room for the program: the LibOS, manifest and {threads} thread slots need {needed:#x} bytes; raise sgx.enclave_size or lower sgx.max_threads")]
-    TooSmall { size: u64, needed: u64, threads: u32 },
+    TooSmall {
+        size: u64,
+        needed: u64,
+        threads: u32,
+    },
     #[error("sgx.max_threads must be at least 1")]
     NoThreads,
 }
@@ -115,15 +119,26 @@ fn libos_regions(elf_bytes: &[u8]) -> Result<(Vec<Region>, u64, u64), LayoutErro
     let mut span = 0u64;
     for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph.p_vaddr % PAGE_SIZE != ph.p_offset % PAGE_SIZE {
-            return Err(LayoutError::BadLibos("segment offset and address are not congruent modulo the page size".into()));
+            return Err(LayoutError::BadLibos(
+                "segment offset and address are not congruent modulo the page size".into(),
+            ));
         }
         let start = ph.p_vaddr / PAGE_SIZE * PAGE_SIZE;
-        let end = page_up(ph.p_vaddr.checked_add(ph.p_memsz).ok_or_else(|| LayoutError::BadLibos("segment overflows".into()))?);
+        let end = page_up(
+            ph.p_vaddr
+                .checked_add(ph.p_memsz)
+                .ok_or_else(|| LayoutError::BadLibos("segment overflows".into()))?,
+        );
         let lead = (ph.p_vaddr - start) as usize;
-        let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or_else(|| LayoutError::BadLibos("segment overflows".into()))?;
+        let file_end = ph
+            .p_offset
+            .checked_add(ph.p_filesz)
+            .ok_or_else(|| LayoutError::BadLibos("segment overflows".into()))?;
         let bytes = elf_bytes
             .get(ph.p_offset as usize..file_end as usize)
-            .ok_or_else(|| LayoutError::BadLibos("segment extends past the end of the file".into()))?;
+            .ok_or_else(|| {
+                LayoutError::BadLibos("segment extends past the end of the file".into())
+            })?;
         let mut content = vec![0u8; lead];
         content.extend_from_slice(bytes);
         if let Some(prev) = regions.last() {
@@ -152,7 +167,11 @@ fn libos_regions(elf_bytes: &[u8]) -> Result<(Vec<Region>, u64, u64), LayoutErro
 impl EnclaveLayout {
     /// Lay out an enclave for the LibOS image `libos_elf` and the resolved
     /// manifest whose canonical bytes are `manifest_bytes`.
-    pub fn build(libos_elf: &[u8], manifest: &ResolvedManifest, manifest_bytes: &[u8]) -> Result<EnclaveLayout, LayoutError> {
+    pub fn build(
+        libos_elf: &[u8],
+        manifest: &ResolvedManifest,
+        manifest_bytes: &[u8],
+    ) -> Result<EnclaveLayout, LayoutError> {
         let size = manifest.enclave_size;
         if !size.is_power_of_two() {
             return Err(LayoutError::SizeNotPowerOfTwo { size });
@@ -169,7 +188,11 @@ impl EnclaveLayout {
         // Keep at least 16 MiB for the program, or nothing useful can run.
         let needed = runtime + HEAP_START + (16 << 20);
         if needed > size {
-            return Err(LayoutError::TooSmall { size, needed, threads: manifest.max_threads });
+            return Err(LayoutError::TooSmall {
+                size,
+                needed,
+                threads: manifest.max_threads,
+            });
         }
         let libos_offset = size - runtime;
         let info_offset = libos_offset + libos_span;
@@ -199,7 +222,11 @@ impl EnclaveLayout {
             pages: info.heap_size / PAGE_SIZE,
             page_type: PageType::Reg,
             perms: perm::R | perm::W | perm::X,
-            measure: if manifest.edmm { Measure::Dynamic } else { Measure::Added },
+            measure: if manifest.edmm {
+                Measure::Dynamic
+            } else {
+                Measure::Added
+            },
             content: Vec::new(),
             what: "heap".into(),
         });
@@ -258,8 +285,12 @@ impl EnclaveLayout {
                 what: format!("slot {slot} TLS"),
             });
             let mut tcs_page = vec![0u8; 72];
-            let put64 = |p: &mut Vec<u8>, at: usize, v: u64| p[at..at + 8].copy_from_slice(&v.to_le_bytes());
-            let put32 = |p: &mut Vec<u8>, at: usize, v: u32| p[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            let put64 = |p: &mut Vec<u8>, at: usize, v: u64| {
+                p[at..at + 8].copy_from_slice(&v.to_le_bytes())
+            };
+            let put32 = |p: &mut Vec<u8>, at: usize, v: u32| {
+                p[at..at + 4].copy_from_slice(&v.to_le_bytes())
+            };
             put64(&mut tcs_page, tcs::FLAGS, manifest.debug as u64);
             put64(&mut tcs_page, tcs::OSSA, ssa);
             put32(&mut tcs_page, tcs::CSSA, 0);
@@ -351,7 +382,11 @@ mod tests {
 
     #[test]
     fn layout_is_ordered_disjoint_and_at_the_top() {
-        let m = ResolvedManifest { enclave_size: 1 << 28, max_threads: 3, ..Default::default() };
+        let m = ResolvedManifest {
+            enclave_size: 1 << 28,
+            max_threads: 3,
+            ..Default::default()
+        };
         let bytes = m.encode();
         let l = EnclaveLayout::build(&tiny_elf(), &m, &bytes).unwrap();
         let mut prev_end = 0;
@@ -361,17 +396,30 @@ mod tests {
             prev_end = r.end();
         }
         assert!(prev_end <= l.size);
-        assert_eq!(l.regions.iter().filter(|r| r.page_type == PageType::Tcs).count(), 3);
+        assert_eq!(
+            l.regions
+                .iter()
+                .filter(|r| r.page_type == PageType::Tcs)
+                .count(),
+            3
+        );
         assert_eq!(l.info.heap_offset, HEAP_START);
         assert_eq!(l.entry_offset, l.info.libos_offset + 0x1000);
     }
 
     #[test]
     fn bad_sizes_are_refused_with_the_key() {
-        let m = ResolvedManifest { enclave_size: 3 << 20, ..Default::default() };
+        let m = ResolvedManifest {
+            enclave_size: 3 << 20,
+            ..Default::default()
+        };
         let e = EnclaveLayout::build(&tiny_elf(), &m, &m.encode()).unwrap_err();
         assert!(e.to_string().contains("sgx.enclave_size"));
-        let m = ResolvedManifest { enclave_size: 1 << 20, max_threads: 64, ..Default::default() };
+        let m = ResolvedManifest {
+            enclave_size: 1 << 20,
+            max_threads: 64,
+            ..Default::default()
+        };
         let e = EnclaveLayout::build(&tiny_elf(), &m, &m.encode()).unwrap_err();
         assert!(e.to_string().contains("sgx.max_threads"), "{e}");
     }

@@ -152,7 +152,12 @@ pub struct ExitRegs {
 }
 
 extern "C" {
-    pub fn conf_sim_eenter(sim: *mut super::thread::SimThread, reason: u64, a1: u64, a2: u64) -> ExitRegs;
+    pub fn conf_sim_eenter(
+        sim: *mut super::thread::SimThread,
+        reason: u64,
+        a1: u64,
+        a2: u64,
+    ) -> ExitRegs;
     pub fn conf_sim_eexit_landing();
     pub fn conf_sim_signal_entry(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void);
     pub fn conf_sim_sigreturn();
@@ -162,5 +167,8 @@ extern "C" {
 
 /// The address range of the gate (what Syscall User Dispatch allows).
 pub fn gate_range() -> (u64, u64) {
-    (&raw const conf_gate_start as u64, &raw const conf_gate_end as u64)
+    (
+        &raw const conf_gate_start as u64,
+        &raw const conf_gate_end as u64,
+    )
 }

@@ -22,7 +22,11 @@ pub enum SimError {
     #[error("could not reserve ELRANGE [{lo:#x}, {hi:#x}) in this process: {source}; lower sgx.enclave_size")]
     Reserve { lo: u64, hi: u64, source: io::Error },
     #[error("could not load enclave region {what} at {addr:#x}: {source}")]
-    Load { what: String, addr: u64, source: io::Error },
+    Load {
+        what: String,
+        addr: u64,
+        source: io::Error,
+    },
     #[error("could not start the sim backend: {0}")]
     Setup(io::Error),
 }
@@ -60,13 +64,20 @@ impl SimEnclave {
                 lo as *mut _,
                 (hi - lo) as usize,
                 libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
                 -1,
                 0,
             )
         };
         if p == libc::MAP_FAILED || p as u64 != lo {
-            return Err(SimError::Reserve { lo, hi, source: io::Error::last_os_error() });
+            return Err(SimError::Reserve {
+                lo,
+                hi,
+                source: io::Error::last_os_error(),
+            });
         }
         for r in &layout.regions {
             if r.measure == Measure::Dynamic {
@@ -74,20 +85,35 @@ impl SimEnclave {
             }
             let len = (r.pages * conf_abi::layout::PAGE_SIZE) as usize;
             let addr = r.offset as *mut libc::c_void;
-            let load_err = |what: &str| SimError::Load { what: what.to_string(), addr: r.offset, source: io::Error::last_os_error() };
+            let load_err = |what: &str| SimError::Load {
+                what: what.to_string(),
+                addr: r.offset,
+                source: io::Error::last_os_error(),
+            };
             // SAFETY: inside our reservation; content length ≤ region length.
             unsafe {
                 if libc::mprotect(addr, len, libc::PROT_READ | libc::PROT_WRITE) != 0 {
                     return Err(load_err(&r.what));
                 }
-                std::ptr::copy_nonoverlapping(r.content.as_ptr(), addr as *mut u8, r.content.len().min(len));
+                std::ptr::copy_nonoverlapping(
+                    r.content.as_ptr(),
+                    addr as *mut u8,
+                    r.content.len().min(len),
+                );
                 // A TCS is only for the CPU: the enclave cannot read it either.
-                let prot = if r.page_type == PageType::Tcs { libc::PROT_NONE } else { prot_of(r.perms) };
+                let prot = if r.page_type == PageType::Tcs {
+                    libc::PROT_NONE
+                } else {
+                    prot_of(r.perms)
+                };
                 if libc::mprotect(addr, len, prot) != 0 {
                     return Err(load_err(&r.what));
                 }
             }
         }
-        Ok(SimEnclave { base: 0, size: layout.size })
+        Ok(SimEnclave {
+            base: 0,
+            size: layout.size,
+        })
     }
 }

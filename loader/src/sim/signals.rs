@@ -44,7 +44,14 @@ pub static STRAY_SIGNALS: AtomicU64 = AtomicU64::new(0);
 
 /// Signals the sim handles. Synchronous ones become AEXs; the others are
 /// forwarded to the enclave.
-pub const SYNC_SIGNALS: &[i32] = &[libc::SIGSYS, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP];
+pub const SYNC_SIGNALS: &[i32] = &[
+    libc::SIGSYS,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+];
 pub const ASYNC_SIGNALS: &[i32] = &[
     crate::host::SIG_KICK,
     libc::SIGINT,
@@ -86,7 +93,15 @@ pub fn install() -> std::io::Result<()> {
             mask,
         };
         // SAFETY: rt_sigaction with a valid kernel sigaction of 8-byte masks.
-        let r = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &act as *const KernelSigaction, std::ptr::null_mut::<KernelSigaction>(), 8) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &act as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8,
+            )
+        };
         if r != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -128,7 +143,10 @@ impl std::fmt::Write for StackBuf {
 
 /// Report a fatal event from inside a signal handler and exit.
 fn fatal(args: std::fmt::Arguments<'_>) -> ! {
-    let mut b = StackBuf { buf: [0; 512], len: 0 };
+    let mut b = StackBuf {
+        buf: [0; 512],
+        len: 0,
+    };
     let _ = std::fmt::write(&mut b, format_args!("[conf] error: {args}\n"));
     // SAFETY: write(2) and _exit(2) are async-signal-safe.
     unsafe {
@@ -162,7 +180,11 @@ fn exit_info(sig: i32, code: i32) -> u32 {
         libc::SIGTRAP => VECTOR_DB,
         _ => VECTOR_GP,
     };
-    let kind = if vector == VECTOR_BP { TYPE_SW } else { TYPE_HW };
+    let kind = if vector == VECTOR_BP {
+        TYPE_SW
+    } else {
+        TYPE_HW
+    };
     VALID | kind | vector
 }
 
@@ -170,7 +192,15 @@ fn exit_info(sig: i32, code: i32) -> u32 {
 ///
 /// # Safety
 /// `uc` is the kernel's ucontext for this signal; `sim.ssa` is the slot's SSA.
-unsafe fn write_ssa(sim: &SimThread, uc: &libc::ucontext_t, rip: u64, fs: u64, gs: u64, info: u32, maddr: u64) {
+unsafe fn write_ssa(
+    sim: &SimThread,
+    uc: &libc::ucontext_t,
+    rip: u64,
+    fs: u64,
+    gs: u64,
+    info: u32,
+    maddr: u64,
+) {
     let g = &uc.uc_mcontext.gregs;
     let frame_end = sim.ssa + SSA_FRAME_PAGES as u64 * PAGE_SIZE;
     let gpr_base = (frame_end - gpr::SIZE as u64) as *mut u8;
@@ -206,7 +236,12 @@ unsafe fn write_ssa(sim: &SimThread, uc: &libc::ucontext_t, rip: u64, fs: u64, g
 ///
 /// # Safety
 /// As for `write_ssa`.
-unsafe fn enter_on_return(sim: &mut SimThread, uc: &mut libc::ucontext_t, reason: EnterReason, arg: u64) {
+unsafe fn enter_on_return(
+    sim: &mut SimThread,
+    uc: &mut libc::ucontext_t,
+    reason: EnterReason,
+    arg: u64,
+) {
     let g = &mut uc.uc_mcontext.gregs;
     g[libc::REG_RIP as usize] = sim.oentry as i64;
     g[libc::REG_RDI as usize] = reason as u64 as i64;
@@ -225,7 +260,14 @@ unsafe fn enter_on_return(sim: &mut SimThread, uc: &mut libc::ucontext_t, reason
 /// The handler proper, called by `conf_sim_signal_entry` with the host FS
 /// base restored. `fs`/`gs` are the bases at the moment of the signal.
 #[no_mangle]
-pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void, sim: *mut SimThread, fs: u64, gs: u64) {
+pub extern "C" fn conf_sim_signal_rust(
+    sig: i32,
+    info: *mut libc::siginfo_t,
+    uc: *mut libc::c_void,
+    sim: *mut SimThread,
+    fs: u64,
+    gs: u64,
+) {
     // SAFETY: the kernel passes valid info/ucontext pointers; `sim` is the
     // base of this thread's aligned alternate stack (checked by magic).
     unsafe {
@@ -233,7 +275,9 @@ pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc:
         let uc = &mut *(uc as *mut libc::ucontext_t);
         let info = &*info;
         if sim.magic != SIM_THREAD_MAGIC {
-            fatal(format_args!("signal {sig} on a thread without enclave state"));
+            fatal(format_args!(
+                "signal {sig} on a thread without enclave state"
+            ));
         }
         let Some(g) = GLOBALS.get() else {
             fatal(format_args!("signal {sig} before the enclave was set up"));
@@ -245,7 +289,9 @@ pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc:
 
         if !sync {
             if sig != crate::host::SIG_KICK {
-                (*g.ring).pending_signals.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+                (*g.ring)
+                    .pending_signals
+                    .fetch_or(1 << (sig - 1), Ordering::SeqCst);
             }
             if in_enclave && !in_libos && gs == sim.tls {
                 write_ssa(sim, uc, rip, fs, gs, 0, 0);
@@ -257,7 +303,10 @@ pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc:
         }
         if !in_enclave {
             if sig == libc::SIGSYS {
-                fatal(format_args!("host code made a system call with dispatch blocked (rip {rip:#x}, rax {})", uc.uc_mcontext.gregs[libc::REG_RAX as usize]));
+                fatal(format_args!(
+                    "host code made a system call with dispatch blocked (rip {rip:#x}, rax {})",
+                    uc.uc_mcontext.gregs[libc::REG_RAX as usize]
+                ));
             }
             // A crash of conf-run itself: let the default action produce it.
             libc::signal(sig, libc::SIG_DFL);
@@ -284,7 +333,15 @@ pub extern "C" fn conf_sim_signal_rust(sig: i32, info: *mut libc::siginfo_t, uc:
         } else {
             (rip, info.si_addr() as u64)
         };
-        write_ssa(sim, uc, report_rip, fs, gs, exit_info(sig, info.si_code), maddr);
+        write_ssa(
+            sim,
+            uc,
+            report_rip,
+            fs,
+            gs,
+            exit_info(sig, info.si_code),
+            maddr,
+        );
         enter_on_return(sim, uc, EnterReason::Exception, sig as u64);
     }
 }

@@ -54,11 +54,22 @@ const PR_SYS_DISPATCH_ON: libc::c_ulong = 1;
 /// and turn on Syscall User Dispatch with only the gate allowed.
 ///
 /// The returned pointer stays valid for the life of the process.
-pub fn attach_current(slot: u64, tcs: u64, tls: u64, oentry: u64, ssa: u64) -> io::Result<*mut SimThread> {
+pub fn attach_current(
+    slot: u64,
+    tcs: u64,
+    tls: u64,
+    oentry: u64,
+    ssa: u64,
+) -> io::Result<*mut SimThread> {
     // Each slot keeps its alternate stack for the life of the process: the
     // OS threads that run a slot come and go, one at a time.
     static STACKS: std::sync::Mutex<Vec<(u64, usize)>> = std::sync::Mutex::new(Vec::new());
-    let reused = STACKS.lock().unwrap().iter().find(|(s, _)| *s == slot).map(|(_, b)| *b);
+    let reused = STACKS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(s, _)| *s == slot)
+        .map(|(_, b)| *b);
     let base = match reused {
         Some(b) => b,
         None => {
@@ -99,7 +110,14 @@ fn alloc_altstack() -> io::Result<usize> {
     Ok(base)
 }
 
-fn attach_at(base: usize, slot: u64, tcs: u64, tls: u64, oentry: u64, ssa: u64) -> io::Result<*mut SimThread> {
+fn attach_at(
+    base: usize,
+    slot: u64,
+    tcs: u64,
+    tls: u64,
+    oentry: u64,
+    ssa: u64,
+) -> io::Result<*mut SimThread> {
     let sim = base as *mut SimThread;
     // SAFETY: fresh, writable, aligned memory of sufficient size.
     unsafe {

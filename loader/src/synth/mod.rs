@@ -118,7 +118,12 @@ const MIME_TYPES_FILES: &[&str] = &[
 ];
 
 /// Directories terminfo entries live in.
-const TERMINFO_DIRS: &[&str] = &["/etc/terminfo", "/lib/terminfo", "/usr/share/terminfo", "/usr/lib/terminfo"];
+const TERMINFO_DIRS: &[&str] = &[
+    "/etc/terminfo",
+    "/lib/terminfo",
+    "/usr/share/terminfo",
+    "/usr/lib/terminfo",
+];
 
 /// Shell source the entrypoint will run: the `-c` string, or the script.
 fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
@@ -127,13 +132,23 @@ fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
             return cmd.clone();
         }
     }
-    let script = if prog.direct { args.get(1).cloned() } else { Some(entrypoint.to_string()) };
-    script.and_then(|s| std::fs::read(s).ok()).filter(|b| b.len() < 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    let script = if prog.direct {
+        args.get(1).cloned()
+    } else {
+        Some(entrypoint.to_string())
+    };
+    script
+        .and_then(|s| std::fs::read(s).ok())
+        .filter(|b| b.len() < 1 << 20)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn is_executable(p: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Synthesize the manifest that runs `argv` (`argv[0]` as typed: a name
@@ -183,13 +198,18 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
                 // As `pyenv exec` does: the selected version's programs
                 // come first on PATH.
                 if let Some(dir) = Path::new(&real).parent().and_then(Path::to_str) {
-                    let path = env.get("PATH").map(|p| format!("{dir}:{p}")).unwrap_or_else(|| dir.to_string());
+                    let path = env
+                        .get("PATH")
+                        .map(|p| format!("{dir}:{p}"))
+                        .unwrap_or_else(|| dir.to_string());
                     env.insert("PATH".to_string(), path);
                 }
                 args[0] = real.clone();
                 entrypoint = real;
             }
-            Err(why) => notes.push(format!("{entrypoint} looks like a version-manager shim, but {why}; it runs as a script")),
+            Err(why) => notes.push(format!(
+                "{entrypoint} looks like a version-manager shim, but {why}; it runs as a script"
+            )),
         }
     }
     let enclave_path = env.get("PATH").map(OsString::from);
@@ -242,7 +262,9 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         let path_for_cmds = enclave_path.clone().or_else(|| opts.path_env.clone());
         for cmd in shell::commands(&text) {
             if let Ok(found) = exec::find_program(&cmd, &cwd, path_for_cmds.as_deref()) {
-                if s.trust_program(&found, enclave_path.as_deref(), &env, &cache_dir).is_err() {
+                if s.trust_program(&found, enclave_path.as_deref(), &env, &cache_dir)
+                    .is_err()
+                {
                     s.notes.push(format!("the shell command {cmd} ({found}) cannot be run in the enclave; it is not trusted"));
                 }
             }
@@ -521,7 +543,10 @@ impl State {
     /// What an interactive terminal program reads: terminfo for $TERM,
     /// readline's /etc/inputrc.
     fn trust_terminal(&mut self, env: &BTreeMap<String, String>) {
-        if let Some(term) = env.get("TERM").filter(|t| !t.is_empty() && !t.contains('/')) {
+        if let Some(term) = env
+            .get("TERM")
+            .filter(|t| !t.is_empty() && !t.contains('/'))
+        {
             let first = &term[..1];
             let hex = format!("{:02x}", term.as_bytes()[0]);
             for d in TERMINFO_DIRS {
@@ -540,7 +565,13 @@ impl State {
 
     /// Trust a program the entrypoint may run: its #! chain, its library
     /// closure, and its runtime's tree (Python's prefix, JAVA_HOME).
-    fn trust_program(&mut self, path: &str, enclave_path: Option<&std::ffi::OsStr>, env: &BTreeMap<String, String>, cache_dir: &Path) -> Result<(), SynthError> {
+    fn trust_program(
+        &mut self,
+        path: &str,
+        enclave_path: Option<&std::ffi::OsStr>,
+        env: &BTreeMap<String, String>,
+        cache_dir: &Path,
+    ) -> Result<(), SynthError> {
         let prog = self.follow_scripts(path, enclave_path)?;
         let real = std::fs::canonicalize(&prog.path)
             .ok()

@@ -7,10 +7,66 @@
 
 /// Words that are not programs.
 const KEYWORDS: &[&str] = &[
-    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "in", "function", "select", "time", "!", "{", "}", "[[", "]]",
+    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
+    "in", "function", "select", "time", "!", "{", "}", "[[", "]]",
 ];
 const BUILTINS: &[&str] = &[
-    ".", ":", "[", "alias", "bg", "bind", "break", "builtin", "cd", "command", "continue", "declare", "dirs", "disown", "echo", "enable", "eval", "exit", "export", "false", "fc", "fg", "getopts", "hash", "help", "history", "jobs", "kill", "let", "local", "logout", "mapfile", "popd", "printf", "pushd", "pwd", "read", "readarray", "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test", "times", "trap", "true", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
+    ".",
+    ":",
+    "[",
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "cd",
+    "command",
+    "continue",
+    "declare",
+    "dirs",
+    "disown",
+    "echo",
+    "enable",
+    "eval",
+    "exit",
+    "export",
+    "false",
+    "fc",
+    "fg",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "test",
+    "times",
+    "trap",
+    "true",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "wait",
 ];
 const SHELLS: &[&str] = &["sh", "dash", "bash", "ash", "ksh", "zsh", "busybox"];
 
@@ -31,7 +87,24 @@ pub fn commands(text: &str) -> Vec<String> {
         let mut cmd_start = true;
         let mut after_exec = false;
         for raw in tokens(line) {
-            if matches!(raw.as_str(), "|" | "||" | "&&" | ";" | "&" | "(" | ")" | "$(" | "`" | ";;" | "then" | "do" | "else" | "!" | "{" | "}") {
+            if matches!(
+                raw.as_str(),
+                "|" | "||"
+                    | "&&"
+                    | ";"
+                    | "&"
+                    | "("
+                    | ")"
+                    | "$("
+                    | "`"
+                    | ";;"
+                    | "then"
+                    | "do"
+                    | "else"
+                    | "!"
+                    | "{"
+                    | "}"
+            ) {
                 cmd_start = true;
                 continue;
             }
@@ -39,7 +112,13 @@ pub fn commands(text: &str) -> Vec<String> {
                 continue;
             }
             let w = raw.trim_matches(|c| c == '"' || c == '\'');
-            if w.is_empty() || w.contains('=') && !w.starts_with('=') || w.starts_with('-') || w.starts_with('$') || w.starts_with('<') || w.starts_with('>') {
+            if w.is_empty()
+                || w.contains('=') && !w.starts_with('=')
+                || w.starts_with('-')
+                || w.starts_with('$')
+                || w.starts_with('<')
+                || w.starts_with('>')
+            {
                 // An assignment or redirection before the command: keep looking.
                 if w.contains('=') {
                     continue;
@@ -47,7 +126,13 @@ pub fn commands(text: &str) -> Vec<String> {
                 cmd_start = false;
                 continue;
             }
-            if w == "exec" || w == "command" || w == "nohup" || w == "env" || w == "xargs" || w == "time" {
+            if w == "exec"
+                || w == "command"
+                || w == "nohup"
+                || w == "env"
+                || w == "xargs"
+                || w == "time"
+            {
                 after_exec = true;
                 continue;
             }
@@ -55,7 +140,10 @@ pub fn commands(text: &str) -> Vec<String> {
                 cmd_start = matches!(w, "if" | "while" | "until" | "elif");
                 continue;
             }
-            if w.chars().all(|c| c.is_ascii_alphanumeric() || "._+-/".contains(c)) && !out.iter().any(|o| o == w) {
+            if w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-/".contains(c))
+                && !out.iter().any(|o| o == w)
+            {
                 out.push(w.to_string());
             }
             cmd_start = false;
@@ -97,7 +185,11 @@ fn tokens(line: &str) -> Vec<String> {
             '|' | '&' | ';' => {
                 flush(&mut cur, &mut out);
                 let two = chars.get(i + 1) == Some(&c);
-                out.push(if two { format!("{c}{c}") } else { c.to_string() });
+                out.push(if two {
+                    format!("{c}{c}")
+                } else {
+                    c.to_string()
+                });
                 if two {
                     i += 1;
                 }
@@ -128,9 +220,18 @@ mod tests {
     fn finds_commands_of_pipelines_and_scripts() {
         assert_eq!(commands("echo a | tr a b; exit 7"), vec!["tr"]);
         assert_eq!(commands("X=1 ls -l && wc -c < f"), vec!["ls", "wc"]);
-        assert_eq!(commands("exec /usr/bin/python3 -c 'print(1)' \"$@\""), vec!["/usr/bin/python3"]);
-        assert_eq!(commands("if grep -q x f; then sed s/a/b/ f; fi"), vec!["grep", "sed"]);
-        assert_eq!(commands("v=$(cat f | head -1)  # comment"), vec!["cat", "head"]);
+        assert_eq!(
+            commands("exec /usr/bin/python3 -c 'print(1)' \"$@\""),
+            vec!["/usr/bin/python3"]
+        );
+        assert_eq!(
+            commands("if grep -q x f; then sed s/a/b/ f; fi"),
+            vec!["grep", "sed"]
+        );
+        assert_eq!(
+            commands("v=$(cat f | head -1)  # comment"),
+            vec!["cat", "head"]
+        );
         assert!(commands("# only a comment").is_empty());
     }
 }

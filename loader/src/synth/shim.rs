@@ -27,7 +27,11 @@ pub(crate) struct Shim {
 /// exec "$program"`.
 pub(crate) fn detect(path: &str) -> Option<Shim> {
     let mut text = String::new();
-    std::fs::File::open(path).ok()?.take(64 << 10).read_to_string(&mut text).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
     if !text.starts_with("#!") {
         return None;
     }
@@ -37,7 +41,8 @@ pub(crate) fn detect(path: &str) -> Option<Shim> {
         let mut words = rest.split_whitespace().map(|w| w.trim_matches('"'));
         let manager = words.next()?;
         let name = Path::new(manager).file_name()?.to_str()?;
-        let is_manager = Path::new(manager).parent()?.ends_with("libexec") && ["pyenv", "rbenv", "nodenv"].contains(&name);
+        let is_manager = Path::new(manager).parent()?.ends_with("libexec")
+            && ["pyenv", "rbenv", "nodenv"].contains(&name);
         (is_manager && words.next()? == "exec" && words.next()? == "$program").then(|| Shim {
             manager: manager.to_string(),
             program: program.clone(),
@@ -47,7 +52,11 @@ pub(crate) fn detect(path: &str) -> Option<Shim> {
 
 /// Ask the manager which executable it would run (`<manager> which
 /// <program>`) in `cwd` with `env`; the path, or why not.
-pub(crate) fn resolve(shim: &Shim, cwd: &Path, env: &[(OsString, OsString)]) -> Result<String, String> {
+pub(crate) fn resolve(
+    shim: &Shim,
+    cwd: &Path,
+    env: &[(OsString, OsString)],
+) -> Result<String, String> {
     let mut child = Command::new(&shim.manager)
         .arg("which")
         .arg(&shim.program)
@@ -67,7 +76,12 @@ pub(crate) fn resolve(shim: &Shim, cwd: &Path, env: &[(OsString, OsString)]) -> 
         if started.elapsed() > ANSWER_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("`{} which {}` did not answer in {}s", shim.manager, shim.program, ANSWER_TIMEOUT.as_secs()));
+            return Err(format!(
+                "`{} which {}` did not answer in {}s",
+                shim.manager,
+                shim.program,
+                ANSWER_TIMEOUT.as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -82,7 +96,16 @@ pub(crate) fn resolve(shim: &Shim, cwd: &Path, env: &[(OsString, OsString)]) -> 
     let answer = out.trim();
     if !status.success() || !answer.starts_with('/') || !Path::new(answer).is_file() {
         let why = err.lines().next().unwrap_or("").trim();
-        return Err(format!("`{} which {}` failed ({status}){}", shim.manager, shim.program, if why.is_empty() { String::new() } else { format!(": {why}") }));
+        return Err(format!(
+            "`{} which {}` failed ({status}){}",
+            shim.manager,
+            shim.program,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        ));
     }
     Ok(answer.to_string())
 }
@@ -129,8 +152,13 @@ mod tests {
         let s = detect(&shim).unwrap();
         let e = resolve(&s, d.path(), &[]).unwrap_err();
         assert!(e.contains("which python3"), "{e}");
-        let other = Shim { program: "python2".into(), ..s };
-        assert!(resolve(&other, d.path(), &[]).unwrap_err().contains("pyenv: nope"));
+        let other = Shim {
+            program: "python2".into(),
+            ..s
+        };
+        assert!(resolve(&other, d.path(), &[])
+            .unwrap_err()
+            .contains("pyenv: nope"));
     }
 
     #[test]
