@@ -26,24 +26,25 @@ pub mod syscall;
 pub mod time;
 pub mod util;
 
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 #[global_allocator]
 static HEAP: mm::heap::LibosHeap = mm::heap::LibosHeap::new();
 
 /// The LibOS heap (for boot to hand it memory, and for statistics).
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 pub fn heap() -> &'static mm::heap::LibosHeap {
     &HEAP
 }
 
-/// Under `cargo test` the host's allocator serves; this heap is unused.
-#[cfg(test)]
+/// Outside the enclave binary (unit tests, a host build of the library)
+/// the host's allocator serves; this heap is unused.
+#[cfg(not(feature = "enclave"))]
 pub fn heap() -> &'static mm::heap::LibosHeap {
     static UNUSED: mm::heap::LibosHeap = mm::heap::LibosHeap::new();
     &UNUSED
 }
 
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     host::abort(
@@ -53,7 +54,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 // core::fmt and friends call these; the Linux target expects libc to have them.
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 mod mem_builtins {
     #[no_mangle]
     pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
@@ -115,13 +116,13 @@ mod mem_builtins {
 
 /// The precompiled `alloc` references the unwinding personality routine even
 /// though the LibOS is built with panic=abort and never unwinds.
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
 
 /// Landing pads in the precompiled `alloc` end in this call; with
 /// panic=abort no unwinding ever starts, so it is never reached.
-#[cfg(not(test))]
+#[cfg(feature = "enclave")]
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
     host::abort(
