@@ -265,7 +265,9 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
             root: root.as_os_str().as_bytes().to_vec(),
             log_level: args.log_level.map(|l| l as u8),
             fds: Vec::new(),
+            count_fd: -1,
         },
+        max_processes: img.resolved.max_processes,
     };
     // The host knows files by host path; the manifest by enclave path.
     let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
@@ -317,6 +319,7 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
             fds: Vec::new(),
             ..spec.clone()
         },
+        max_processes: img.resolved.max_processes,
     };
     let root = String::from_utf8_lossy(&spec.root)
         .trim_end_matches('/')

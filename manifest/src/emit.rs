@@ -125,6 +125,7 @@ pub(crate) fn to_toml(m: &Manifest) -> String {
     let _ = writeln!(w, "[sys]");
     let _ = writeln!(w, "stack.size = \"{}\"", format_size(m.stack_size));
     let _ = writeln!(w, "brk.max_size = \"{}\"", format_size(m.brk_max_size));
+    let _ = writeln!(w, "max_processes = {}", m.max_processes);
     o
 }
 

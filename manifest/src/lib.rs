@@ -41,6 +41,8 @@ pub const DEFAULT_MAX_THREADS: u32 = 8;
 pub const DEFAULT_STACK_SIZE: u64 = 8 << 20;
 /// Default `sys.brk.max_size`: 64 MiB.
 pub const DEFAULT_BRK_MAX_SIZE: u64 = 64 << 20;
+/// Default `sys.max_processes`.
+pub const DEFAULT_MAX_PROCESSES: u32 = 64;
 /// Default `libos.ocall.workers`.
 pub const DEFAULT_OCALL_WORKERS: u32 = 1;
 
@@ -111,6 +113,8 @@ pub struct Manifest {
     pub stack_size: u64,
     /// `sys.brk.max_size` in bytes.
     pub brk_max_size: u64,
+    /// `sys.max_processes` (1 with Gramine's `sys.disallow_subprocesses`).
+    pub max_processes: u32,
     /// `libos.ocall.mode`.
     pub ocall_mode: OcallMode,
     /// `libos.ocall.workers`.
@@ -142,6 +146,7 @@ impl Default for Manifest {
             isvsvn: 0,
             stack_size: DEFAULT_STACK_SIZE,
             brk_max_size: DEFAULT_BRK_MAX_SIZE,
+            max_processes: DEFAULT_MAX_PROCESSES,
             ocall_mode: OcallMode::Exit,
             ocall_workers: DEFAULT_OCALL_WORKERS,
             warnings: Vec::new(),

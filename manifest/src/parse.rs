@@ -120,6 +120,8 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "sgx.isvsvn",
     "sys.stack.size",
     "sys.brk.max_size",
+    "sys.max_processes",
+    "sys.disallow_subprocesses",
 ];
 
 /// What conf does with a Gramine-only key.
@@ -187,7 +189,6 @@ pub(crate) const GRAMINE_KEYS: &[(&str, bool, Policy)] = {
         ("sys.insecure__allow_eventfd", false, TUNING),
         ("sys.enable_extra_runtime_domain_names_conf", false, TUNING),
         ("sys.experimental__enable_flock", false, TUNING),
-        ("sys.disallow_subprocesses", false, TUNING),
         ("sys.fds", true, TUNING),
         ("sys.allowed_ioctls", true, TUNING),
         ("sys.insecure__allow_memfaults_without_exinfo", false, TUNING),
@@ -294,6 +295,7 @@ struct Parser<'a> {
     argv_at: Option<Location>,
     cmdline_at: Option<Location>,
     threads_at: Option<(String, Location)>,
+    processes_at: Option<(String, Location)>,
     mode_at: Option<Location>,
 }
 
@@ -600,6 +602,26 @@ impl Parser<'_> {
                 self.m.stack_size = v;
             }
             "sys.brk.max_size" => self.m.brk_max_size = self.size(key, n)?,
+            "sys.max_processes" | "sys.disallow_subprocesses" => {
+                let at = self.loc(&e.key_span);
+                if let Some((other, other_at)) = self.processes_at.take() {
+                    return Err(ManifestError::Conflict {
+                        at,
+                        key: key.to_string(),
+                        other,
+                        other_at: Box::new(other_at),
+                        hint: "both limit child processes (sys.disallow_subprocesses = true is sys.max_processes = 1); keep only `sys.max_processes`",
+                    });
+                }
+                self.m.max_processes = if key == "sys.max_processes" {
+                    self.integer(key, n, 1, 65536)? as u32
+                } else if self.boolean(key, n)? {
+                    1
+                } else {
+                    crate::DEFAULT_MAX_PROCESSES
+                };
+                self.processes_at = Some((key.to_string(), at));
+            }
             "sgx.file_check_policy" => {
                 // Gramine's default ("strict") is what conf always does.
                 if self.string(key, n)? != "strict" {
@@ -980,6 +1002,7 @@ pub(crate) fn parse(
         argv_at: None,
         cmdline_at: None,
         threads_at: None,
+        processes_at: None,
         mode_at: None,
     };
     let Kind::Table(entries) = &root.kind else {

@@ -915,6 +915,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         isvsvn: m.isvsvn,
         stack_size: m.stack_size,
         brk_max_size: m.brk_max_size,
+        max_processes: m.max_processes,
         ocall_mode: m.ocall_mode,
         ocall_workers: m.ocall_workers,
     };

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use crate::trusted::Digest32;
 
 pub const MANIFEST_MAGIC: &[u8; 8] = b"CONFMAN\0";
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[repr(u8)]
@@ -199,6 +199,8 @@ pub struct ResolvedManifest {
     pub isvsvn: u16,
     pub stack_size: u64,
     pub brk_max_size: u64,
+    /// Most processes of the program alive at once (the first included).
+    pub max_processes: u32,
     pub ocall_mode: OcallMode,
     pub ocall_workers: u32,
 }
@@ -225,6 +227,7 @@ impl Default for ResolvedManifest {
             isvsvn: 0,
             stack_size: 8 << 20,
             brk_max_size: 64 << 20,
+            max_processes: 64,
             ocall_mode: OcallMode::Exit,
             ocall_workers: 1,
         }
@@ -431,6 +434,7 @@ impl ResolvedManifest {
         w.u16(m.isvsvn);
         w.u64(m.stack_size);
         w.u64(m.brk_max_size);
+        w.u32(m.max_processes);
         w.u8(m.ocall_mode as u8);
         w.u32(m.ocall_workers);
         w.0
@@ -523,6 +527,7 @@ impl ResolvedManifest {
         let isvsvn = r.u16()?;
         let stack_size = r.u64()?;
         let brk_max_size = r.u64()?;
+        let max_processes = r.u32()?;
         let at = r.pos;
         let ocall_mode = OcallMode::from_raw(r.u8()?).ok_or(DecodeError::BadValue {
             at,
@@ -552,6 +557,7 @@ impl ResolvedManifest {
             isvsvn,
             stack_size,
             brk_max_size,
+            max_processes,
             ocall_mode,
             ocall_workers,
         })

@@ -78,6 +78,8 @@ pub struct Host {
     alarm: Arc<(Mutex<u64>, std::sync::Condvar)>,
     /// How to start a child process for this enclave.
     pub child_spec: OnceLock<process::ChildSpec>,
+    /// The program's live processes, against sys.max_processes.
+    pub processes: OnceLock<process::ProcessCount>,
     /// The sim sealing key of this enclave (computed on first use).
     pub seal_key: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
     seal_key_value: OnceLock<[u8; 32]>,
@@ -134,6 +136,7 @@ impl Host {
             kicked: Vec::new(),
             alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
             child_spec: OnceLock::new(),
+            processes: OnceLock::new(),
             seal_key: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),

@@ -777,6 +777,12 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let Some(base) = host.child_spec.get() else {
                 return Err(err(libc::ENOSYS));
             };
+            let Some(count) = host.processes.get() else {
+                return Err(err(libc::ENOSYS));
+            };
+            if !count.try_add() {
+                return Err(err(libc::EAGAIN));
+            }
             let spec = process::ChildSpec {
                 fds,
                 ..base.clone()
@@ -787,7 +793,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                     host.children.lock().unwrap().insert(pid);
                     (pid as i64, chan as u64)
                 }
-                Err(e) => err(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+                Err(e) => {
+                    count.remove();
+                    err(e.raw_os_error().unwrap_or(libc::EAGAIN))
+                }
             }
         }
         Ocall::Wait => {
@@ -801,8 +810,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if r < 0 {
                 last_err()
             } else {
-                if r > 0 && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
-                    host.children.lock().unwrap().remove(&(r as u32));
+                if r > 0
+                    && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status))
+                    && host.children.lock().unwrap().remove(&(r as u32))
+                {
+                    if let Some(count) = host.processes.get() {
+                        count.remove();
+                    }
                 }
                 (r as i64, status as u32 as u64)
             }

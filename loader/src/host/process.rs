@@ -12,6 +12,8 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use sha2::{Digest, Sha256};
 
 /// What a child conf-run needs to build the same enclave.
@@ -22,6 +24,91 @@ pub struct ChildSpec {
     pub log_level: Option<u8>,
     /// Host fds the child may use (passed at the same numbers).
     pub fds: Vec<i32>,
+    /// The program's process count ([`ProcessCount`]), at this fd number.
+    pub count_fd: i32,
+}
+
+/// How many processes of one program are alive: a page of a memfd every
+/// conf-run of the program maps (children inherit the fd), checked against
+/// `sys.max_processes` before a child starts. The host keeps it, so a
+/// hostile host can ignore it — it could refuse to start processes anyway;
+/// what it protects is the machine from a runaway program.
+pub struct ProcessCount {
+    fd: i32,
+    count: &'static AtomicU32,
+    max: u32,
+    told: AtomicBool,
+}
+
+impl ProcessCount {
+    /// The count for a new program: one process, this one.
+    pub fn new(max: u32) -> std::io::Result<ProcessCount> {
+        // SAFETY: plain syscalls on a new fd.
+        let fd = unsafe { libc::memfd_create(c"conf-processes".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 || unsafe { libc::ftruncate(fd, 4096) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let pc = Self::inherit(fd, max)?;
+        pc.count.store(1, Ordering::SeqCst);
+        Ok(pc)
+    }
+
+    /// The count a parent conf-run passed at `fd`.
+    pub fn inherit(fd: i32, max: u32) -> std::io::Result<ProcessCount> {
+        // SAFETY: maps one shared page of the memfd; the mapping is never
+        // unmapped, so the reference lives as long as the process.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: page-aligned, mapped for the life of the process.
+        let count = unsafe { &*(p as *const AtomicU32) };
+        Ok(ProcessCount {
+            fd,
+            count,
+            max,
+            told: AtomicBool::new(false),
+        })
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// Count one more process, unless the limit is reached (then say so,
+    /// once per conf-run).
+    pub fn try_add(&self) -> bool {
+        let ok = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c < self.max).then_some(c + 1)
+            })
+            .is_ok();
+        if !ok && !self.told.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "[conf] error: the program tried to start more than {} processes at once, the limit sys.max_processes sets; \
+                 it gets EAGAIN (raise sys.max_processes in the manifest if it needs more)",
+                self.max
+            );
+        }
+        ok
+    }
+
+    /// A process ended (and was waited for), or did not start.
+    pub fn remove(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
+    }
 }
 
 fn put(out: &mut Vec<u8>, b: &[u8]) {
@@ -48,6 +135,7 @@ impl ChildSpec {
         put(&mut out, &[self.log_level.unwrap_or(255)]);
         let fds: Vec<u8> = self.fds.iter().flat_map(|f| f.to_le_bytes()).collect();
         put(&mut out, &fds);
+        put(&mut out, &self.count_fd.to_le_bytes());
         out
     }
 
@@ -59,11 +147,13 @@ impl ChildSpec {
             .chunks_exact(4)
             .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
             .collect();
+        let count_fd = i32::from_le_bytes(take(&mut b)?.try_into().ok()?);
         Some(ChildSpec {
             manifest,
             root,
             log_level: (level != 255).then_some(level),
             fds,
+            count_fd,
         })
     }
 }
@@ -100,6 +190,7 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
     let mut keep: Vec<i32> = spec.fds.clone();
     keep.push(child_end);
     keep.push(spec_r);
+    keep.push(spec.count_fd);
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg("--insecure-child")
         .arg(format!("{child_end},{spec_r}"));
