@@ -7,6 +7,7 @@ use conf_abi::entry::{AbortCode, EnterReason, ExitReason};
 use conf_abi::manifest::{LogLevel, OcallMode};
 use conf_abi::ocall::BACKEND_SIM;
 
+use crate::host::process::{ChildSpec, ProcessCount};
 use crate::host::{hostile, ring::BootInfo, ChunkLookup, Host, Ring};
 use crate::image::EnclaveLayout;
 use crate::sim::{self, gate, signals, thread::SimThread, SimEnclave};
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub child: Option<ChildRun>,
     /// What a child of this enclave needs (set for every run).
     pub child_spec: crate::host::process::ChildSpec,
+    /// `sys.max_processes`.
+    pub max_processes: u32,
 }
 
 /// A child process: where its state comes from.
@@ -67,6 +70,33 @@ pub fn exit_code_of(wait_status: u64) -> i32 {
         128 + sig
     } else {
         ((wait_status >> 8) & 0xff) as i32
+    }
+}
+
+/// This conf-run is a child enclave process: its parent enclave reads its
+/// wait status, which must say "killed by signal N" when the program was.
+static AS_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// If `wait_status` is a death by signal, die of that signal (no core
+/// file: it would hold the whole enclave range). Returns otherwise.
+fn die_like(wait_status: u64) {
+    let sig = (wait_status & 0x7f) as i32;
+    if sig == 0 || sig == 0x7f {
+        return;
+    }
+    // SAFETY: plain process-wide calls; this thread is about to end the process.
+    unsafe {
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), sig);
     }
 }
 
@@ -108,7 +138,12 @@ fn thread_loop(
 /// Report how the enclave ended and leave the process with the right status.
 fn finish(host: &Host, end: ThreadEnd) -> i32 {
     match end {
-        ThreadEnd::Process(status) => exit_code_of(status),
+        ThreadEnd::Process(status) => {
+            if AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+                die_like(status);
+            }
+            exit_code_of(status)
+        }
         ThreadEnd::Thread => 0,
         ThreadEnd::Abort(code) => {
             let msg = host.ring.abort_message();
@@ -150,6 +185,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         }
         return Err(RunError::SgxNotImplemented);
     }
+    AS_CHILD.store(opts.child.is_some(), std::sync::atomic::Ordering::Relaxed);
     let t0 = std::time::Instant::now();
     let enclave = SimEnclave::create(layout)?;
     crate::cli::timing("create enclave", t0);
@@ -176,7 +212,18 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
             host.fds.insert(fd);
         }
     }
-    let _ = host.child_spec.set(opts.child_spec.clone());
+    // The first process counts the program's processes; children share
+    // the count their parent passed.
+    let count = match &opts.child {
+        Some(_) => ProcessCount::inherit(opts.child_spec.count_fd, opts.max_processes),
+        None => ProcessCount::new(opts.max_processes),
+    }
+    .map_err(RunError::Ring)?;
+    let _ = host.child_spec.set(ChildSpec {
+        count_fd: count.fd(),
+        ..opts.child_spec.clone()
+    });
+    let _ = host.processes.set(count);
     let key_layout = layout.clone();
     let _ = host.seal_key.set(Box::new(move || {
         crate::host::process::sim_seal_key(&key_layout.mrenclave())

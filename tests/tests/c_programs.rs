@@ -267,6 +267,40 @@ fn auxv_manifest_argv(variant: Variant) {
     no_conf_lines(&out);
 }
 
+// ---- fork ----
+
+/// fork, vfork + execve, posix_spawn, wait statuses and signal deaths,
+/// pipes and socketpairs between processes, setsid.
+fn fork_all(variant: Variant) {
+    let mut c = Case::new("fork", variant);
+    c.args = vec!["all".into()];
+    let out = c.check(0);
+    passed(&out);
+    no_conf_lines(&out);
+}
+
+/// sys.max_processes: the program starts children until fork fails; it
+/// must fail with EAGAIN exactly at the limit (the first process counts),
+/// with an error naming the key, and waiting for children frees slots.
+fn fork_limit(variant: Variant) {
+    const LIMIT: usize = 4;
+    let mut c = Case::new("fork", variant);
+    c.manifest.raw(&format!("sys.max_processes = {LIMIT}"));
+    c.args = vec!["limit".into(), LIMIT.to_string()];
+    let (_, out) = c.enclave();
+    assert_exit(&out, 0, "fork limit");
+    passed(&out);
+    let err = out.stderr_str();
+    let lines = conf_lines(&err);
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("sys.max_processes")
+            && lines[0].contains(&format!("more than {LIMIT} processes")),
+        "expected one error naming sys.max_processes:\n{}",
+        out.describe()
+    );
+}
+
 macro_rules! per_variant {
     ($($family:ident),* $(,)?) => {$(
         mod $family {
@@ -287,4 +321,13 @@ macro_rules! per_variant {
     )*};
 }
 
-per_variant!(io, mem, proc_all, proc_exit, auxv, auxv_manifest_argv);
+per_variant!(
+    io,
+    mem,
+    proc_all,
+    proc_exit,
+    auxv,
+    auxv_manifest_argv,
+    fork_all,
+    fork_limit
+);

@@ -254,6 +254,16 @@ impl Namespace {
         Errno::EACCES
     }
 
+    /// Refuse to run `p`, which is not trusted, saying once how to allow it.
+    pub fn deny_exec(&self, p: &str) -> Errno {
+        let mut seen = self.denied_logged.lock();
+        if seen.insert(alloc::format!("exec {p}")) {
+            drop(seen);
+            error!("denied running {p}: only files in sgx.trusted_files run in the enclave; add it to sgx.trusted_files in the manifest (without a manifest: conf-run --trust {p})");
+        }
+        Errno::EACCES
+    }
+
     /// Refuse creating `p` where nothing may be written. Programs try this
     /// on their own (history files, caches) and cope, so it is a warning.
     pub fn deny_create(&self, p: &str) -> Errno {

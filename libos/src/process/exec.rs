@@ -62,10 +62,7 @@ fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), 
         }
         Target::Allowed(host) | Target::Metadata(host) => match crate::host::calls::stat(host.as_bytes(), false) {
             Err(e) => Err(fail(e, format!("{p}: {}", e.description()))),
-            Ok(_) => Err(fail(
-                Errno::EACCES,
-                format!("{p} is not a trusted file and so cannot be executed; add it to sgx.trusted_files in the manifest"),
-            )),
+            Ok(_) => Err(fail(ns.deny_exec(&p), format!("{p} is not a trusted file"))),
         },
         Target::Device(_) | Target::Proc => Err(fail(Errno::EACCES, format!("{p} is not a program"))),
         Target::Tmp(..) => Err(fail(

@@ -205,24 +205,21 @@ fn put_tmpfs(w: &mut W, open: &BTreeMap<(u32, u64), Arc<Node>>) {
 }
 
 /// The parts of the process state both kinds of child get.
-#[allow(clippy::too_many_arguments)]
 fn encode_common(
     w: &mut W,
     child_pid: u32,
     proc: &Process,
-    files: &FdTable,
-    cwd: &str,
-    umask: u32,
-    actions: &[SigAction; 64],
-    mask: u64,
+    view: &View,
     host_fds: &mut Vec<HostFd>,
 ) {
     w.u32(child_pid);
     w.u32(proc.pid);
-    w.bytes(cwd.as_bytes());
-    w.u32(umask);
-    w.u64(mask);
-    for a in actions.iter() {
+    w.bytes(view.cwd.as_bytes());
+    w.u32(view.umask);
+    w.u32(view.pgid);
+    w.u32(view.sid);
+    w.u64(view.mask);
+    for a in view.actions.iter() {
         w.u64(a.handler);
         w.u64(a.flags);
         w.u64(a.restorer);
@@ -234,7 +231,7 @@ fn encode_common(
         w.u64(r.max);
     }
     let mut tmp = BTreeMap::new();
-    put_files(w, files, host_fds, &mut tmp);
+    put_files(w, &view.files, host_fds, &mut tmp);
     put_tmpfs(w, &tmp);
 }
 
@@ -245,6 +242,9 @@ pub struct View {
     pub umask: u32,
     pub actions: [SigAction; 64],
     pub mask: u64,
+    /// Process group and session; 0: the child's own pid.
+    pub pgid: u32,
+    pub sid: u32,
 }
 
 /// Start a child enclave process running `start` with `view`; returns its pid.
@@ -254,17 +254,7 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
     // Encode first with a placeholder pid: which host fds to pass must be
     // known before the child exists.
     let mut probe = W(Vec::new());
-    encode_common(
-        &mut probe,
-        0,
-        proc,
-        &view.files,
-        &view.cwd,
-        view.umask,
-        &view.actions,
-        view.mask,
-        &mut host_fds,
-    );
+    encode_common(&mut probe, 0, proc, view, &mut host_fds);
     // A forked child maps the same shared host memory at the same places.
     let shared = match start {
         Start::Fork { .. } => proc.mm.shared_maps(),
@@ -282,17 +272,7 @@ pub fn spawn(view: &View, start: Start) -> Result<u32, Errno> {
         Start::Exec { .. } => KIND_EXEC,
         Start::Fork { .. } => KIND_FORK,
     });
-    encode_common(
-        &mut w,
-        pid,
-        proc,
-        &view.files,
-        &view.cwd,
-        view.umask,
-        &view.actions,
-        view.mask,
-        &mut again,
-    );
+    encode_common(&mut w, pid, proc, view, &mut again);
     w.bytes(
         &host_fds
             .iter()
@@ -458,6 +438,9 @@ pub fn child_boot(
     let proc = make_process(pid, ppid);
     let cwd = r.string()?;
     let umask = r.u32()?;
+    let own = |id: u32| if id == 0 { pid } else { id };
+    proc.pgid.store(own(r.u32()?), Ordering::Relaxed);
+    proc.sid.store(own(r.u32()?), Ordering::Relaxed);
     let mask = r.u64()?;
     let mut actions = [SigAction::default(); 64];
     for a in actions.iter_mut() {

@@ -25,6 +25,8 @@ pub struct Frame {
     umask: u32,
     actions: [SigAction; 64],
     mask: u64,
+    pgid: u32,
+    sid: u32,
     /// The pid the child has until it execs.
     pub child_pid: u32,
 }
@@ -56,6 +58,8 @@ pub fn begin(regs: &mut UserRegs, stack: u64) -> Result<u64, Errno> {
         umask: proc.umask.load(Ordering::Relaxed),
         actions: proc.signals.lock().actions,
         mask: t.sigmask.load(Ordering::Relaxed),
+        pgid: proc.pgid.load(Ordering::Relaxed),
+        sid: proc.sid.load(Ordering::Relaxed),
         child_pid,
     };
     *t.vfork.lock() = Some(Box::new(frame));
@@ -65,10 +69,17 @@ pub fn begin(regs: &mut UserRegs, stack: u64) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// The state the vfork child would hand to a process it execs.
+/// The state a new process gets: the vfork child's, when one is running
+/// on this thread, else the process's.
 pub fn view() -> View {
     let proc = process();
+    // A group or session the child made for itself is named after its own
+    // pid, which changes when it execs.
+    let vfork_pid = child_pid();
+    let own = |id: u32| if Some(id) == vfork_pid { 0 } else { id };
     View {
+        pgid: own(proc.pgid.load(Ordering::Relaxed)),
+        sid: own(proc.sid.load(Ordering::Relaxed)),
         files: proc.files.lock().clone(),
         cwd: proc.cwd(),
         umask: proc.umask.load(Ordering::Relaxed),
@@ -91,6 +102,8 @@ pub fn end(regs: &mut UserRegs, pid: u32) {
     proc.umask.store(f.umask, Ordering::Relaxed);
     proc.signals.lock().actions = f.actions;
     t.sigmask.store(f.mask, Ordering::Relaxed);
+    proc.pgid.store(f.pgid, Ordering::Relaxed);
+    proc.sid.store(f.sid, Ordering::Relaxed);
     let tl = tls();
     tl.xmm = f.xmm;
     tl.mxcsr = f.mxcsr;

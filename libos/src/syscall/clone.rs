@@ -168,15 +168,7 @@ fn fork(ctx: &mut Ctx<'_>) -> Result<u64, Errno> {
     regs.rax = 0;
     regs.rcx = regs.rip;
     regs.r11 = regs.rflags;
-    let view = crate::process::fork::View {
-        files: process().files.lock().clone(),
-        cwd: process().cwd(),
-        umask: process().umask.load(core::sync::atomic::Ordering::Relaxed),
-        actions: process().signals.lock().actions,
-        mask: crate::process::current()
-            .sigmask
-            .load(core::sync::atomic::Ordering::Relaxed),
-    };
+    let view = crate::process::vfork::view();
     crate::process::fork::spawn(&view, crate::process::fork::Start::Fork { regs })
         .map(|pid| pid as u64)
 }

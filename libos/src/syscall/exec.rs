@@ -5,6 +5,18 @@ use conf_abi::Errno;
 use super::{uaccess, Ctx};
 use crate::process::{exec, process, threads};
 
+/// An execve the LibOS refuses (a program that may not run was reported
+/// once already, by `exec::prepare`; a missing one is often just a PATH
+/// search).
+fn refused(path: &[u8], e: exec::ExecError) -> Errno {
+    debug!(
+        "execve {}: {}",
+        alloc::string::String::from_utf8_lossy(path),
+        e.message
+    );
+    e.errno
+}
+
 fn do_execve(
     ctx: &mut Ctx<'_>,
     path: &[u8],
@@ -16,7 +28,7 @@ fn do_execve(
         // A vfork child execs: the new program runs in a child enclave; the
         // parent resumes here. Check the program first so that a bad path
         // fails in the child as execve would.
-        exec::prepare(proc, path, argv.clone()).map_err(|e| e.errno)?;
+        exec::prepare(proc, path, argv.clone()).map_err(|e| refused(path, e))?;
         let view = crate::process::vfork::view();
         let pid = crate::process::fork::spawn(
             &view,
@@ -30,14 +42,7 @@ fn do_execve(
         ctx.replaced = true;
         return Ok(0);
     }
-    let prepared = exec::prepare(proc, path, argv).map_err(|e| {
-        debug!(
-            "execve {}: {}",
-            alloc::string::String::from_utf8_lossy(path),
-            e.message
-        );
-        e.errno
-    })?;
+    let prepared = exec::prepare(proc, path, argv).map_err(|e| refused(path, e))?;
     // From here on the old program is gone, as on Linux.
     threads::zap_others();
     if proc.mm.unmap_all().is_err() {

@@ -179,19 +179,74 @@ pub fn sys_getgroups(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// implements getpgrp(2), getpgid(2), getsid(2): one process group.
-pub fn sys_getpgid(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
-    Ok(process().pid as u64)
+/// The caller's pid (a vfork child has its own until it execs).
+fn my_pid() -> u32 {
+    crate::process::vfork::child_pid().unwrap_or(process().pid)
 }
 
-/// implements setpgid(2) / setsid(2)
-pub fn sys_setpgid(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+/// Is `pid` this process, or one it knows (parent, children)? Their
+/// groups are not tracked here: children keep the group they started in.
+fn known(pid: u32) -> Result<bool, Errno> {
+    let proc = process();
+    if pid == 0 || pid == my_pid() {
+        return Ok(true);
+    }
+    if pid == proc.ppid || proc.children.lock().contains_key(&pid) {
+        return Ok(false);
+    }
+    Err(Errno::ESRCH)
+}
+
+/// implements getpgrp(2), getpgid(2)
+pub fn sys_getpgid(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    known(a[0] as u32)?;
+    Ok(process().pgid.load(core::sync::atomic::Ordering::Relaxed) as u64)
+}
+
+/// implements getsid(2)
+pub fn sys_getsid(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    known(a[0] as u32)?;
+    Ok(process().sid.load(core::sync::atomic::Ordering::Relaxed) as u64)
+}
+
+/// implements setpgid(2)
+pub fn sys_setpgid(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
+    use core::sync::atomic::Ordering::Relaxed;
+    let (pid, pgid) = (a[0] as i32, a[1] as i32);
+    if pgid < 0 || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let me = my_pid();
+    if !known(pid as u32)? {
+        // A child: its group is its own business (not tracked).
+        return Ok(0);
+    }
+    let proc = process();
+    let pgid = if pgid == 0 { me } else { pgid as u32 };
+    // A session leader stays in its group (asking for it again is fine).
+    if proc.sid.load(Relaxed) == me && pgid != proc.pgid.load(Relaxed) {
+        return Err(Errno::EPERM);
+    }
+    proc.pgid.store(pgid, Relaxed);
     Ok(0)
 }
 
 /// implements setsid(2)
 pub fn sys_setsid(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
-    Err(Errno::EPERM)
+    use core::sync::atomic::Ordering::Relaxed;
+    let me = my_pid();
+    let proc = process();
+    if proc.pgid.load(Relaxed) == me {
+        return Err(Errno::EPERM);
+    }
+    proc.pgid.store(me, Relaxed);
+    proc.sid.store(me, Relaxed);
+    Ok(me as u64)
+}
+
+/// implements setpriority(2): accepted, nothing changes.
+pub fn sys_setpriority(_: &mut Ctx<'_>, _a: [u64; 6]) -> Result<u64, Errno> {
+    Ok(0)
 }
 
 fn fill_field(dst: &mut [u8], s: &[u8]) {

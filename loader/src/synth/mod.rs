@@ -127,7 +127,9 @@ const TERMINFO_DIRS: &[&str] = &[
 
 /// Shell source the entrypoint will run: the `-c` string, or the script.
 fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
-    if let Some(i) = args.iter().position(|a| a == "-c") {
+    // `-c` is the shell's own option only when the shell is the command
+    // (for a script, it is the script's argument).
+    if let Some(i) = args.iter().position(|a| a == "-c").filter(|_| prog.direct) {
         if let Some(cmd) = args.get(i + 1) {
             return cmd.clone();
         }

@@ -1,0 +1,255 @@
+//! Programs that start programs, zero-config, from tests/apps/procs:
+//! `sh -c` pipelines, a `#!/bin/sh` entrypoint that execs Python, Python's
+//! subprocess / os.fork / multiprocessing / os.execv, Node's child_process,
+//! Java's ProcessBuilder, and `python3` on PATH being a version-manager
+//! shim. Each is compared with the same command run natively.
+//!
+//! Issue "Processes: fork, vfork, execve, wait, pipes and signals between
+//! enclave processes". (The C-level checks — wait statuses, signal deaths,
+//! pipes and socketpairs between processes, the process limit — are in
+//! c_programs.rs, `fork_*`.)
+
+use std::os::unix::fs::PermissionsExt;
+
+use conf_e2e::apps::{first_difference, have, App, PYTHON};
+use conf_e2e::process::Output;
+
+/// Programs the workloads start by name, which zero-config cannot guess
+/// from the command line: trusted with --trust, as a user would.
+const TRUST_TOOLS: [&str; 8] = [
+    "--trust",
+    "/usr/bin/ls",
+    "--trust",
+    "/usr/bin/wc",
+    "--trust",
+    "/usr/bin/cat",
+    "--trust",
+    "/usr/bin/echo",
+];
+
+#[track_caller]
+fn assert_same(
+    app: &App,
+    what: &str,
+    native: &Output,
+    enclave: &Output,
+    flags: &[&str],
+    argv: &[&str],
+) {
+    assert!(
+        !native.timed_out && native.code().is_some(),
+        "{what}: the native run failed:\n{}",
+        native.describe()
+    );
+    if enclave.code() != native.code() || enclave.stdout != native.stdout {
+        panic!(
+            "{what}: the enclave run differs from the native run (native: {}, enclave: {})\n{}\n{}\n{}",
+            native.how(),
+            enclave.how(),
+            first_difference(&native.stdout_str(), &enclave.stdout_str()),
+            enclave.describe(),
+            app.diagnose("debug", flags, argv, 80)
+        );
+    }
+}
+
+fn missing(program: &str) -> bool {
+    if have(program) {
+        return false;
+    }
+    eprintln!("skipped: {program} is not installed");
+    true
+}
+
+/// `sh -c` with a pipeline and an exit status.
+#[test]
+fn sh_pipeline_and_exit_status() {
+    let app = App::new("procs");
+    let argv = ["/bin/sh", "-c", "echo a | tr a b; exit 7"];
+    let out = app.run(&[], &argv);
+    assert_eq!(
+        (out.code(), out.stdout_str().as_str()),
+        (Some(7), "b\n"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// A `#!/bin/sh` entrypoint in the shape of docker-entrypoint.sh: command
+/// substitution with a pipeline, then exec python.
+#[test]
+fn shell_entrypoint_execs_python() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let argv = ["./entry.sh", "a", "b c"];
+    let native = app.native(&argv);
+    let enclave = app.run(&[], &argv);
+    assert_same(&app, "entry.sh", &native, &enclave, &[], &argv);
+    assert_eq!(enclave.stdout_str(), "HELLO ['a', 'b c']\n");
+    assert!(enclave.stderr.is_empty(), "{}", enclave.describe());
+}
+
+/// subprocess (capture, shell=True, exit status, pipes both ways),
+/// os.fork + waitpid, a child killed by SIGTERM, WNOHANG and SIGCHLD,
+/// setsid, multiprocessing Pool / Process / Queue / Value with fork and
+/// spawn, and os.execv at the end.
+#[test]
+fn python_processes_same_as_native() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let argv = [PYTHON, "procs.py"];
+    let native = app.native(&argv);
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "procs.py fails natively:\n{}",
+        native.describe()
+    );
+    let enclave = app.run(&TRUST_TOOLS, &argv);
+    assert_same(&app, "procs.py", &native, &enclave, &TRUST_TOOLS, &argv);
+    assert!(enclave.stdout_str().ends_with("execv done\n"));
+}
+
+/// A program the workload starts but nobody trusted: the program sees
+/// EACCES (Python raises PermissionError) and conf says which flag to add.
+#[test]
+fn python_subprocess_of_an_untrusted_program_says_what_to_trust() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let script = "import subprocess\ntry:\n    subprocess.run(['ls', '/'])\nexcept PermissionError as e:\n    print('refused', e.errno)\n";
+    let out = app.run(&[], &[PYTHON, "-c", script]);
+    assert_eq!(
+        (out.code(), out.stdout_str().as_str()),
+        (Some(0), "refused 13\n"),
+        "{}",
+        out.describe()
+    );
+    let err = out.stderr_str();
+    assert!(
+        err.contains("/usr/bin/ls") && err.contains("--trust"),
+        "the denial does not say what to trust:\n{err}"
+    );
+}
+
+/// child_process.execSync through the shell, spawn with piped stdin,
+/// stdout and stderr and an exit code.
+#[test]
+fn node_child_process_same_as_native() {
+    if missing("node") {
+        return;
+    }
+    let app = App::new("procs");
+    let argv = ["node", "procs.js"];
+    let native = app.native(&argv);
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "procs.js fails natively:\n{}",
+        native.describe()
+    );
+    let flags = ["--trust", "/usr/bin/tr"];
+    let enclave = app.run(&flags, &argv);
+    assert_same(&app, "procs.js", &native, &enclave, &flags, &argv);
+}
+
+/// ProcessBuilder: output read to the end, exit values, stdin piped.
+#[test]
+fn java_process_builder_same_as_native() {
+    if missing("java") || missing("javac") {
+        return;
+    }
+    let app = App::new("procs");
+    let javac = app.native(&["javac", "-d", "classes", "Procs.java"]);
+    assert_eq!(javac.code(), Some(0), "javac failed:\n{}", javac.describe());
+    let argv = ["java", "-cp", "classes", "Procs"];
+    let native = app.native(&argv);
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "Procs fails natively:\n{}",
+        native.describe()
+    );
+    let flags = ["--trust", "/usr/bin/echo", "--trust", "/usr/bin/tr"];
+    let enclave = app.run(&flags, &argv);
+    assert_same(&app, "Procs", &native, &enclave, &flags, &argv);
+}
+
+fn write_exec(app: &App, rel: &str, text: &str) -> String {
+    let p = app.write(rel, text);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// `conf-run python3 ...` where `python3` on PATH is a pyenv shim: a bash
+/// script that asks `<root>/libexec/pyenv` which interpreter to run. The
+/// interpreter it names runs, with its directory first on PATH (as `pyenv
+/// exec` does). The manager here is a stand-in that answers `which`.
+#[test]
+fn pyenv_shim_on_path_runs_the_interpreter_it_selects() {
+    if missing(PYTHON) || missing("bash") {
+        return;
+    }
+    let app = App::new("procs");
+    let root = app.outside("pyenv");
+    let root = root.to_str().unwrap();
+    write_exec(
+        &app,
+        "../pyenv/libexec/pyenv",
+        &format!("#!/bin/sh\n[ \"$1\" = which ] && [ \"$2\" = python3 ] && echo {PYTHON} && exit 0\necho \"pyenv: $*: unexpected\" >&2\nexit 1\n"),
+    );
+    write_exec(
+        &app,
+        "../pyenv/shims/python3",
+        &format!(
+            "#!/usr/bin/env bash\nset -e\nprogram=\"${{0##*/}}\"\nexport PYENV_ROOT=\"{root}\"\nexec \"{root}/libexec/pyenv\" exec \"$program\" \"$@\"\n"
+        ),
+    );
+    let argv = [
+        "python3",
+        "-c",
+        "import sys, os; print(1, sys.executable, os.environ['PATH'].split(':')[0])",
+    ];
+    let mut cmd = app.cmd(&[], &argv);
+    cmd.env(
+        "PATH",
+        format!("{root}/shims:{}", conf_e2e::apps::FIXED_PATH),
+    );
+    let out = conf_e2e::run_with_timeout(&mut cmd, conf_e2e::RUN_TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert_eq!(out.stdout_str(), format!("1 {PYTHON} /usr/bin\n"));
+    assert!(out.stderr.is_empty(), "{}", out.describe());
+}
+
+/// A plain wrapper script on PATH (`exec /usr/bin/python3 "$@"`): it runs
+/// in the enclave and execs the interpreter there.
+#[test]
+fn wrapper_script_on_path_execs_the_interpreter() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let bin = app.outside("bin");
+    write_exec(
+        &app,
+        "../bin/python3",
+        &format!("#!/bin/sh\nexec {PYTHON} \"$@\"\n"),
+    );
+    let mut cmd = app.cmd(&[], &["python3", "-c", "print(6 * 7)"]);
+    cmd.env(
+        "PATH",
+        format!("{}:{}", bin.display(), conf_e2e::apps::FIXED_PATH),
+    );
+    let out = conf_e2e::run_with_timeout(&mut cmd, conf_e2e::RUN_TIMEOUT);
+    assert_eq!(
+        (out.code(), out.stdout_str().as_str()),
+        (Some(0), "42\n"),
+        "{}",
+        out.describe()
+    );
+}
