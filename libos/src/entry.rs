@@ -7,7 +7,7 @@ use conf_abi::layout::{exitinfo, gpr, PAGE_SIZE, SSA_FRAME_PAGES};
 use crate::arch::entry::libos_return_to_user;
 use crate::arch::tls::{tls, UserRegs};
 use crate::host;
-use crate::mm::{PROT_EXEC, PROT_READ};
+use crate::mm::{Fault, PROT_EXEC, PROT_READ};
 use crate::process::process;
 use crate::signal;
 
@@ -103,15 +103,18 @@ pub fn exception(is_exception: bool) -> ! {
             crate::syscall::dispatch(&mut t.user);
         }
         exitinfo::VECTOR_UD => signal::fault(&mut t.user, signal::SIGILL, ILL_ILLOPN, rip),
-        exitinfo::VECTOR_PF if process().mm.fault(maddr, t.fault_err) => {}
-        exitinfo::VECTOR_PF => {
-            let code = if process().mm.check(maddr & !0xfff, 1, 0) {
-                SEGV_ACCERR
-            } else {
-                SEGV_MAPERR
-            };
-            signal::fault(&mut t.user, signal::SIGSEGV, code, maddr)
-        }
+        exitinfo::VECTOR_PF => match process().mm.fault(maddr, t.fault_err) {
+            Fault::Resolved => {}
+            Fault::Bus => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
+            Fault::Segv => {
+                let code = if process().mm.check(maddr & !0xfff, 1, 0) {
+                    SEGV_ACCERR
+                } else {
+                    SEGV_MAPERR
+                };
+                signal::fault(&mut t.user, signal::SIGSEGV, code, maddr)
+            }
+        },
         exitinfo::VECTOR_GP => signal::fault(&mut t.user, signal::SIGSEGV, signal::SI_KERNEL, 0),
         exitinfo::VECTOR_DE => signal::fault(&mut t.user, signal::SIGFPE, FPE_INTDIV, rip),
         exitinfo::VECTOR_MF | exitinfo::VECTOR_XM => {

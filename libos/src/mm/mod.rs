@@ -35,6 +35,19 @@ pub enum Placement {
     NoReplace(u64),
 }
 
+/// What a page fault in the program's memory comes to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    /// The page is there now: run the instruction again.
+    Resolved,
+    /// Not mapped, or not with this access: SIGSEGV.
+    Segv,
+    /// A file mapping whose pages cannot be loaded (a trusted file that no
+    /// longer matches, a host read error): SIGBUS, as Linux gives for an
+    /// I/O error on a mapped file.
+    Bus,
+}
+
 /// A MAP_SHARED mapping of a host file: host memory outside ELRANGE that
 /// the program shares with other processes (unprotected, like the file).
 #[derive(Clone)]
@@ -248,14 +261,16 @@ impl Mm {
     /// `err` is the x86 page-fault error code (bit 1: write, bit 4: fetch):
     /// a fault on a page another thread has just loaded is retried if the
     /// access is one the mapping allows.
-    pub fn fault(&self, addr: u64, err: u64) -> bool {
+    pub fn fault(&self, addr: u64, err: u64) -> Fault {
         let g = self.inner.lock();
         let Some((vs, v)) = g.vmas.find(addr) else {
-            return false;
+            return Fault::Segv;
         };
-        let Some(lz) = &v.lazy else { return false };
+        let Some(lz) = &v.lazy else {
+            return Fault::Segv;
+        };
         if v.prot == 0 {
-            return false;
+            return Fault::Segv;
         }
         if lz.is_loaded(addr) {
             let want = if err & 2 != 0 {
@@ -265,12 +280,12 @@ impl Mm {
             } else {
                 PROT_READ
             };
-            return v.prot & want != 0;
+            return if v.prot & want != 0 { Fault::Resolved } else { Fault::Segv };
         }
         let (wlo, whi) = lz.window(addr);
         let (lo, hi) = (wlo.max(vs), whi.min(v.end));
         match self.populate_locked(&g, lo, hi) {
-            Ok(()) => true,
+            Ok(()) => Fault::Resolved,
             Err(e) => {
                 debug!(
                     "loading {:#x}..{:#x} of a file mapping failed: {}",
@@ -278,7 +293,7 @@ impl Mm {
                     hi,
                     e.name()
                 );
-                false
+                Fault::Bus
             }
         }
     }
