@@ -277,7 +277,10 @@ fn trusted_file_changed_while_open() {
     if status.code() == Some(0) {
         assert!(lines.iter().any(|l| l == "done"), "{account}");
     } else {
-        assert!(matches!(status.code(), Some(125) | Some(126) | Some(SIGBUS_EXIT)), "{account}");
+        assert!(
+            matches!(status.code(), Some(125) | Some(126) | Some(SIGBUS_EXIT)),
+            "{account}"
+        );
         assert!(err.contains("[conf] error"), "{account}");
     }
     if status.code() == Some(SIGBUS_EXIT) {

@@ -280,7 +280,11 @@ impl Mm {
             } else {
                 PROT_READ
             };
-            return if v.prot & want != 0 { Fault::Resolved } else { Fault::Segv };
+            return if v.prot & want != 0 {
+                Fault::Resolved
+            } else {
+                Fault::Segv
+            };
         }
         let (wlo, whi) = lz.window(addr);
         let (lo, hi) = (wlo.max(vs), whi.min(v.end));
