@@ -10,6 +10,7 @@ use crate::report::{Cell, Stat};
 mod fileread;
 mod ocall;
 mod resolve;
+mod spawn;
 mod startup;
 mod syscall;
 
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(resolve::Resolve),
         Box::new(startup::Startup),
         Box::new(fileread::FileRead),
+        Box::new(spawn::Spawn),
     ]
 }
 
