@@ -187,7 +187,7 @@ fn synth_options(args: &Args) -> anyhow::Result<crate::synth::SynthOptions> {
     Ok(o)
 }
 
-fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {
+fn check_signature(path: &std::path::Path, img: &BuiltImage) -> anyhow::Result<()> {
     use crate::sgx::sigstruct::Sigstruct;
     let sig = Sigstruct::read_file(path)?;
     sig.verify()
@@ -197,8 +197,8 @@ fn check_signature(path: &PathBuf, img: &BuiltImage) -> anyhow::Result<()> {
         bail!(
             "refusing to run: MRENCLAVE differs from the signed one in {} (this enclave measures {}, the signature covers {}). The manifest, a trusted file or conf itself changed since signing; re-sign with `conf sign`, or use the resolved manifest saved at signing time (`conf sign --resolved-out`) to have the changed file named",
             path.display(),
-            crate::sgx::hex::encode(&ours),
-            crate::sgx::hex::encode(&sig.mrenclave())
+            crate::sgx::hex::encode(ours),
+            crate::sgx::hex::encode(sig.mrenclave())
         );
     }
     Ok(())

@@ -95,7 +95,7 @@ impl Channel {
         let mut len = [0u8; 4];
         hc::read_exact(self.fd, &mut len)?;
         let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_MSG + 16 || len < 16 {
+        if !(16..=MAX_MSG + 16).contains(&len) {
             crate::host::abort(
                 conf_abi::entry::AbortCode::HostileHost,
                 format_args!("a message on the process channel has an impossible length ({len})"),

@@ -30,6 +30,9 @@ use crate::mm::{Placement, Vma, VmaName, PAGE};
 use crate::signal::SigAction;
 use crate::sync::SpinLock;
 
+/// A tmpfs directory's entries as sent: (name, inode number).
+type DirEntries = Vec<(String, u64)>;
+
 /// Writes the state.
 struct W(Vec<u8>);
 
@@ -518,7 +521,7 @@ pub fn child_boot(
         let index = r.u32()?;
         let next_ino = r.u64()?;
         let n = r.u32()? as usize;
-        let mut nodes: Vec<(Arc<Node>, Vec<(String, u64)>)> = Vec::new();
+        let mut nodes: Vec<(Arc<Node>, DirEntries)> = Vec::new();
         for _ in 0..n {
             let ino = r.u64()?;
             let mode = r.u32()?;

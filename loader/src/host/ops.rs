@@ -61,7 +61,7 @@ fn fd_arg(host: &Host, v: u64) -> Result<i32, Reply> {
 /// Pages inside the enclave heap.
 fn heap_range(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
     let end = addr.checked_add(len).ok_or(err(libc::EINVAL))?;
-    if addr % 4096 != 0 || len % 4096 != 0 || addr < host.heap_lo || end > host.heap_hi {
+    if !addr.is_multiple_of(4096) || !len.is_multiple_of(4096) || addr < host.heap_lo || end > host.heap_hi {
         return Err(err(libc::EINVAL));
     }
     Ok(())
@@ -859,7 +859,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let Some(&(addr, len)) = host.shared_maps.lock().unwrap().get(&a[0]) else {
                 return Err(err(libc::EINVAL));
             };
-            if a[1] % 4 != 0 || a[1] + 4 > len {
+            if !a[1].is_multiple_of(4) || a[1] + 4 > len {
                 return Err(err(libc::EINVAL));
             }
             let uaddr = (addr + a[1]) as *mut u32;

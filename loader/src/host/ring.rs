@@ -74,7 +74,10 @@ impl Ring {
         unsafe { &*((self.base + self.layout.slot_offset(i)) as *const OcallSlot) }
     }
 
-    /// The data area of slot `i`.
+    /// The data area of slot `i`. Handing out `&mut` from `&self` is the
+    /// point: the area is memory shared with the enclave, not owned by the
+    /// Ring, and only the host thread serving slot `i` touches it.
+    #[allow(clippy::mut_from_ref)]
     pub fn data(&self, i: u64) -> &mut [u8] {
         assert!(i < self.layout.nslots);
         // SAFETY: each slot's area is disjoint; the enclave thread that owns

@@ -259,8 +259,11 @@ unsafe fn enter_on_return(
 
 /// The handler proper, called by `conf_sim_signal_entry` with the host FS
 /// base restored. `fs`/`gs` are the bases at the moment of the signal.
+/// # Safety
+/// Called only by the signal trampoline, with the kernel's `info` and
+/// `uc` and this thread's `SimThread`.
 #[no_mangle]
-pub extern "C" fn conf_sim_signal_rust(
+pub unsafe extern "C" fn conf_sim_signal_rust(
     sig: i32,
     info: *mut libc::siginfo_t,
     uc: *mut libc::c_void,
