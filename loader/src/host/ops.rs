@@ -61,7 +61,11 @@ fn fd_arg(host: &Host, v: u64) -> Result<i32, Reply> {
 /// Pages inside the enclave heap.
 fn heap_range(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
     let end = addr.checked_add(len).ok_or(err(libc::EINVAL))?;
-    if !addr.is_multiple_of(4096) || !len.is_multiple_of(4096) || addr < host.heap_lo || end > host.heap_hi {
+    if !addr.is_multiple_of(4096)
+        || !len.is_multiple_of(4096)
+        || addr < host.heap_lo
+        || end > host.heap_hi
+    {
         return Err(err(libc::EINVAL));
     }
     Ok(())
