@@ -321,12 +321,9 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
         },
         max_processes: img.resolved.max_processes,
     };
-    let root = String::from_utf8_lossy(&spec.root)
-        .trim_end_matches('/')
-        .to_string();
-    let lookup = move |host: &str| -> Option<std::sync::Arc<[conf_abi::trusted::Digest32]>> {
-        let _ = (&root, host);
-        None
-    };
+    // Digests the first process's resolution stored; anything else is
+    // hashed when opened.
+    let cache = conf_manifest::DigestCache::open(&conf_manifest::default_cache_dir());
+    let lookup = move |host: &str| cache.chunks(host);
     Ok(run::run(&img.layout, Box::new(lookup), opts)?)
 }

@@ -285,6 +285,28 @@ pub struct Resolution {
 
 /// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,
 /// else `~/.cache/conf` (else a per-user directory under the temp dir).
+/// The digest cache, read-only: chunk digests of files an earlier
+/// resolution hashed. A child process's conf-run uses it so that opening a
+/// trusted file does not hash it again (the LibOS still checks the digests
+/// against the measured manifest, so a wrong cache costs a refusal, never
+/// trust).
+pub struct DigestCache(cache::Cache);
+
+impl DigestCache {
+    pub fn open(dir: &std::path::Path) -> DigestCache {
+        DigestCache(cache::Cache::open(dir))
+    }
+
+    /// The chunk digests recorded for the host file `path` as it is now
+    /// (same device, inode, size and times), if any.
+    pub fn chunks(&self, path: &str) -> Option<std::sync::Arc<[Digest32]>> {
+        let md = std::fs::metadata(path).ok()?;
+        self.0
+            .lookup(path, &cache::FileKey::of(&md))
+            .map(|r| r.chunks)
+    }
+}
+
 pub fn default_cache_dir() -> PathBuf {
     let var = |name: &str| {
         std::env::var_os(name)

@@ -413,6 +413,22 @@ fn cache_hits_and_invalidation() {
     );
 }
 
+/// What a child process's conf-run reads back: the chunk digests of a file
+/// as the first resolution stored them, and nothing once the file changed.
+#[test]
+fn digest_cache_answers_for_unchanged_files_only() {
+    let t = tree();
+    let first = t.resolve(&["lib", "bin/app"]).unwrap();
+    let p = t.p("lib/libx.so.1.0");
+    let cache = conf_manifest::DigestCache::open(&t.cache);
+    assert_eq!(cache.chunks(&p).unwrap(), first.chunks.get(&p).unwrap());
+    assert!(cache.chunks(&t.p("no/such/file")).is_none());
+    std::fs::write(&p, b"changed").unwrap();
+    assert!(conf_manifest::DigestCache::open(&t.cache)
+        .chunks(&p)
+        .is_none());
+}
+
 #[test]
 fn fresh_files_are_hashed_but_not_cached() {
     let t = tree();
