@@ -14,6 +14,9 @@ pub struct Spec {
     /// Files and directories trusted besides the program and its libraries.
     /// Directories end with `/`. Entries that do not exist are left out.
     pub trust: Vec<String>,
+    /// Shared objects the program loads with `dlopen` (a JVM): their `ldd`
+    /// closures are trusted too.
+    pub libs: Vec<PathBuf>,
     /// Allowed (unprotected, writable) files or directories.
     pub allow: Vec<String>,
     /// Environment variables passed through from the host.
@@ -28,6 +31,7 @@ impl Spec {
         Spec {
             program: program.into(),
             trust: Vec::new(),
+            libs: Vec::new(),
             allow: Vec::new(),
             env_passthrough: Vec::new(),
             enclave_size: "1G".to_string(),
@@ -65,11 +69,80 @@ impl Spec {
         Ok(s)
     }
 
+    /// A manifest for Node.js (`node` on PATH): sized as zero-config sizes
+    /// Node (V8 reserves a lot of address space; libuv starts worker
+    /// threads), plus the OpenSSL configuration Node reads at start and the
+    /// CA bundle `NODE_EXTRA_CA_CERTS` names, if that is set (passed through
+    /// so that conf reads it as the native run does).
+    pub fn node() -> anyhow::Result<Spec> {
+        let exe = crate::env::find_program(std::ffi::OsStr::new("node"))
+            .context("node not found on PATH (apt-get install -y nodejs)")?;
+        let mut s = Spec::new(&exe);
+        s.enclave_size = "16G".to_string();
+        s.extra.push("sgx.max_threads = 32".into());
+        let real = std::fs::canonicalize(&exe)?;
+        if real != exe {
+            s.trust.push(real.to_string_lossy().into_owned());
+        }
+        s.trust.push("/etc/ssl/openssl.cnf".into());
+        s.trust.push("/usr/lib/ssl/openssl.cnf".into());
+        if let Some(ca) = std::env::var_os("NODE_EXTRA_CA_CERTS") {
+            s.trust.push(ca.to_string_lossy().into_owned());
+            s.env_passthrough.push("NODE_EXTRA_CA_CERTS".into());
+        }
+        Ok(s)
+    }
+
+    /// A manifest for OpenJDK's `java` (on PATH): its whole Java home, the
+    /// `/etc/java-*` directory the home's links point into (jvm.cfg, the
+    /// security properties), the closures of the home's shared objects
+    /// (libjvm.so is loaded with dlopen), the passwd lookup and the C.utf8
+    /// locale; sized as zero-config sizes Java, with /tmp a tmpfs. No /proc:
+    /// the LibOS answers it.
+    pub fn java() -> anyhow::Result<Spec> {
+        let exe = crate::env::find_program(std::ffi::OsStr::new("java"))
+            .context("java not found on PATH (apt-get install -y openjdk-17-jre-headless)")?;
+        let real = std::fs::canonicalize(&exe)?;
+        let home = real
+            .parent()
+            .filter(|b| b.file_name().is_some_and(|n| n == "bin"))
+            .and_then(Path::parent)
+            .with_context(|| format!("{} is not in a Java home's bin/", real.display()))?
+            .to_path_buf();
+        let mut s = Spec::new(&exe);
+        s.enclave_size = "8G".to_string();
+        s.extra.push("sgx.max_threads = 64".into());
+        // The JVM writes its perf-data file to /tmp/hsperfdata_USER: into
+        // enclave memory here, as zero-config does (gVisor: its overlay).
+        s.extra
+            .push(r#"fs.mounts = [{ type = "tmpfs", path = "/tmp" }]"#.into());
+        s.trust.push(format!("{}/", home.display()));
+        let (libs, etc) = scan_java_home(&home);
+        s.libs = libs;
+        s.trust.extend(etc.into_iter().map(|d| format!("{d}/")));
+        s.trust.extend(
+            [
+                "/etc/nsswitch.conf",
+                "/etc/passwd",
+                "/etc/group",
+                "/etc/localtime",
+                "/usr/lib/locale/C.utf8/",
+                "/usr/share/locale/locale.alias",
+                "/usr/lib/x86_64-linux-gnu/gconv/",
+            ]
+            .map(String::from),
+        );
+        s.env_passthrough = vec!["HOME".into(), "PATH".into(), "LANG".into(), "LC_ALL".into()];
+        Ok(s)
+    }
+
     /// Write the manifest to `path`.
     pub fn write(&self, path: &Path) -> anyhow::Result<PathBuf> {
         let mut trusted = vec![self.program.to_string_lossy().into_owned()];
-        for lib in ldd_closure(&self.program)? {
-            trusted.push(lib.to_string_lossy().into_owned());
+        for elf in std::iter::once(&self.program).chain(&self.libs) {
+            for lib in ldd_closure(elf)? {
+                trusted.push(lib.to_string_lossy().into_owned());
+            }
         }
         trusted.push("/etc/ld.so.cache".into());
         trusted.extend(self.trust.iter().cloned());
@@ -111,6 +184,46 @@ impl Spec {
         std::fs::write(path, m).with_context(|| format!("writing {}", path.display()))?;
         Ok(path.to_path_buf())
     }
+}
+
+/// The shared objects in a Java home (for their closures) and the
+/// `/etc/java*` directories its symbolic links point into.
+fn scan_java_home(home: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut libs, mut etc) = (Vec::new(), Vec::new());
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for de in rd.flatten() {
+            let path = de.path();
+            let Ok(ft) = de.file_type() else { continue };
+            let name = de.file_name().to_string_lossy().into_owned();
+            if ft.is_dir() {
+                stack.push(path);
+            } else if ft.is_symlink() {
+                if let Some(top) = std::fs::read_link(&path)
+                    .ok()
+                    .and_then(|t| etc_java_dir(&t.to_string_lossy()))
+                {
+                    if !etc.contains(&top) {
+                        etc.push(top);
+                    }
+                }
+            } else if ft.is_file() && name.ends_with(".so") {
+                libs.push(path);
+            }
+        }
+    }
+    libs.sort();
+    etc.sort();
+    (libs, etc)
+}
+
+/// `/etc/java-17-openjdk` for a link target below it.
+fn etc_java_dir(target: &str) -> Option<String> {
+    let top = target.strip_prefix("/etc/")?.split('/').next()?;
+    top.starts_with("java").then(|| format!("/etc/{top}"))
 }
 
 /// A TOML basic string.
@@ -174,6 +287,16 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
+    }
+
+    #[test]
+    fn java_config_links() {
+        assert_eq!(
+            etc_java_dir("/etc/java-17-openjdk/jvm-amd64.cfg").as_deref(),
+            Some("/etc/java-17-openjdk")
+        );
+        assert_eq!(etc_java_dir("/etc/ssl/certs/java/cacerts"), None);
+        assert_eq!(etc_java_dir("../../openjdk-17/src.zip"), None);
     }
 
     #[test]
