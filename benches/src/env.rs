@@ -61,6 +61,12 @@ pub enum Runner {
     },
     /// `runsc --network=none do ARGV`.
     Gvisor,
+    /// `runsc --rootless --network=host do ARGV`: gVisor on the host's
+    /// network stack, in the host's network namespace, so that a server on
+    /// 127.0.0.1 can be reached from the host. (With `--network=none` it
+    /// could not be; without `--rootless`, `runsc do` puts the sandbox in a
+    /// network namespace of its own, at 192.168.10.2.)
+    GvisorHostNet,
 }
 
 /// A tool that may be missing; `Err` says why and how to get it.
@@ -255,6 +261,12 @@ impl Env {
                 let runsc = self.runsc()?;
                 let mut c = Command::new(runsc);
                 c.args(["--network=none", "do"]).args(argv);
+                c
+            }
+            Runner::GvisorHostNet => {
+                let runsc = self.runsc()?;
+                let mut c = Command::new(runsc);
+                c.args(["--rootless", "--network=host", "do"]).args(argv);
                 c
             }
         };

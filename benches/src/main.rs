@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 mod env;
+mod load;
 mod manifest;
 mod report;
 mod scenarios;

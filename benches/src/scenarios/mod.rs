@@ -8,6 +8,7 @@ use crate::env::{self, Env, Runner};
 use crate::report::{Cell, Stat};
 
 mod fileread;
+mod http;
 mod ocall;
 mod resolve;
 mod spawn;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(startup::Startup),
         Box::new(fileread::FileRead),
         Box::new(spawn::Spawn),
+        Box::new(http::Http),
     ]
 }
 
