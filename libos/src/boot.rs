@@ -220,28 +220,18 @@ fn boot(ring_addr: u64) -> ! {
     let prog_hi = heap_hi - libos_heap - (1 << 20);
     crate::process::set_stack_top(prog_hi);
 
-    // A child process: its state comes from the parent over the channel.
+    // A child process (the boot block says so): its state comes from the
+    // parent over the channel the host hands over (`ChildStart`).
     let chan = host::boot_field(core::mem::offset_of!(BootBlock, chan_fd));
     if chan != u64::MAX {
-        if chan as i64 >= conf_abi::ocall::MAX_HOST_FD {
-            host::abort(
-                AbortCode::BadImage,
-                format_args!("the host gave an impossible channel fd"),
-            );
-        }
-        let regs = crate::process::fork::child_boot(
-            crate::host::calls::HostFd(chan as i32),
-            m.stack_size,
-            m.brk_max_size,
-            |pid, ppid| {
-                let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
-                let mut p = crate::process::Process::new(pid, mm, String::from("/"), m.stack_size);
-                p.ppid = ppid;
-                crate::process::init(p);
-                crate::process::threads::init_main(pid);
-                crate::process::process()
-            },
-        );
+        let regs = crate::process::fork::child_boot(m.stack_size, m.brk_max_size, |pid, ppid| {
+            let mm = crate::mm::Mm::new(heap_lo, prog_hi, info.enclave_size);
+            let mut p = crate::process::Process::new(pid, mm, String::from("/"), m.stack_size);
+            p.ppid = ppid;
+            crate::process::init(p);
+            crate::process::threads::init_main(pid);
+            crate::process::process()
+        });
         match regs {
             Ok(r) => {
                 tls().user = r;

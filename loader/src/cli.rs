@@ -290,7 +290,11 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
 fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
     let bad = || Failure {
         code: ExitCode::Usage,
-        error: anyhow::anyhow!("--insecure-child takes CHANNEL_FD,SPEC_FD"),
+        error: anyhow::anyhow!("--insecure-child takes [warm:]CHANNEL_FD,SPEC_FD"),
+    };
+    let (warm, arg) = match arg.strip_prefix("warm:") {
+        Some(rest) => (true, rest),
+        None => (false, arg),
     };
     let (c, s) = arg.split_once(',').ok_or_else(bad)?;
     let (chan_fd, spec_fd): (i32, i32) =
@@ -312,8 +316,14 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
         ocall_workers: img.resolved.ocall_workers,
         root: spec.root.clone(),
         child: Some(run::ChildRun {
-            chan_fd,
-            fds: spec.fds.clone(),
+            start: if warm {
+                crate::host::process::StartFrom::Warm { control: chan_fd }
+            } else {
+                crate::host::process::StartFrom::Ready {
+                    chan: chan_fd,
+                    fds: spec.fds.clone(),
+                }
+            },
         }),
         child_spec: crate::host::process::ChildSpec {
             fds: Vec::new(),

@@ -44,9 +44,8 @@ pub struct RunOptions {
 
 /// A child process: where its state comes from.
 pub struct ChildRun {
-    pub chan_fd: i32,
-    /// Host fds inherited from the parent (usable by the enclave).
-    pub fds: Vec<i32>,
+    /// Where the state channel and the inherited host fds come from.
+    pub start: crate::host::process::StartFrom,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +197,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         log_level: opts.log_level.map(|l| l as u8),
         tty_mask: tty_mask(),
         root: &opts.root,
-        chan_fd: opts.child.as_ref().map(|c| c.chan_fd),
+        chan_fd: opts.child.as_ref().map(|_| 0),
     })
     .map_err(RunError::Boot)?;
     let ring_base = ring.base;
@@ -206,17 +205,16 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     let heap_lo = enclave.base + layout.info.heap_offset;
     let heap_hi = heap_lo + layout.info.heap_size;
     let host = Arc::new(Host::new(ring, heap_lo, heap_hi, chunks, hostile));
-    if let Some(c) = &opts.child {
-        host.fds.insert(c.chan_fd);
-        for &fd in &c.fds {
-            host.fds.insert(fd);
-        }
+    let is_child = opts.child.is_some();
+    if let Some(c) = opts.child {
+        *host.child_start.lock().unwrap() = Some(c.start);
     }
     // The first process counts the program's processes; children share
     // the count their parent passed.
-    let count = match &opts.child {
-        Some(_) => ProcessCount::inherit(opts.child_spec.count_fd, opts.max_processes),
-        None => ProcessCount::new(opts.max_processes),
+    let count = if is_child {
+        ProcessCount::inherit(opts.child_spec.count_fd, opts.max_processes)
+    } else {
+        ProcessCount::new(opts.max_processes)
     }
     .map_err(RunError::Ring)?;
     let _ = host.child_spec.set(ChildSpec {

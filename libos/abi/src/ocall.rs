@@ -147,8 +147,8 @@ pub struct BootBlock {
     /// contain is checked against the manifest.
     pub root_off: u64,
     pub root_len: u64,
-    /// For a child process: the host fd of the channel its state comes
-    /// over; u64::MAX for the first process.
+    /// u64::MAX for the first process of a program; anything else marks a
+    /// child process, which asks for its state channel with `ChildStart`.
     pub chan_fd: u64,
 }
 
@@ -338,6 +338,11 @@ ocalls! {
     /// futex on shared mapping a0 at byte offset a1: op a2, val a3, timeout
     /// ns a4 (u64::MAX: none), bitset a5 → as futex(2).
     FutexShared = 85,
+    /// A child process's first call: wait until the parent hands this
+    /// process its work (a conf-run started ahead of need waits here), then
+    /// → host fd of the state channel; aux = number of inherited host fds,
+    /// written at data[a0..] (i32 each, at most a1), in the parent's order.
+    ChildStart = 86,
 }
 
 #[cfg(test)]

@@ -557,6 +557,29 @@ pub fn kill_process(pid: i32, sig: u32) -> Result<(), Errno> {
     )
 }
 
+/// A child process's start: (state channel, the host fds inherited from
+/// the parent, in the parent's order).
+pub fn child_start() -> Result<(HostFd, alloc::vec::Vec<HostFd>), Errno> {
+    let max = MAX_IO / 4;
+    let r = call(Ocall::ChildStart, [OUT, max as u64, 0, 0, 0, 0]);
+    let chan = r.result(Ocall::ChildStart)?;
+    if chan as i64 >= MAX_HOST_FD || r.aux > max as u64 {
+        hostile(Ocall::ChildStart, "a channel fd or fd count out of range");
+    }
+    let d = Data::mine();
+    let mut fds = alloc::vec::Vec::with_capacity(r.aux as usize);
+    for i in 0..r.aux {
+        let mut b = [0u8; 4];
+        d.get(OUT + i * 4, &mut b);
+        let fd = i32::from_le_bytes(b);
+        if fd < 0 || fd as i64 >= MAX_HOST_FD {
+            hostile(Ocall::ChildStart, "an inherited fd out of range");
+        }
+        fds.push(HostFd(fd));
+    }
+    Ok((HostFd(chan as i32), fds))
+}
+
 /// The sealing key of this enclave (sim: emulated EGETKEY).
 pub fn seal_key() -> Result<[u8; 32], Errno> {
     zero_result(

@@ -427,11 +427,14 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
 
 /// The child's side: rebuild what the parent sent, then start the program.
 pub fn child_boot(
-    chan_fd: HostFd,
     stack_size: u64,
     brk_max: u64,
     make_process: impl FnOnce(u32, u32) -> &'static Process,
 ) -> Result<UserRegs, Errno> {
+    // The host fds come as this process's host numbers them (a conf-run
+    // started ahead of need gets them later, at other numbers than the
+    // parent's); the parent's list only says how many to expect.
+    let (chan_fd, inherited) = hc::child_start()?;
     let mut chan = Channel::child(chan_fd)?;
     let state = recv_big(&mut chan)?;
     let mut r = R(&state);
@@ -581,11 +584,10 @@ pub fn child_boot(
             }
         }
     }
-    let passed: Vec<HostFd> = r
-        .bytes()?
-        .chunks_exact(4)
-        .map(|c| HostFd(i32::from_le_bytes(c.try_into().unwrap())))
-        .collect();
+    if r.bytes()?.len() != inherited.len() * 4 {
+        return Err(Errno::EPROTO);
+    }
+    let passed = inherited;
     // Rebuild the descriptions and the table.
     let mut opened: Vec<Option<Arc<OpenFile>>> = Vec::with_capacity(descs.len());
     for d in &descs {

@@ -80,6 +80,11 @@ pub struct Host {
     pub child_spec: OnceLock<process::ChildSpec>,
     /// The program's live processes, against sys.max_processes.
     pub processes: OnceLock<process::ProcessCount>,
+    /// For a child process: where its channel and fds come from (taken by
+    /// the LibOS's `ChildStart`).
+    pub child_start: Mutex<Option<process::StartFrom>>,
+    /// A child conf-run started ahead of need, for the next process.
+    pub warm: Mutex<Option<process::Warm>>,
     /// The sim sealing key of this enclave (computed on first use).
     pub seal_key: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
     seal_key_value: OnceLock<[u8; 32]>,
@@ -137,6 +142,8 @@ impl Host {
             alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
             child_spec: OnceLock::new(),
             processes: OnceLock::new(),
+            child_start: Mutex::new(None),
+            warm: Mutex::new(None),
             seal_key: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),

@@ -158,44 +158,40 @@ impl ChildSpec {
     }
 }
 
-/// Start a child conf-run for `spec`; returns its pid and this side of the
-/// state channel.
-pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
-    let exe = std::env::current_exe()?;
-    let mut pair = [0i32; 2];
-    // SAFETY: creates two fds in `pair`.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } < 0
+fn close(fd: i32) {
+    // SAFETY: closing an fd this module owns.
+    unsafe { libc::close(fd) };
+}
+
+/// A connected pair of `kind` sockets (close-on-exec).
+fn pair(kind: i32) -> std::io::Result<(i32, i32)> {
+    let mut p = [0i32; 2];
+    // SAFETY: creates two fds in `p`.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, p.as_mut_ptr()) } < 0
     {
         return Err(std::io::Error::last_os_error());
     }
+    Ok((p[0], p[1]))
+}
+
+/// Exec a child conf-run (`--insecure-child [warm:]LINK,SPEC`) that gets
+/// `link` and `spec.fds` at the same numbers, and write it `spec`.
+fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
+    let exe = std::env::current_exe()?;
     let mut pipe = [0i32; 2];
     // SAFETY: creates two fds in `pipe`.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: closing fds we own.
-        unsafe {
-            libc::close(pair[0]);
-            libc::close(pair[1]);
-        }
-        return Err(e);
+        return Err(std::io::Error::last_os_error());
     }
-    let (parent_end, child_end, spec_r, spec_w) = (pair[0], pair[1], pipe[0], pipe[1]);
+    let (spec_r, spec_w) = (pipe[0], pipe[1]);
     let mut keep: Vec<i32> = spec.fds.clone();
-    keep.push(child_end);
-    keep.push(spec_r);
-    keep.push(spec.count_fd);
+    keep.extend([link, spec_r, spec.count_fd]);
     let mut cmd = std::process::Command::new(&exe);
+    let prefix = if warm { "warm:" } else { "" };
     cmd.arg("--insecure-child")
-        .arg(format!("{child_end},{spec_r}"));
-    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between
-    // fork and exec.
+        .arg(format!("{prefix}{link},{spec_r}"));
+    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask, prctl)
+    // between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &keep {
@@ -204,23 +200,19 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if warm {
+                // Nobody else would end a child that never got work.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            }
             Ok(())
         });
     }
     let child = cmd.spawn();
-    // SAFETY: the child has its copies; close ours.
-    unsafe {
-        libc::close(child_end);
-        libc::close(spec_r);
-    }
+    close(spec_r);
     let child = match child {
         Ok(c) => c,
         Err(e) => {
-            // SAFETY: as above.
-            unsafe {
-                libc::close(parent_end);
-                libc::close(spec_w);
-            }
+            close(spec_w);
             return Err(e);
         }
     };
@@ -231,7 +223,201 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
     let pid = child.id();
     // The child is reaped by waitpid through the Wait OCALL, not by Child.
     std::mem::forget(child);
-    Ok((pid, parent_end))
+    Ok(pid)
+}
+
+/// Start a child conf-run for `spec` now; returns its pid and this side of
+/// the state channel.
+pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
+    let (parent_end, child_end) = pair(libc::SOCK_STREAM)?;
+    let r = exec_child(spec, child_end, false);
+    close(child_end);
+    match r {
+        Ok(pid) => Ok((pid, parent_end)),
+        Err(e) => {
+            close(parent_end);
+            Err(e)
+        }
+    }
+}
+
+/// A child conf-run started ahead of need: it builds and boots the enclave
+/// (most of what starting a process costs) and then waits on `control`
+/// for the channel and fds of the process it is to become.
+pub struct Warm {
+    pub pid: u32,
+    control: i32,
+}
+
+/// Most fds in one SCM_RIGHTS message (the kernel allows 253).
+const FDS_PER_MESSAGE: usize = 200;
+
+impl Warm {
+    pub fn start(spec: &ChildSpec) -> std::io::Result<Warm> {
+        let (control, child_end) = pair(libc::SOCK_SEQPACKET)?;
+        let spec = ChildSpec {
+            fds: Vec::new(),
+            ..spec.clone()
+        };
+        let r = exec_child(&spec, child_end, true);
+        close(child_end);
+        match r {
+            Ok(pid) => Ok(Warm { pid, control }),
+            Err(e) => {
+                close(control);
+                Err(e)
+            }
+        }
+    }
+
+    /// Give the waiting child its work: a new state channel and the host fds
+    /// `fds`. Returns its pid and this side of the channel.
+    pub fn activate(self, fds: &[i32]) -> std::io::Result<(u32, i32)> {
+        let (parent_end, child_end) = pair(libc::SOCK_STREAM)?;
+        // First message: how many fds follow, with the channel; then the
+        // fds in pieces.
+        let mut r = send_fds(
+            self.control,
+            &(fds.len() as u32).to_le_bytes(),
+            &[child_end],
+        );
+        for piece in fds.chunks(FDS_PER_MESSAGE) {
+            if r.is_err() {
+                break;
+            }
+            r = send_fds(self.control, &[1], piece);
+        }
+        close(child_end);
+        close(self.control);
+        match r {
+            Ok(()) => Ok((self.pid, parent_end)),
+            Err(e) => {
+                close(parent_end);
+                // SAFETY: plain kill of our own child.
+                unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+                Err(e)
+            }
+        }
+    }
+}
+
+fn send_fds(sock: i32, payload: &[u8], fds: &[i32]) -> std::io::Result<()> {
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
+    let mut control = vec![0u8; space.max(1)];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut _,
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr points at live buffers of the given sizes; the cmsg is
+    // written inside `control`.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = control.as_mut_ptr() as *mut _;
+            msg.msg_controllen = space;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c) as *mut i32, fds.len());
+        }
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// One message from `sock`: its payload length and the fds it carried
+/// (0 payload bytes: the parent went away).
+fn recv_fds(sock: i32, payload: &mut [u8]) -> std::io::Result<(usize, Vec<i32>)> {
+    let space = unsafe { libc::CMSG_SPACE((FDS_PER_MESSAGE * 4) as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr() as *mut _,
+        iov_len: payload.len(),
+    };
+    let mut fds = Vec::new();
+    // SAFETY: as in send_fds; cmsg headers are walked with the libc macros
+    // inside the `msg_controllen` the kernel reports.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut _;
+        msg.msg_controllen = space;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                break n;
+            }
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                let p = libc::CMSG_DATA(c) as *const i32;
+                for i in 0..k {
+                    fds.push(p.add(i).read_unaligned());
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        n as usize
+    };
+    Ok((n, fds))
+}
+
+/// Where a child process gets its channel and inherited fds.
+pub enum StartFrom {
+    /// Given on the command line (a child started on demand).
+    Ready { chan: i32, fds: Vec<i32> },
+    /// Sent over this control socket when the parent needs the process.
+    Warm { control: i32 },
+}
+
+impl StartFrom {
+    /// The channel and the inherited fds; `None` if the parent went away
+    /// without giving this process work.
+    pub fn wait(self) -> std::io::Result<Option<(i32, Vec<i32>)>> {
+        let control = match self {
+            StartFrom::Ready { chan, fds } => return Ok(Some((chan, fds))),
+            StartFrom::Warm { control } => control,
+        };
+        let mut head = [0u8; 4];
+        let (n, first) = recv_fds(control, &mut head)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "malformed hand-over from the parent conf-run",
+            )
+        };
+        if n != 4 || first.len() != 1 {
+            return Err(bad());
+        }
+        let want = u32::from_le_bytes(head) as usize;
+        let mut fds = Vec::with_capacity(want);
+        while fds.len() < want {
+            let (n, more) = recv_fds(control, &mut [0u8; 1])?;
+            if n == 0 || more.is_empty() {
+                return Err(bad());
+            }
+            fds.extend(more);
+        }
+        close(control);
+        if fds.len() != want {
+            return Err(bad());
+        }
+        Ok(Some((first[0], fds)))
+    }
 }
 
 /// Read a child's spec from `fd` (conf-run --insecure-child).
