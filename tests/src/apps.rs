@@ -504,6 +504,36 @@ fn parse_http(raw: &[u8]) -> Option<HttpResponse> {
 }
 
 /// A first-difference account of two texts, for assertion messages.
+/// Assert that the enclave run exited like the native run and printed the
+/// same stdout; on failure, add a diagnostic re-run at `--log-level debug`
+/// (the last `lines` lines of its stderr).
+#[track_caller]
+pub fn assert_same_as_native(
+    app: &App,
+    what: &str,
+    native: &Output,
+    enclave: &Output,
+    flags: &[&str],
+    argv: &[&str],
+    lines: usize,
+) {
+    assert!(
+        !native.timed_out && native.code().is_some(),
+        "{what}: the native run failed:\n{}",
+        native.describe()
+    );
+    if enclave.code() != native.code() || enclave.stdout != native.stdout {
+        panic!(
+            "{what}: the enclave run differs from the native run (native: {}, enclave: {})\n{}\n{}\n{}",
+            native.how(),
+            enclave.how(),
+            first_difference(&native.stdout_str(), &enclave.stdout_str()),
+            enclave.describe(),
+            app.diagnose("debug", flags, argv, lines)
+        );
+    }
+}
+
 pub fn first_difference(expected: &str, got: &str) -> String {
     let (e, g): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), got.lines().collect());
     for i in 0..e.len().max(g.len()) {

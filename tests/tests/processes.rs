@@ -11,7 +11,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use conf_e2e::apps::{first_difference, have, App, PYTHON};
+use conf_e2e::apps::{assert_same_as_native, have, App, PYTHON};
 use conf_e2e::process::Output;
 
 /// Programs the workloads start by name, which zero-config cannot guess
@@ -36,21 +36,7 @@ fn assert_same(
     flags: &[&str],
     argv: &[&str],
 ) {
-    assert!(
-        !native.timed_out && native.code().is_some(),
-        "{what}: the native run failed:\n{}",
-        native.describe()
-    );
-    if enclave.code() != native.code() || enclave.stdout != native.stdout {
-        panic!(
-            "{what}: the enclave run differs from the native run (native: {}, enclave: {})\n{}\n{}\n{}",
-            native.how(),
-            enclave.how(),
-            first_difference(&native.stdout_str(), &enclave.stdout_str()),
-            enclave.describe(),
-            app.diagnose("debug", flags, argv, 80)
-        );
-    }
+    assert_same_as_native(app, what, native, enclave, flags, argv, 80)
 }
 
 fn missing(program: &str) -> bool {

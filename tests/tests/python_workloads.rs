@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use conf_e2e::apps::{
-    first_difference, have, http_get, http_request, noise, sha256_hex, App, PYTHON,
+    assert_same_as_native, first_difference, have, http_get, http_request, noise, sha256_hex, App,
+    PYTHON,
 };
 use conf_e2e::conf_run;
 use conf_e2e::process::Output;
@@ -33,8 +34,7 @@ fn python_missing() -> bool {
     true
 }
 
-/// Assert that the enclave run exited like the native run and printed the
-/// same stdout; on failure, add a diagnostic re-run at `--log-level debug`.
+/// [`assert_same_as_native`] with 60 lines of diagnostics.
 #[track_caller]
 fn assert_same(
     app: &App,
@@ -44,21 +44,7 @@ fn assert_same(
     flags: &[&str],
     argv: &[&str],
 ) {
-    assert!(
-        !native.timed_out && native.code().is_some(),
-        "{what}: the native run failed:\n{}",
-        native.describe()
-    );
-    if enclave.code() != native.code() || enclave.stdout != native.stdout {
-        let diff = first_difference(&native.stdout_str(), &enclave.stdout_str());
-        panic!(
-            "{what}: the enclave run differs from the native run (native: {}, enclave: {})\n{diff}\n{}\n{}",
-            native.how(),
-            enclave.how(),
-            enclave.describe(),
-            app.diagnose("debug", flags, argv, 60)
-        );
-    }
+    assert_same_as_native(app, what, native, enclave, flags, argv, 60)
 }
 
 /// Assert that a run printed nothing on stderr (zero-config adds nothing
