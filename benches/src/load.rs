@@ -37,6 +37,8 @@ pub struct Plan {
 pub struct Outcome {
     /// Complete responses in each second of the timed window.
     pub per_second: Vec<u64>,
+    /// Complete responses, warm-up included.
+    pub total: u64,
     /// Times a connection was closed by the server between responses and
     /// opened again.
     pub reconnects: u64,
@@ -57,7 +59,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         plan.path, plan.addr
     )
     .into_bytes();
-    let results: Vec<anyhow::Result<(Vec<u64>, u64)>> = std::thread::scope(|s| {
+    let results: Vec<anyhow::Result<(Vec<u64>, u64, u64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..plan.conns)
             .map(|_| s.spawn(|| connection(plan, &request, start)))
             .collect();
@@ -68,10 +70,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     });
     let mut out = Outcome {
         per_second: vec![0; plan.seconds as usize],
+        total: 0,
         reconnects: 0,
     };
     for (i, r) in results.into_iter().enumerate() {
-        let (counts, reconnects) = r.with_context(|| format!("connection {}", i + 1))?;
+        let (counts, done, reconnects) = r.with_context(|| format!("connection {}", i + 1))?;
+        out.total += done;
         for (t, c) in out.per_second.iter_mut().zip(counts) {
             *t += c;
         }
@@ -89,9 +93,9 @@ fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     Ok(s)
 }
 
-/// One connection's loop: responses per second of the timed window, and
-/// reconnections.
-fn connection(plan: &Plan, request: &[u8], start: Instant) -> anyhow::Result<(Vec<u64>, u64)> {
+/// One connection's loop: responses per second of the timed window, all
+/// responses, and reconnections.
+fn connection(plan: &Plan, request: &[u8], start: Instant) -> anyhow::Result<(Vec<u64>, u64, u64)> {
     let timed = start + plan.warmup;
     let end = timed + Duration::from_secs(plan.seconds);
     let mut counts = vec![0u64; plan.seconds as usize];
@@ -135,7 +139,7 @@ fn connection(plan: &Plan, request: &[u8], start: Instant) -> anyhow::Result<(Ve
             reader = ResponseReader::new(connect(plan.addr)?);
         }
     }
-    Ok((counts, reconnects))
+    Ok((counts, done, reconnects))
 }
 
 /// A response head: status, body length, where the body starts.
@@ -430,6 +434,7 @@ mod tests {
         .unwrap();
         assert_eq!(out.per_second.len(), 1);
         assert!(out.responses() > 0);
+        assert!(out.total >= out.responses());
         assert_eq!(out.reconnects, 0);
         server.join().unwrap();
     }

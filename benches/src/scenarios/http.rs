@@ -19,7 +19,7 @@ use super::{progress, Scenario, CONF, GVISOR, NATIVE};
 use crate::env::{self, argv, Env, Runner};
 use crate::load::{self, Plan};
 use crate::manifest::Spec;
-use crate::report::{Better, Cell, Metric, ScenarioReport, Stat};
+use crate::report::{fmt_num, Better, Cell, Metric, ScenarioReport, Stat};
 
 pub struct Http;
 
@@ -159,13 +159,25 @@ impl Scenario for Http {
                         ),
                         (GVISOR, Runner::GvisorHostNet),
                     ];
+                    let mut cpu = Vec::new();
                     for (col, runner) in columns {
                         progress(self.name(), label, col);
-                        let (cell, reconnects) = measure(env, &runner, &s, warmup, seconds);
-                        if reconnects > 0 {
-                            r.note(format!("{label} [{col}]: the server closed {reconnects} kept-alive connection(s) and the client opened them again"));
+                        let (cell, extra) = measure(env, &runner, &s, warmup, seconds);
+                        if extra.reconnects > 0 {
+                            r.note(format!("{label} [{col}]: the server closed {} kept-alive connection(s) and the client opened them again", extra.reconnects));
+                        }
+                        if let Some(c) = extra.cpu {
+                            cpu.push(format!(
+                                "{col} {} µs ({} user + {} system)",
+                                fmt_num(c.user + c.system),
+                                fmt_num(c.user),
+                                fmt_num(c.system)
+                            ));
                         }
                         m.set(col, cell);
+                    }
+                    if !cpu.is_empty() {
+                        r.note(format!("{label}: CPU time of the server per response (user + system of its process group from /proc, warm-up included; not for gVisor, whose sandbox leaves the group): {}", cpu.join(", ")));
                     }
                 }
             }
@@ -239,23 +251,83 @@ fn python(env: &Env) -> anyhow::Result<Server> {
     })
 }
 
-/// Start `server` under `runner`, load it, stop it. The cell, and how many
-/// times connections had to be reopened.
+/// What else a measurement found besides its cell.
+#[derive(Default)]
+struct Extra {
+    /// Times connections had to be reopened.
+    reconnects: u64,
+    cpu: Option<CpuPerResponse>,
+}
+
+/// CPU time of the server's process group per response, in µs.
+struct CpuPerResponse {
+    user: f64,
+    system: f64,
+}
+
+impl CpuPerResponse {
+    fn new(before: (u64, u64), after: (u64, u64), responses: u64) -> CpuPerResponse {
+        let us = |a: u64, b: u64| b.saturating_sub(a) as f64 * 1e6 / CLK_TCK / responses as f64;
+        CpuPerResponse {
+            user: us(before.0, after.0),
+            system: us(before.1, after.1),
+        }
+    }
+}
+
+/// Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on
+/// every Linux x86-64 build).
+const CLK_TCK: f64 = 100.0;
+
+/// Summed (utime, stime) in ticks of the processes in process group
+/// `pgid`: the server (in conf, conf-run with the enclave in it).
+fn group_cpu_ticks(pgid: u32) -> Option<(u64, u64)> {
+    let mut sum = (0, 0);
+    let mut found = false;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        if let Some((pgrp, u, s)) = parse_stat(&text) {
+            if pgrp == pgid {
+                sum.0 += u;
+                sum.1 += s;
+                found = true;
+            }
+        }
+    }
+    found.then_some(sum)
+}
+
+/// (pgrp, utime, stime) from a /proc/PID/stat line.
+fn parse_stat(text: &str) -> Option<(u32, u64, u64)> {
+    // The command name is in parentheses and may contain anything.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the name, from 0: state, ppid, pgrp (2), ..., utime (11), stime (12).
+    Some((
+        f.get(2)?.parse().ok()?,
+        f.get(11)?.parse().ok()?,
+        f.get(12)?.parse().ok()?,
+    ))
+}
+
+/// Start `server` under `runner`, load it, stop it.
 fn measure(
     env: &mut Env,
     runner: &Runner,
     server: &Server,
     warmup: Duration,
     seconds: u64,
-) -> (Cell, u64) {
+) -> (Cell, Extra) {
     let mut cmd = match env.command(runner, &server.argv) {
         Ok(c) => c,
-        Err(why) => return (Cell::skipped(why), 0),
+        Err(why) => return (Cell::skipped(why), Extra::default()),
     };
     let what = env::describe(&cmd);
     let mut running = match Running::start(&mut cmd) {
         Ok(r) => r,
-        Err(e) => return (Cell::failed(format!("`{what}`: {e:#}")), 0),
+        Err(e) => return (Cell::failed(format!("`{what}`: {e:#}")), Extra::default()),
     };
     let port = match running.port() {
         Ok(p) => p,
@@ -263,7 +335,7 @@ fn measure(
             let stderr = running.stop();
             return (
                 Cell::failed(format!("`{what}`: {e:#}{}", tail(&stderr.text))),
-                0,
+                Extra::default(),
             );
         }
     };
@@ -275,7 +347,12 @@ fn measure(
         seconds,
         body: server.body.clone(),
     };
+    // runsc's sandbox processes leave the group: only native and conf.
+    let pgid = running.child.id();
+    let counted = !matches!(runner, Runner::GvisorHostNet | Runner::Gvisor);
+    let cpu_before = group_cpu_ticks(pgid).filter(|_| counted);
     let result = load::run(&plan);
+    let cpu_after = group_cpu_ticks(pgid).filter(|_| counted);
     let stopped = running.stop();
     if let Some(problem) = &stopped.problem {
         env.remarks
@@ -288,7 +365,7 @@ fn measure(
                 server.label,
                 tail(&stopped.text)
             )),
-            0,
+            Extra::default(),
         ),
         Ok(out) if out.responses() == 0 => (
             Cell::failed(format!(
@@ -296,7 +373,7 @@ fn measure(
                 server.label,
                 tail(&stopped.text)
             )),
-            0,
+            Extra::default(),
         ),
         Ok(out) => {
             if let Some(r) = env::stderr_remark(&what, &stopped.text) {
@@ -304,7 +381,17 @@ fn measure(
             }
             let rates = out.per_second.iter().map(|&c| c as f64).collect();
             let stat = Stat::from_samples(rates).expect("seconds > 0");
-            (Cell::Ok(stat), out.reconnects)
+            let cpu = match (cpu_before, cpu_after) {
+                (Some(a), Some(b)) if out.total > 0 => Some(CpuPerResponse::new(a, b, out.total)),
+                _ => None,
+            };
+            (
+                Cell::Ok(stat),
+                Extra {
+                    reconnects: out.reconnects,
+                    cpu,
+                },
+            )
         }
     }
 }
@@ -451,6 +538,13 @@ mod tests {
         assert_eq!(listening_port("listening 41234\r"), Some(41234));
         assert_eq!(listening_port("listening 0"), None);
         assert_eq!(listening_port("Serving HTTP on 127.0.0.1"), None);
+    }
+
+    #[test]
+    fn proc_stat() {
+        let line = "4242 (node (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 11 0 100 0 0\n";
+        assert_eq!(parse_stat(line), Some((4242, 250, 37)));
+        assert_eq!(parse_stat("garbage"), None);
     }
 
     #[test]
