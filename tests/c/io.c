@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <linux/stat.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <termios.h>
@@ -120,6 +121,16 @@ int main(int argc, char **argv)
     lseek(fd, 0, SEEK_SET);
     CHECK_EQ("readv", readv(fd, rv, 2), 12);
     CHECK("readv bytes", memcmp(r1, "ab", 2) == 0 && memcmp(r2, "cdefghrld\n", 10) == 0, "got \"%.2s\" \"%.10s\"", r1, r2);
+
+    /* writev on a datagram socket sends one datagram */
+    int dg[2];
+    CHECK_OK("socketpair(SOCK_DGRAM)", socketpair(AF_UNIX, SOCK_DGRAM, 0, dg));
+    CHECK_EQ("writev of 3 pieces to a datagram socket", writev(dg[0], wv, 3), 8);
+    char dgbuf[16];
+    CHECK_EQ("one datagram holds all the pieces", recv(dg[1], dgbuf, sizeof dgbuf, MSG_DONTWAIT), 8);
+    CHECK("datagram bytes", memcmp(dgbuf, "abcdefgh", 8) == 0, "got \"%.8s\"", dgbuf);
+    close(dg[0]);
+    close(dg[1]);
 
     /* a hole reads as zeros */
     CHECK_EQ("pwrite64 past the end", pwrite(fd, "Z", 1, 100), 1);

@@ -85,7 +85,21 @@ pub fn sys_pwrite64(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     f.pwrite(buf, a[3]).map(|n| n as u64)
 }
 
+/// Most bytes a writev gathers into one write.
+const GATHER_MAX: usize = 64 << 10;
+
 fn vec_io(f: &OpenFile, iov: &[(u64, usize)], write: bool, at: Option<u64>) -> Result<u64, Errno> {
+    // Several small pieces go out as one write: one host call instead of
+    // one per piece, and a pipe or socket sees them together, as writev
+    // promises (atomic up to PIPE_BUF on a pipe).
+    let len: usize = iov.iter().map(|&(_, l)| l).sum();
+    if write && at.is_none() && iov.len() > 1 && len <= GATHER_MAX {
+        let mut buf = Vec::with_capacity(len);
+        for &(base, l) in iov {
+            buf.extend_from_slice(uaccess::slice(base, l)?);
+        }
+        return write_all_or_some(f, &buf).map(|n| n as u64);
+    }
     let mut total = 0u64;
     for &(base, len) in iov {
         if len == 0 {
