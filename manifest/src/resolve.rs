@@ -792,6 +792,12 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
     if snapshot_ok {
         if let Some(mut r) = crate::snapshot::load(&cache_dir, &snap_key, threads) {
             r.host_root = host_root;
+            // This run's environment and arguments (not part of the key).
+            r.manifest.env = resolved_env(&m);
+            if !m.argv.is_empty() {
+                r.manifest.argv = m.argv.clone();
+            }
+            r.manifest.canonicalize();
             return Ok(r);
         }
     }
@@ -890,14 +896,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         entrypoint,
         argv,
         use_cmdline_argv: m.use_cmdline_argv,
-        env: m
-            .env
-            .iter()
-            .map(|(name, value)| EnvVar {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect(),
+        env: resolved_env(&m),
         log_level: m.log_level,
         // Where the root is on the host is not measured (the host says at
         // boot); every path above is an enclave path.
@@ -942,6 +941,16 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         crate::snapshot::store(&cache_dir, &snap_key, &stamped, &stamps, &res);
     }
     Ok(res)
+}
+
+fn resolved_env(m: &Manifest) -> Vec<EnvVar> {
+    m.env
+        .iter()
+        .map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
 }
 
 fn hex(d: &Digest32) -> String {

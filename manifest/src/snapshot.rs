@@ -97,12 +97,20 @@ fn stamp_missing() -> Stamp {
     }
 }
 
-/// The key of a manifest's snapshot.
+/// The key of a manifest's snapshot. The environment and the arguments do
+/// not change which files are resolved, so they are left out (zero-config
+/// carries the shell's environment, and every new argument would otherwise
+/// mean a full resolution); [`load`]'s caller puts the current ones in.
 pub(crate) fn key(m: &Manifest) -> String {
+    let files_only = Manifest {
+        env: Default::default(),
+        argv: Vec::new(),
+        ..m.clone()
+    };
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
-    h.update([0]);
-    h.update(format!("{m:?}"));
+    h.update([0, m.argv.is_empty() as u8]);
+    h.update(format!("{files_only:?}"));
     h.finalize()
         .iter()
         .take(16)

@@ -364,6 +364,39 @@ fn snapshots_keep_the_host_root() {
     assert_ne!(a.manifest.encode(), c.manifest.encode());
 }
 
+/// Zero-config puts the shell's environment and the command's arguments in
+/// the manifest: a new environment or argument must still use the snapshot,
+/// and give what a full resolution gives.
+#[test]
+fn snapshots_serve_other_environments_and_arguments() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let with = |var: &str, arg: &str| {
+        let mut m = f.manifest(&["usr", "lib", "app"]);
+        m.env
+            .insert("V".into(), conf_manifest::EnvValue::Value(var.into()));
+        m.argv = vec!["main".into(), arg.into()];
+        m
+    };
+    resolve(&with("1", "a"), &f.opts()).unwrap();
+    let b = resolve(&with("2", "b"), &f.opts()).unwrap();
+    let snapshots = std::fs::read_dir(f.cache.join("snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        snapshots, 1,
+        "a second snapshot was made for a new environment"
+    );
+    assert_eq!(b.manifest.argv, ["main", "b"]);
+    let fresh = tempfile::tempdir().unwrap();
+    let opts = ResolveOptions {
+        cache_dir: Some(fresh.path().to_path_buf()),
+        ..f.opts()
+    };
+    let full = resolve(&with("2", "b"), &opts).unwrap();
+    assert_eq!(b.manifest.encode(), full.manifest.encode());
+}
+
 #[test]
 fn mount_points_need_no_host_directory() {
     // A chroot mount over a tmpfs (what zero-config does for a project in
