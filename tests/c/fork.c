@@ -90,6 +90,9 @@ static void on_sigchld(int sig)
     got_sigchld = 1;
 }
 
+/* In the program's .data: a file-backed private mapping, not anonymous. */
+static int initialized_data[4096] = {7};
+
 static void sigchld_and_memory(void)
 {
     struct sigaction sa;
@@ -101,9 +104,11 @@ static void sigchld_and_memory(void)
     static char big[1 << 20];
     memset(big, 'p', sizeof big);
     int value = 1;
+    initialized_data[0] = 8;
     pid_t pid = CHECK_OK("fork with 1 MiB of data", fork());
     if (pid == 0) {
-        int okay = value == 1 && big[0] == 'p' && big[sizeof big - 1] == 'p';
+        int okay = value == 1 && big[0] == 'p' && big[sizeof big - 1] == 'p' && initialized_data[0] == 8 &&
+                   initialized_data[4095] == 0;
         value = 2;
         big[0] = 'c';
         _exit(okay ? 0 : 1);

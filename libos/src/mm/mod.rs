@@ -637,6 +637,31 @@ impl Mm {
         Ok(())
     }
 
+    /// Put `bytes` (whole pages) at `addr` in a file mapping whose pages
+    /// load lazily, and count them as loaded: a forked child taking the
+    /// pages its parent had loaded (and maybe changed) as they are.
+    pub fn install_pages(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let len = bytes.len() as u64;
+        if !len.is_multiple_of(PAGE) || !addr.is_multiple_of(PAGE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let g = self.inner.lock();
+        let (_, v) = g.vmas.find(addr).ok_or(Errno::EFAULT)?;
+        let lz = v.lazy.as_ref().ok_or(Errno::EFAULT)?;
+        if end > v.end {
+            return Err(Errno::EFAULT);
+        }
+        hc::mprotect(addr, len, PROT_READ | PROT_WRITE)?;
+        // SAFETY: mapped pages of the program, writable just now.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+        lz.set_loaded(addr, end, true);
+        if host_prot(v.prot) != PROT_READ | PROT_WRITE {
+            hc::mprotect(addr, len, host_prot(v.prot))?;
+        }
+        Ok(())
+    }
+
     pub fn restore_prot(&self, addr: u64, len: u64) -> Result<(), Errno> {
         let g = self.inner.lock();
         let (_, v) = g.vmas.find(addr).ok_or(Errno::EFAULT)?;

@@ -26,7 +26,7 @@ use crate::fs::host::{HostFile, HostKind};
 use crate::fs::tmpfs::{self, Meta, Node, TmpFile};
 use crate::fs::{File, OpenFile};
 use crate::host::calls::{self as hc, HostFd};
-use crate::mm::{Placement, Vma, VmaName, PAGE};
+use crate::mm::{Placement, Vma, VmaName, PAGE, PROT_READ};
 use crate::signal::SigAction;
 use crate::sync::SpinLock;
 
@@ -396,8 +396,51 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
         h.bytes(name.as_bytes());
         h.u64(v.offset);
         h.u64(v.inode);
+        // A readable file mapping that loads lazily stays lazy in the child:
+        // it gets the file's place and only the pages loaded here (which
+        // the program may have changed); the rest it loads itself.
+        let lazy = match (&v.lazy, &v.name) {
+            (Some(lz), VmaName::File(_))
+                if v.prot & PROT_READ != 0
+                    && start >= lz.start
+                    && matches!(lz.file.transfer(), Transfer::Reopen) =>
+            {
+                Some(lz.clone())
+            }
+            _ => None,
+        };
+        match &lazy {
+            Some(lz) => {
+                let skip = start - lz.start;
+                h.u8(1);
+                h.u64(lz.file_off + skip);
+                h.u64(lz.file_len.saturating_sub(skip));
+            }
+            None => h.u8(0),
+        }
         chan.send(&h.0)?;
         if v.prot == 0 {
+            chan.send(&[])?;
+            continue;
+        }
+        if let Some(lz) = lazy {
+            let mut at = start;
+            while at < v.end {
+                let mut msg = W(Vec::with_capacity(MAX_MSG));
+                while at < v.end && msg.0.len() + PAGE as usize + 16 <= MAX_MSG {
+                    if lz.is_loaded(at) {
+                        // SAFETY: a loaded, readable page of the program.
+                        let page =
+                            unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) };
+                        msg.u64(at);
+                        msg.0.extend_from_slice(page);
+                    }
+                    at += PAGE;
+                }
+                if !msg.0.is_empty() {
+                    chan.send(&msg.0)?;
+                }
+            }
             chan.send(&[])?;
             continue;
         }
@@ -761,6 +804,10 @@ fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
         let name = r.string()?;
         let offset = r.u64()?;
         let inode = r.u64()?;
+        let lazy = match r.u8()? {
+            1 => Some((r.u64()?, r.u64()?)),
+            _ => None,
+        };
         if start % PAGE != 0 || end <= start || end % PAGE != 0 {
             return Err(Errno::EPROTO);
         }
@@ -779,6 +826,51 @@ fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
             inode,
             lazy: None,
         };
+        if let Some((file_off, file_len)) = lazy {
+            // Loads from the file as the parent's did; the pages the parent
+            // had loaded come next and replace what was loaded.
+            let of = crate::fs::policy::open("/", name.as_bytes(), crate::fs::oflags::O_RDONLY, 0)?;
+            mm.map_lazy(
+                Placement::NoReplace(start),
+                end - start,
+                prot,
+                vma,
+                of.file.clone(),
+                file_off,
+                file_len,
+            )?;
+            loop {
+                let msg = chan.recv()?;
+                if msg.is_empty() {
+                    break;
+                }
+                // Runs of consecutive pages go in at once.
+                let mut m = R(&msg);
+                let mut run: Option<(u64, Vec<u8>)> = None;
+                while !m.0.is_empty() {
+                    let at = m.u64()?;
+                    let page = m.take(PAGE as usize)?;
+                    if at < start || at + PAGE > end || at % PAGE != 0 {
+                        return Err(Errno::EPROTO);
+                    }
+                    match &mut run {
+                        Some((lo, bytes)) if *lo + bytes.len() as u64 == at => {
+                            bytes.extend_from_slice(page)
+                        }
+                        _ => {
+                            if let Some((lo, bytes)) = run.take() {
+                                mm.install_pages(lo, &bytes)?;
+                            }
+                            run = Some((at, page.to_vec()));
+                        }
+                    }
+                }
+                if let Some((lo, bytes)) = run {
+                    mm.install_pages(lo, &bytes)?;
+                }
+            }
+            continue;
+        }
         mm.map(Placement::NoReplace(start), end - start, prot, vma, true)?;
         loop {
             let msg = chan.recv()?;
