@@ -10,6 +10,7 @@
 //! c_programs.rs, `fork_*`.)
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
 
 use conf_e2e::apps::{assert_same_as_native, have, App, PYTHON};
 use conf_e2e::process::Output;
@@ -235,6 +236,81 @@ fn wrapper_script_on_path_execs_the_interpreter() {
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
         (Some(0), "42\n"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// The child conf-runs of `pid` started ahead of need (their command line
+/// says `--insecure-child warm:...`).
+fn warm_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: the comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("warm:") {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// The child conf-run kept ready for the next process dies (killed by
+/// someone on the host): the next subprocess still starts, and the program
+/// never sees the dead one in wait().
+#[test]
+fn a_dead_ready_child_does_not_break_the_next_spawn() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let go_dir = app.outside("go");
+    let go = go_dir.join("go");
+    let script = "import os, subprocess, sys, time\n\
+subprocess.run(['/usr/bin/true'], check=True)\n\
+print('first', flush=True)\n\
+while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
+print('after', subprocess.run(['/usr/bin/true']).returncode, flush=True)\n\
+pid = os.fork()\n\
+if pid == 0:\n    os._exit(4)\n\
+print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
+    let go_flag = go_dir.to_str().unwrap();
+    let mut run = app.spawn(
+        &["--allow", go_flag, "--trust", "/usr/bin/true"],
+        &[PYTHON, "-c", script, go.to_str().unwrap()],
+    );
+    assert!(
+        run.wait_for(Duration::from_secs(60), |l| (l.trim() == "first")
+            .then_some(()))
+            .is_some(),
+        "no first line"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let warm = loop {
+        let w = warm_children(run.pid());
+        if !w.is_empty() || Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(warm.len(), 1, "expected one child conf-run kept ready");
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(warm[0].to_string())
+        .status();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&go, b"").unwrap();
+    let out = run.finish(Duration::from_secs(60));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout_str().ends_with("after 0\nwaited True\n"),
         "{}",
         out.describe()
     );

@@ -797,7 +797,8 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // starts more.
             let warm = host.warm.lock().unwrap().take();
             let started = match warm {
-                Some(w) => w.activate(&spec.fds),
+                // One that died meanwhile is replaced by a new start.
+                Some(w) => w.activate(&spec.fds).or_else(|_| process::spawn(&spec)),
                 None => process::spawn(&spec),
             };
             if started.is_ok() {

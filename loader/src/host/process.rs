@@ -190,8 +190,8 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
     let prefix = if warm { "warm:" } else { "" };
     cmd.arg("--insecure-child")
         .arg(format!("{prefix}{link},{spec_r}"));
-    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask, prctl)
-    // between fork and exec.
+    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between
+    // fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &keep {
@@ -200,10 +200,8 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            if warm {
-                // Nobody else would end a child that never got work.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            }
+            // A child started ahead of need ends by itself when this
+            // process does: its control socket then reads end of file.
             Ok(())
         });
     }
@@ -293,8 +291,13 @@ impl Warm {
             Ok(()) => Ok((self.pid, parent_end)),
             Err(e) => {
                 close(parent_end);
-                // SAFETY: plain kill of our own child.
-                unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+                // It is of no use now; end and reap it here, so that the
+                // program never waits for it.
+                // SAFETY: kill and waitpid of our own child.
+                unsafe {
+                    libc::kill(self.pid as i32, libc::SIGKILL);
+                    libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
+                }
                 Err(e)
             }
         }
