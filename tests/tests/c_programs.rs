@@ -301,6 +301,22 @@ fn fork_limit(variant: Variant) {
     );
 }
 
+// ---- lazythreads ----
+
+/// 6 threads touch a 16 MiB trusted file mapping together: pages load on
+/// first touch, and no thread may read one before it holds its bytes.
+fn lazy_threads(variant: Variant) {
+    const SIZE: usize = 16 << 20;
+    let mut c = Case::new("lazythreads", variant);
+    let data = c.sb.write("trusted/big.bin", pattern(SIZE));
+    c.manifest.trust(&data);
+    c.args = vec![data.to_str().unwrap().into(), SIZE.to_string()];
+    for _ in 0..3 {
+        let out = c.check(0);
+        passed(&out);
+    }
+}
+
 macro_rules! per_variant {
     ($($family:ident),* $(,)?) => {$(
         mod $family {
@@ -329,5 +345,6 @@ per_variant!(
     auxv,
     auxv_manifest_argv,
     fork_all,
-    fork_limit
+    fork_limit,
+    lazy_threads
 );

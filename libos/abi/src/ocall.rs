@@ -343,6 +343,10 @@ ocalls! {
     /// → host fd of the state channel; aux = number of inherited host fds,
     /// written at data[a0..] (i32 each, at most a1), in the parent's order.
     ChildStart = 86,
+    /// Copy a1 bytes from enclave address a2 to enclave pages at a0 that
+    /// the program cannot touch yet, then give them protection a3 — what
+    /// SGX2's EACCEPTCOPY does: no other thread ever sees them half filled.
+    FillPages = 87,
 }
 
 #[cfg(test)]

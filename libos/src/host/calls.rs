@@ -271,6 +271,25 @@ pub fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
     )
 }
 
+/// Fill inaccessible pages at `addr` with `bytes` and give them `prot`,
+/// all at once for every other thread (see `Ocall::FillPages`).
+pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
+    zero_result(
+        Ocall::FillPages,
+        call(
+            Ocall::FillPages,
+            [
+                addr,
+                bytes.len() as u64,
+                bytes.as_ptr() as u64,
+                prot as u64,
+                0,
+                0,
+            ],
+        ),
+    )
+}
+
 /// Return enclave pages to the host; they read as zero afterwards and get
 /// protection `prot`.
 pub fn decommit(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {

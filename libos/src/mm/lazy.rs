@@ -88,15 +88,14 @@ impl LazyMap {
         (lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1))
     }
 
-    /// Fill `[lo, hi)` (writable now) from the file.
-    pub fn fill(&self, lo: u64, hi: u64) -> Result<(), Errno> {
+    /// The bytes of `[lo, lo + dst.len())` from the file into `dst` (zero
+    /// past the end of the file).
+    pub fn fill_into(&self, lo: u64, dst: &mut [u8]) -> Result<(), Errno> {
         let rel = lo - self.start;
         let avail = self.file_len.saturating_sub(rel);
-        let n = avail.min(hi - lo) as usize;
+        let n = avail.min(dst.len() as u64) as usize;
         if n > 0 {
-            // SAFETY: the caller made [lo, hi) writable program memory.
-            let dst = unsafe { core::slice::from_raw_parts_mut(lo as *mut u8, n) };
-            self.file.read_for_map(self.file_off + rel, dst)?;
+            self.file.read_for_map(self.file_off + rel, &mut dst[..n])?;
         }
         Ok(())
     }

@@ -244,12 +244,13 @@ impl Mm {
         Ok(())
     }
 
+    /// Load `[a, b)` of a lazy mapping. The pages stay inaccessible until
+    /// they hold their verified bytes: made writable in place, another
+    /// thread could read them half filled without faulting.
     fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
-        hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
-        lz.fill(a, b)?;
-        if host_prot(prot) != PROT_READ | PROT_WRITE {
-            hc::mprotect(a, b - a, host_prot(prot))?;
-        }
+        let mut buf = alloc::vec![0u8; (b - a) as usize];
+        lz.fill_into(a, &mut buf)?;
+        hc::fill_pages(a, &buf, host_prot(prot))?;
         lz.set_loaded(a, b, true);
         Ok(())
     }

@@ -85,6 +85,8 @@ pub struct Host {
     pub child_start: Mutex<Option<process::StartFrom>>,
     /// A child conf-run started ahead of need, for the next process.
     pub warm: Mutex<Option<process::Warm>>,
+    /// /proc/self/mem, opened on first use (FillPages).
+    self_mem: OnceLock<i32>,
     /// The sim sealing key of this enclave (computed on first use).
     pub seal_key: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
     seal_key_value: OnceLock<[u8; 32]>,
@@ -100,6 +102,31 @@ pub struct Host {
 pub const SIG_KICK: i32 = 40;
 
 impl Host {
+    /// The fd of /proc/self/mem (opened once), or -errno.
+    pub fn self_mem(&self) -> Result<i32, (i64, u64)> {
+        if let Some(&fd) = self.self_mem.get() {
+            return Ok(fd);
+        }
+        // SAFETY: opening a path with a NUL-terminated literal.
+        let fd = unsafe { libc::open(c"/proc/self/mem".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err((
+                -(std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO) as i64),
+                0,
+            ));
+        }
+        match self.self_mem.set(fd) {
+            Ok(()) => Ok(fd),
+            Err(_) => {
+                // SAFETY: our own fd; another thread opened it first.
+                unsafe { libc::close(fd) };
+                Ok(*self.self_mem.get().unwrap())
+            }
+        }
+    }
+
     pub fn new(
         ring: Ring,
         heap_lo: u64,
@@ -144,6 +171,7 @@ impl Host {
             processes: OnceLock::new(),
             child_start: Mutex::new(None),
             warm: Mutex::new(None),
+            self_mem: OnceLock::new(),
             seal_key: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),

@@ -283,6 +283,34 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 (0, fds[0] as u32 as u64 | (fds[1] as u32 as u64) << 32)
             }
         }
+        Ocall::FillPages => {
+            let (dst, len, src) = (a[0], a[1], a[2]);
+            heap_range(host, dst, len)?;
+            let src_end = src.checked_add(len).ok_or(err(libc::EINVAL))?;
+            if src < host.heap_lo || src_end > host.heap_hi {
+                return Err(err(libc::EINVAL));
+            }
+            let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            // Written through /proc/self/mem, which reaches pages whatever
+            // their protection: they become accessible only afterwards.
+            let mem = host.self_mem()?;
+            let mut done = 0u64;
+            while done < len {
+                let n = unsafe {
+                    libc::pwrite(
+                        mem,
+                        (src + done) as *const libc::c_void,
+                        (len - done) as usize,
+                        (dst + done) as i64,
+                    )
+                };
+                if n <= 0 {
+                    return Err(if n < 0 { last_err() } else { err(libc::EIO) });
+                }
+                done += n as u64;
+            }
+            sys(unsafe { libc::mprotect(dst as *mut _, len as usize, prot) } as i64)
+        }
         Ocall::Mprotect => {
             heap_range(host, a[0], a[1])?;
             let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
