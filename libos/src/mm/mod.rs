@@ -250,7 +250,17 @@ impl Mm {
     fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
         let mut buf = alloc::vec![0u8; (b - a) as usize];
         lz.fill_into(a, &mut buf)?;
-        hc::fill_pages(a, &buf, host_prot(prot))?;
+        match hc::fill_pages(a, &buf, host_prot(prot)) {
+            // A host that cannot (no /proc in a chroot): writable in place,
+            // which another thread may see half filled for the copy.
+            Err(Errno::ENOSYS) => {
+                hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
+                // SAFETY: [a, b) is program memory made writable just now.
+                unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), a as *mut u8, buf.len()) };
+                hc::mprotect(a, b - a, host_prot(prot))?;
+            }
+            r => r?,
+        }
         lz.set_loaded(a, b, true);
         Ok(())
     }
