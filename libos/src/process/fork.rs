@@ -423,47 +423,49 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
             chan.send(&[])?;
             continue;
         }
-        if let Some(lz) = lazy {
-            let mut at = start;
-            while at < v.end {
-                let mut msg = W(Vec::with_capacity(MAX_MSG));
-                while at < v.end && msg.0.len() + PAGE as usize + 16 <= MAX_MSG {
-                    if lz.is_loaded(at) {
-                        // SAFETY: a loaded, readable page of the program.
-                        let page =
-                            unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) };
-                        msg.u64(at);
-                        msg.0.extend_from_slice(page);
-                    }
-                    at += PAGE;
-                }
-                if !msg.0.is_empty() {
-                    chan.send(&msg.0)?;
-                }
-            }
-            chan.send(&[])?;
-            continue;
-        }
-        mm.readable(start, v.end - start)?;
-        // Runs of non-zero pages, in messages of at most MAX_MSG bytes.
-        let mut at = start;
-        while at < v.end {
-            let mut msg = W(Vec::with_capacity(MAX_MSG));
-            while at < v.end && msg.0.len() + PAGE as usize + 16 <= MAX_MSG {
-                // SAFETY: a mapped, readable page of the program.
-                let page = unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) };
-                if page.iter().any(|&b| b != 0) {
-                    msg.u64(at);
-                    msg.0.extend_from_slice(page);
-                }
-                at += PAGE;
-            }
-            if !msg.0.is_empty() {
-                chan.send(&msg.0)?;
+        match lazy {
+            // SAFETY (both): pages of this mapping, readable (loaded ones of
+            // a readable lazy mapping; or made readable just now).
+            Some(lz) => send_pages(chan, start, v.end, |at| {
+                lz.is_loaded(at)
+                    .then(|| unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) })
+            })?,
+            None => {
+                mm.readable(start, v.end - start)?;
+                send_pages(chan, start, v.end, |at| {
+                    let page =
+                        unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) };
+                    page.iter().any(|&b| b != 0).then_some(page)
+                })?;
+                mm.restore_prot(start, v.end - start)?;
             }
         }
-        mm.restore_prot(start, v.end - start)?;
         chan.send(&[])?;
+    }
+    Ok(())
+}
+
+/// The pages of `[start, end)` that `pick` returns, as (address, bytes)
+/// records in messages of at most MAX_MSG bytes.
+fn send_pages<'a>(
+    chan: &mut Channel,
+    start: u64,
+    end: u64,
+    pick: impl Fn(u64) -> Option<&'a [u8]>,
+) -> Result<(), Errno> {
+    let mut at = start;
+    while at < end {
+        let mut msg = W(Vec::with_capacity(MAX_MSG));
+        while at < end && msg.0.len() + PAGE as usize + 16 <= MAX_MSG {
+            if let Some(page) = pick(at) {
+                msg.u64(at);
+                msg.0.extend_from_slice(page);
+            }
+            at += PAGE;
+        }
+        if !msg.0.is_empty() {
+            chan.send(&msg.0)?;
+        }
     }
     Ok(())
 }
@@ -839,58 +841,55 @@ fn recv_memory(chan: &mut Channel) -> Result<(), Errno> {
                 file_off,
                 file_len,
             )?;
-            loop {
-                let msg = chan.recv()?;
-                if msg.is_empty() {
-                    break;
-                }
-                // Runs of consecutive pages go in at once.
-                let mut m = R(&msg);
-                let mut run: Option<(u64, Vec<u8>)> = None;
-                while !m.0.is_empty() {
-                    let at = m.u64()?;
-                    let page = m.take(PAGE as usize)?;
-                    if at < start || at + PAGE > end || at % PAGE != 0 {
-                        return Err(Errno::EPROTO);
-                    }
-                    match &mut run {
-                        Some((lo, bytes)) if *lo + bytes.len() as u64 == at => {
-                            bytes.extend_from_slice(page)
-                        }
-                        _ => {
-                            if let Some((lo, bytes)) = run.take() {
-                                mm.install_pages(lo, &bytes)?;
-                            }
-                            run = Some((at, page.to_vec()));
-                        }
-                    }
-                }
-                if let Some((lo, bytes)) = run {
-                    mm.install_pages(lo, &bytes)?;
-                }
-            }
+            recv_pages(chan, start, end, |lo, bytes| mm.install_pages(lo, bytes))?;
             continue;
         }
         mm.map(Placement::NoReplace(start), end - start, prot, vma, true)?;
-        loop {
-            let msg = chan.recv()?;
-            if msg.is_empty() {
-                break;
-            }
-            let mut m = R(&msg);
-            while !m.0.is_empty() {
-                let at = m.u64()?;
-                let page = m.take(PAGE as usize)?;
-                if at < start || at + PAGE > end || at % PAGE != 0 {
-                    return Err(Errno::EPROTO);
-                }
-                // SAFETY: inside the mapping just made writable.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(page.as_ptr(), at as *mut u8, PAGE as usize)
-                };
-            }
-        }
+        recv_pages(chan, start, end, |lo, bytes| {
+            // SAFETY: inside the mapping just made writable (checked range).
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), lo as *mut u8, bytes.len()) };
+            Ok(())
+        })?;
         mm.finish_fill(start, end - start, prot)?;
     }
     Ok(())
+}
+
+/// Receive the page records [`send_pages`] sent for `[start, end)`, up to
+/// the empty message, and hand each run of consecutive pages to `put`.
+fn recv_pages(
+    chan: &mut Channel,
+    start: u64,
+    end: u64,
+    mut put: impl FnMut(u64, &[u8]) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    loop {
+        let msg = chan.recv()?;
+        if msg.is_empty() {
+            return Ok(());
+        }
+        let mut m = R(&msg);
+        let mut run: Option<(u64, Vec<u8>)> = None;
+        while !m.0.is_empty() {
+            let at = m.u64()?;
+            let page = m.take(PAGE as usize)?;
+            if at < start || at + PAGE > end || at % PAGE != 0 {
+                return Err(Errno::EPROTO);
+            }
+            match &mut run {
+                Some((lo, bytes)) if *lo + bytes.len() as u64 == at => {
+                    bytes.extend_from_slice(page)
+                }
+                _ => {
+                    if let Some((lo, bytes)) = run.take() {
+                        put(lo, &bytes)?;
+                    }
+                    run = Some((at, page.to_vec()));
+                }
+            }
+        }
+        if let Some((lo, bytes)) = run {
+            put(lo, &bytes)?;
+        }
+    }
 }
