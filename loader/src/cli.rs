@@ -117,7 +117,12 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn resolve_options() -> ResolveOptions {
-    ResolveOptions::default()
+    // conf-run checks the trusted files a snapshot defers as they are
+    // opened; `conf sign` and `conf measure` resolve with every check.
+    ResolveOptions {
+        defer_checks: true,
+        ..ResolveOptions::default()
+    }
 }
 
 /// Phase timings on stderr when CONF_TIMING is set (for profiling start-up).
@@ -268,6 +273,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
             count_fd: -1,
         },
         max_processes: img.resolved.max_processes,
+        unchecked: img.unchecked.clone(),
     };
     // The host knows files by host path; the manifest by enclave path.
     let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
@@ -281,7 +287,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
             .and_then(|p| chunks.get(p))
             .or_else(|| chunks.get(host))
     };
-    let code = run::run(&img.layout, Box::new(lookup), opts)?;
+    let code = run::run(std::sync::Arc::new(img.layout), Box::new(lookup), opts)?;
     Ok(code)
 }
 
@@ -330,10 +336,15 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
             ..spec.clone()
         },
         max_processes: img.resolved.max_processes,
+        unchecked: Default::default(),
     };
     // Digests the first process's resolution stored; anything else is
     // hashed when opened.
     let cache = conf_manifest::DigestCache::open(&conf_manifest::default_cache_dir());
     let lookup = move |host: &str| cache.chunks(host);
-    Ok(run::run(&img.layout, Box::new(lookup), opts)?)
+    Ok(run::run(
+        std::sync::Arc::new(img.layout),
+        Box::new(lookup),
+        opts,
+    )?)
 }

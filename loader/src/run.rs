@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub child_spec: crate::host::process::ChildSpec,
     /// `sys.max_processes`.
     pub max_processes: u32,
+    /// Trusted files the start did not check.
+    pub unchecked: std::sync::Arc<conf_manifest::Unchecked>,
 }
 
 /// A child process: where its state comes from.
@@ -177,7 +179,15 @@ fn tty_mask() -> u64 {
 
 /// Run the enclave described by `layout` to completion; returns conf-run's
 /// exit status. Other threads are stopped by the process exit.
-pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Result<i32, RunError> {
+///
+/// `layout` is shared, not copied: its pages (the LibOS, the manifest) are
+/// megabytes, and the sealing key needs them again only if the program
+/// forks.
+pub fn run(
+    layout: Arc<EnclaveLayout>,
+    chunks: ChunkLookup,
+    opts: RunOptions,
+) -> Result<i32, RunError> {
     if opts.backend == Backend::Sgx {
         if !std::path::Path::new("/dev/sgx_enclave").exists() {
             return Err(RunError::NoSgxDevice);
@@ -186,8 +196,9 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
     }
     AS_CHILD.store(opts.child.is_some(), std::sync::atomic::Ordering::Relaxed);
     let t0 = std::time::Instant::now();
-    let enclave = SimEnclave::create(layout)?;
+    let enclave = SimEnclave::create(&layout)?;
     crate::cli::timing("create enclave", t0);
+    crate::libos::write_perf_map(enclave.base + layout.info.libos_offset);
     let nslots = layout.info.nslots as u64;
     let ring = Ring::new(nslots).map_err(RunError::Ring)?;
     ring.write_boot(&BootInfo {
@@ -222,6 +233,9 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
         ..opts.child_spec.clone()
     });
     let _ = host.processes.set(count);
+    if !opts.unchecked.is_empty() {
+        let _ = host.unchecked.set(opts.unchecked.clone());
+    }
     let key_layout = layout.clone();
     let _ = host.seal_key.set(Box::new(move || {
         crate::host::process::sim_seal_key(&key_layout.mrenclave())
@@ -236,7 +250,7 @@ pub fn run(layout: &EnclaveLayout, chunks: ChunkLookup, opts: RunOptions) -> Res
 
     let slot_addrs = {
         let base = enclave.base;
-        let l = layout.clone();
+        let l = Arc::clone(&layout);
         move |slot: u64| {
             (
                 base + l.tcs_offset(slot),

@@ -74,6 +74,7 @@ fn resolve(s: &Synthesized, cache: &Path) -> conf_manifest::Resolution {
             progress: Progress::Never,
             cache_dir: Some(cache.join("digests")),
             threads: 0,
+            defer_checks: false,
         },
     )
     .unwrap_or_else(|e| panic!("the synthesized manifest resolves: {e}"));

@@ -27,6 +27,7 @@ fn main() {
         progress: Progress::Auto,
         cache_dir: Some(cache.path().to_path_buf()),
         threads,
+        defer_checks: false,
     };
 
     let cold = resolve(&m, &opts).unwrap_or_else(|e| {

@@ -27,6 +27,8 @@ mod paths;
 mod resolve;
 mod size;
 mod snapshot;
+
+pub use snapshot::Unchecked;
 mod template;
 
 pub use error::{Location, ManifestError, ResolveError};
@@ -224,6 +226,11 @@ pub struct ResolveOptions {
     pub cache_dir: Option<PathBuf>,
     /// Hashing threads; 0: one per available core.
     pub threads: usize,
+    /// Use a snapshot without checking the trusted files outside the
+    /// working directory; they come back in [`Resolution::unchecked`] (see
+    /// [`Unchecked`]). For conf-run's start only: a manifest that is signed
+    /// or measured must reflect every file as it is now.
+    pub defer_checks: bool,
 }
 
 /// The chunk digests of every trusted file, by its enclave path (as in
@@ -281,6 +288,9 @@ pub struct Resolution {
     /// The host directory shown as `/` (the manifest's fs.root, absolute
     /// and normalized). Not measured: conf-run hands it to the LibOS at boot.
     pub host_root: PathBuf,
+    /// Trusted files used from a snapshot without a check (only with
+    /// [`ResolveOptions::defer_checks`]).
+    pub unchecked: Arc<Unchecked>,
 }
 
 /// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,

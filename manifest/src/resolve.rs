@@ -790,7 +790,9 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         .any(|t| t.path.contains(['*', '?', '[']));
     let snap_key = crate::snapshot::key(&m);
     if snapshot_ok {
-        if let Some(mut r) = crate::snapshot::load(&cache_dir, &snap_key, threads) {
+        if let Some(mut r) =
+            crate::snapshot::load(&cache_dir, &snap_key, threads, opts.defer_checks)
+        {
             r.host_root = host_root;
             // This run's environment and arguments (not part of the key).
             r.manifest.env = resolved_env(&m);
@@ -839,7 +841,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         })
         .collect();
     // Stamp every host path looked at before hashing (see snapshot.rs).
-    let stamped: Vec<String> = if snapshot_ok {
+    let looked = if snapshot_ok {
         let mut v: Vec<String> = ex
             .nodes
             .keys()
@@ -848,11 +850,11 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             .collect();
         v.sort();
         v.dedup();
-        v
+        let cwd = view.host(&m.start_dir);
+        Some(crate::snapshot::Looked::stamp(v, cwd.as_deref(), threads))
     } else {
-        Vec::new()
+        None
     };
-    let stamps = crate::snapshot::stamp_all(&stamped, threads);
     let out = hash::hash_all(&jobs, &m.origin, &cache_dir, threads, opts.progress)?;
 
     let mut trusted_files = Vec::with_capacity(jobs.len());
@@ -936,9 +938,10 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         chunks,
         stats,
         host_root,
+        unchecked: Default::default(),
     };
-    if snapshot_ok && res.stats.warnings.is_empty() {
-        crate::snapshot::store(&cache_dir, &snap_key, &stamped, &stamps, &res);
+    if let Some(looked) = looked.filter(|_| res.stats.warnings.is_empty()) {
+        crate::snapshot::store(&cache_dir, &snap_key, &looked, &res);
     }
     Ok(res)
 }

@@ -1,15 +1,26 @@
 //! Snapshots of whole resolutions, so that starting the same program again
-//! costs one `lstat` per path instead of a directory walk and a digest-cache
+//! costs a few `lstat`s instead of a directory walk and a digest-cache
 //! lookup per file.
 //!
 //! A snapshot is keyed by the (checked) manifest and holds the resolution
 //! plus the `lstat` stamp of every path the resolver looked at: trusted
 //! files, symlinks, every directory it walked, and paths it found missing.
-//! It is used only if every stamp still matches; any change (a file edited,
-//! added to or removed from a walked directory, a link retargeted) makes the
-//! resolver run again. Stamps are taken before hashing, so a file changed
-//! while it was hashed is caught on the next start. Corrupt or foreign
-//! snapshot files are ignored (they carry a SHA-256 of their contents).
+//! Any change (a file edited, added to or removed from a walked directory,
+//! a link retargeted) makes the resolver run again. Stamps are taken before
+//! hashing, so a file changed while it was hashed is caught on the next
+//! start. Corrupt or foreign snapshot files are ignored (they carry a
+//! checksum of their contents).
+//!
+//! Checking every stamp of an interpreter's library (5,000 files for
+//! CPython) costs more than the rest of a start, so a caller may *defer*
+//! the files outside the working directory ([`ResolveOptions::defer_checks`]):
+//! only directories, links, missing paths and the working directory's
+//! files are checked up front — adding, removing or renaming a file changes
+//! its directory — and the deferred files come back in [`Unchecked`], for
+//! conf-run to check when the program opens one. A file edited in place
+//! after the snapshot is then refused by the LibOS (its digest no longer
+//! matches), conf-run says which and drops the snapshot, and the next start
+//! resolves afresh. Signing and measuring never defer.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -21,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{ChunkIndex, Digest32, Manifest, Resolution, ResolveStats};
 
-const MAGIC: &[u8; 8] = b"CONFSNP1";
+const MAGIC: &[u8; 8] = b"CONFSNP2";
 
 /// What `lstat` says about a path; equal stamps mean "unchanged".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,46 +45,53 @@ pub(crate) struct Stamp {
     ctime_ns: i64,
 }
 
-pub(crate) fn stamp(path: &str) -> Stamp {
-    match std::fs::symlink_metadata(path) {
-        Err(_) => Stamp {
-            kind: 0,
-            dev: 0,
-            ino: 0,
-            size: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-        },
-        Ok(m) => {
-            let ft = m.file_type();
-            let kind = if ft.is_file() {
-                1
-            } else if ft.is_dir() {
-                2
-            } else if ft.is_symlink() {
-                3
-            } else {
-                4
-            };
-            Stamp {
-                kind,
-                dev: m.dev(),
-                ino: m.ino(),
-                // A directory's size changes with its entries on some file
-                // systems; its mtime does on all.
-                size: m.size(),
-                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-                ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-            }
+impl Stamp {
+    const MISSING: Stamp = Stamp {
+        kind: 0,
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime_ns: 0,
+        ctime_ns: 0,
+    };
+
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        let ft = m.file_type();
+        let kind = if ft.is_file() {
+            1
+        } else if ft.is_dir() {
+            2
+        } else if ft.is_symlink() {
+            3
+        } else {
+            4
+        };
+        Stamp {
+            kind,
+            dev: m.dev(),
+            ino: m.ino(),
+            // A directory's size changes with its entries on some file
+            // systems; its mtime does on all.
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
         }
     }
+
+    pub(crate) fn is_file(&self) -> bool {
+        self.kind == 1
+    }
+}
+
+pub(crate) fn stamp(path: &str) -> Stamp {
+    std::fs::symlink_metadata(path).map_or(Stamp::MISSING, |m| Stamp::of(&m))
 }
 
 /// Stamp many paths, in parallel.
 pub(crate) fn stamp_all(paths: &[String], threads: usize) -> Vec<Stamp> {
     let threads = threads.clamp(1, 16).min(paths.len().max(1));
     let chunk = paths.len().div_ceil(threads).max(1);
-    let mut out = vec![stamp_missing(); paths.len()];
+    let mut out = vec![Stamp::MISSING; paths.len()];
     std::thread::scope(|s| {
         for (ps, os) in paths.chunks(chunk).zip(out.chunks_mut(chunk)) {
             s.spawn(move || {
@@ -86,14 +104,39 @@ pub(crate) fn stamp_all(paths: &[String], threads: usize) -> Vec<Stamp> {
     out
 }
 
-fn stamp_missing() -> Stamp {
-    Stamp {
-        kind: 0,
-        dev: 0,
-        ino: 0,
-        size: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
+/// Trusted files a snapshot was used for without checking them (see the
+/// module documentation): conf-run checks each when the program opens it.
+#[derive(Debug, Default)]
+pub struct Unchecked {
+    snapshot: PathBuf,
+    /// Host path and stamp, sorted by path.
+    files: Vec<(String, Stamp)>,
+}
+
+impl Unchecked {
+    /// Files whose check was deferred.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Whether the host file `path`, just opened as `file`, is as the
+    /// snapshot recorded it. When it is not, the snapshot is removed (the
+    /// next start resolves afresh) and false is returned: this run's
+    /// manifest holds the old digest, so the LibOS will refuse the file.
+    pub fn check(&self, path: &str, file: &std::fs::File) -> bool {
+        let Ok(i) = self.files.binary_search_by(|(p, _)| p.as_str().cmp(path)) else {
+            return true;
+        };
+        let now = file.metadata().map_or(Stamp::MISSING, |m| Stamp::of(&m));
+        if now == self.files[i].1 {
+            return true;
+        }
+        let _ = std::fs::remove_file(&self.snapshot);
+        false
     }
 }
 
@@ -122,6 +165,25 @@ fn file_of(cache_dir: &Path, key: &str) -> PathBuf {
     cache_dir.join("snapshots").join(format!("{key}.bin"))
 }
 
+/// A checksum against torn or damaged files, not against an adversary
+/// (the host is not trusted with the digests anyway: the LibOS checks every
+/// byte it reads). Eight bytes at a time, so a megabyte costs ~0.1 ms where
+/// SHA-256 cost ~1 ms of every start.
+fn checksum(data: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = data.len() as u64 ^ K;
+    let mut words = data.chunks_exact(8);
+    for w in words.by_ref() {
+        h = (h ^ u64::from_le_bytes(w.try_into().unwrap()))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(K).rotate_left(29);
+    }
+    h ^ (h >> 32)
+}
+
 struct W(Vec<u8>);
 
 impl W {
@@ -131,6 +193,14 @@ impl W {
     fn bytes(&mut self, b: &[u8]) {
         self.u64(b.len() as u64);
         self.0.extend_from_slice(b);
+    }
+    fn stamp(&mut self, s: &Stamp) {
+        self.u64(s.kind as u64);
+        self.u64(s.dev);
+        self.u64(s.ino);
+        self.u64(s.size);
+        self.u64(s.mtime_ns as u64);
+        self.u64(s.ctime_ns as u64);
     }
 }
 
@@ -151,51 +221,106 @@ impl R<'_> {
         self.0 = t;
         Some(h)
     }
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+    fn stamp(&mut self) -> Option<Stamp> {
+        Some(Stamp {
+            kind: r8(self.u64()?)?,
+            dev: self.u64()?,
+            ino: self.u64()?,
+            size: self.u64()?,
+            mtime_ns: self.u64()? as i64,
+            ctime_ns: self.u64()? as i64,
+        })
+    }
+    /// A count of records of at least `min` bytes each, if that many fit.
+    fn count(&mut self, min: usize) -> Option<usize> {
+        let n = self.u64()? as usize;
+        (n.checked_mul(min)? <= self.0.len()).then_some(n)
+    }
+}
+
+fn r8(v: u64) -> Option<u8> {
+    u8::try_from(v).ok()
+}
+
+/// The paths a resolution looked at, with their stamps, split into those
+/// checked at every start and those a caller may defer.
+pub(crate) struct Looked {
+    pub checked: Vec<(String, Stamp)>,
+    pub deferrable: Vec<(String, Stamp)>,
+}
+
+impl Looked {
+    /// Stamp `paths` now; regular files outside `volatile_dir` (the working
+    /// directory, whose files are edited in place) may be deferred.
+    pub fn stamp(paths: Vec<String>, volatile_dir: Option<&str>, threads: usize) -> Looked {
+        let stamps = stamp_all(&paths, threads);
+        let volatile = |p: &str| {
+            volatile_dir.is_some_and(|d| {
+                p.strip_prefix(d.trim_end_matches('/'))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        let mut looked = Looked {
+            checked: Vec::new(),
+            deferrable: Vec::new(),
+        };
+        for (p, s) in paths.into_iter().zip(stamps) {
+            if s.is_file() && !volatile(&p) {
+                looked.deferrable.push((p, s));
+            } else {
+                looked.checked.push((p, s));
+            }
+        }
+        looked
+    }
+
+    fn all(&self) -> impl Iterator<Item = &(String, Stamp)> {
+        self.checked.iter().chain(&self.deferrable)
+    }
 }
 
 /// Save a resolution with the stamps taken before it was computed.
-pub(crate) fn store(
-    cache_dir: &Path,
-    key: &str,
-    paths: &[String],
-    stamps: &[Stamp],
-    res: &Resolution,
-) {
+pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resolution) {
     // Paths changed within the last second may change again within the
     // timestamp granularity without a visible difference: don't snapshot.
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    if stamps
-        .iter()
-        .any(|s| now_ns - s.mtime_ns < 1_000_000_000 || now_ns - s.ctime_ns < 1_000_000_000)
+    if looked
+        .all()
+        .any(|(_, s)| now_ns - s.mtime_ns < 1_000_000_000 || now_ns - s.ctime_ns < 1_000_000_000)
     {
         return;
     }
-    let mut w = W(Vec::with_capacity(64 * paths.len() + 1024));
+    let mut w = W(Vec::with_capacity(
+        64 * (looked.checked.len() + looked.deferrable.len()) + 1024,
+    ));
     w.0.extend_from_slice(MAGIC);
-    w.u64(paths.len() as u64);
-    for (p, s) in paths.iter().zip(stamps) {
-        w.bytes(p.as_bytes());
-        w.u64(s.kind as u64);
-        w.u64(s.dev);
-        w.u64(s.ino);
-        w.u64(s.size);
-        w.u64(s.mtime_ns as u64);
-        w.u64(s.ctime_ns as u64);
+    for list in [&looked.checked, &looked.deferrable] {
+        w.u64(list.len() as u64);
+        for (p, s) in list {
+            w.bytes(p.as_bytes());
+            w.stamp(s);
+        }
     }
     w.bytes(&res.manifest.encode());
-    w.u64(res.chunks.len() as u64);
-    for (p, c) in res.chunks.iter() {
+    // Files of one chunk need no chunk digests (their root digest is
+    // checked directly): leaving them out halves the snapshot.
+    let multi: Vec<_> = res.chunks.iter().filter(|(_, c)| c.len() > 1).collect();
+    w.u64(multi.len() as u64);
+    for (p, c) in multi {
         w.bytes(p.as_bytes());
         w.u64(c.len() as u64);
         for d in c.iter() {
             w.0.extend_from_slice(d);
         }
     }
-    let sum: [u8; 32] = Sha256::digest(&w.0).into();
-    w.0.extend_from_slice(&sum);
+    let sum = checksum(&w.0);
+    w.u64(sum);
     let path = file_of(cache_dir, key);
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
@@ -207,44 +332,36 @@ pub(crate) fn store(
     }
 }
 
-/// The saved resolution for `key`, if every stamp still matches.
-pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolution> {
+/// The saved resolution for `key`, if every stamp still matches (with
+/// `defer`, every stamp but the deferrable files', which come back in
+/// [`Resolution::unchecked`]).
+pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> Option<Resolution> {
     let started = std::time::Instant::now();
-    let data = std::fs::read(file_of(cache_dir, key)).ok()?;
-    if data.len() < 8 + 32 || &data[..8] != MAGIC {
+    let file = file_of(cache_dir, key);
+    let data = std::fs::read(&file).ok()?;
+    if data.len() < 8 + 8 || &data[..8] != MAGIC {
         return None;
     }
-    let (body, sum) = data.split_at(data.len() - 32);
-    if Sha256::digest(body).as_slice() != sum {
+    let (body, sum) = data.split_at(data.len() - 8);
+    if checksum(body).to_le_bytes() != sum {
         return None;
     }
     let mut r = R(&body[8..]);
-    let n = r.u64()? as usize;
-    if n > body.len() {
-        return None;
-    }
-    let mut paths = Vec::with_capacity(n);
-    let mut stamps = Vec::with_capacity(n);
-    for _ in 0..n {
-        paths.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
-        stamps.push(Stamp {
-            kind: r.u64()? as u8,
-            dev: r.u64()?,
-            ino: r.u64()?,
-            size: r.u64()?,
-            mtime_ns: r.u64()? as i64,
-            ctime_ns: r.u64()? as i64,
-        });
-    }
-    let manifest = ResolvedManifest::decode(r.bytes()?).ok()?;
-    let nchunks = r.u64()? as usize;
-    let mut map: HashMap<String, Arc<[Digest32]>> = HashMap::new();
-    for _ in 0..nchunks.min(body.len()) {
-        let p = String::from_utf8(r.bytes()?.to_vec()).ok()?;
-        let k = r.u64()? as usize;
-        if k.checked_mul(32)? > r.0.len() {
-            return None;
+    let mut lists = [Vec::new(), Vec::new()];
+    for list in &mut lists {
+        let n = r.count(8 + 48)?;
+        list.reserve(n);
+        for _ in 0..n {
+            list.push((r.string()?, r.stamp()?));
         }
+    }
+    let [checked, deferrable] = lists;
+    let manifest = ResolvedManifest::decode(r.bytes()?).ok()?;
+    let nchunks = r.count(16)?;
+    let mut map: HashMap<String, Arc<[Digest32]>> = HashMap::with_capacity(nchunks);
+    for _ in 0..nchunks {
+        let p = r.string()?;
+        let k = r.count(32)?;
         let (ds, rest) = r.0.split_at(k * 32);
         r.0 = rest;
         map.insert(
@@ -257,6 +374,22 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
     if !r.0.is_empty() {
         return None;
     }
+    let (now, unchecked) = if defer {
+        let mut files = deferrable;
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        (
+            checked,
+            Unchecked {
+                snapshot: file,
+                files,
+            },
+        )
+    } else {
+        let mut all = checked;
+        all.extend(deferrable);
+        (all, Unchecked::default())
+    };
+    let (paths, stamps): (Vec<String>, Vec<Stamp>) = now.into_iter().unzip();
     if stamp_all(&paths, threads) != stamps {
         return None;
     }
@@ -276,5 +409,6 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize) -> Option<Resolu
         chunks: ChunkIndex { map },
         stats,
         host_root: PathBuf::new(),
+        unchecked: Arc::new(unchecked),
     })
 }

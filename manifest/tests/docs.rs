@@ -108,6 +108,7 @@ fn python_example_resolves() {
         progress: Progress::Never,
         cache_dir: Some(dir.path().join("cache")),
         threads: 0,
+        defer_checks: false,
     };
     let r = resolve(&m, &opts).unwrap();
     assert!(r.stats.warnings.is_empty(), "{:?}", r.stats.warnings);

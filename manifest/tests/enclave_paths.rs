@@ -74,6 +74,7 @@ impl Fixture {
             progress: Progress::Never,
             cache_dir: Some(self.cache.clone()),
             threads: 2,
+            defer_checks: false,
         }
     }
     fn manifest(&self, entries: &[&str]) -> Manifest {
@@ -357,11 +358,77 @@ fn snapshots_keep_the_host_root() {
     assert_eq!(b.stats.bytes_hashed, 0);
     assert_eq!(a.manifest.encode(), b.manifest.encode());
     assert_eq!(b.host_root, f.root);
-    assert!(b.chunks.get("/app/main.py").is_some());
+    // Chunk digests are kept for files of more than one chunk (a file of
+    // one is checked against its root digest alone).
+    assert_eq!(
+        b.chunks.get("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        a.chunks.get("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    );
+    assert!(b
+        .chunks
+        .get("/usr/lib/x86_64-linux-gnu/libc.so.6")
+        .is_some());
     // A change is noticed through the host path.
     std::fs::write(f.root.join("app/main.py"), b"print('changed')\n").unwrap();
     let c = f.resolve(&["usr", "lib", "app"]).unwrap();
     assert_ne!(a.manifest.encode(), c.manifest.encode());
+}
+
+/// With `defer_checks` (conf-run's start), a snapshot is used without
+/// checking the files outside the working directory; each comes back in
+/// `unchecked`, which notices an edit in place and drops the snapshot.
+/// Files in the working directory, directories and links are still checked
+/// up front.
+#[test]
+fn deferred_checks_catch_files_edited_in_place() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = Manifest {
+        start_dir: "/app".into(),
+        ..f.manifest(&["usr", "lib", "app"])
+    };
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    let first = resolve(&m, &defer).unwrap();
+    assert!(first.unchecked.is_empty(), "a fresh resolution checks all");
+    let second = resolve(&m, &defer).unwrap();
+    assert_eq!(second.stats.bytes_hashed, 0);
+    assert_eq!(second.manifest.encode(), first.manifest.encode());
+    // python3.11, libc.so.6, os.py and hostname (through usr/bin/escape):
+    // not main.py (in the working directory, checked up front).
+    assert_eq!(second.unchecked.len(), 4);
+
+    let open = |rel: &str| std::fs::File::open(f.root.join(rel)).unwrap();
+    let os_py = f.h("usr/lib/py/os.py");
+    assert!(second.unchecked.check(&os_py, &open("usr/lib/py/os.py")));
+
+    // An edit in place outside the working directory: the directory does
+    // not change, so the snapshot is used, and the open-time check says so.
+    std::fs::write(f.root.join("usr/lib/py/os.py"), b"import abc\n").unwrap();
+    let third = resolve(&m, &defer).unwrap();
+    assert_eq!(third.manifest.encode(), first.manifest.encode());
+    assert!(!third.unchecked.check(&os_py, &open("usr/lib/py/os.py")));
+    // ... which dropped the snapshot: the next start hashes the new file.
+    let fourth = resolve(&m, &defer).unwrap();
+    assert!(fourth.stats.bytes_hashed > 0);
+    assert_ne!(fourth.manifest.encode(), first.manifest.encode());
+    // Without deferral the edit is seen at once.
+    std::thread::sleep(Duration::from_millis(1100));
+    resolve(&m, &defer).unwrap(); // snapshot of the current files
+    std::fs::write(f.root.join("usr/lib/py/os.py"), b"import xyz\n").unwrap();
+    let full = resolve(&m, &f.opts()).unwrap();
+    assert!(full.stats.bytes_hashed > 0);
+
+    // An edit in the working directory is caught before the start.
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = resolve(&m, &defer).unwrap();
+    resolve(&m, &defer).unwrap();
+    std::fs::write(f.root.join("app/main.py"), b"print('hj')\n").unwrap();
+    let after = resolve(&m, &defer).unwrap();
+    assert!(after.stats.bytes_hashed > 0);
+    assert_ne!(after.manifest.encode(), before.manifest.encode());
 }
 
 /// Zero-config puts the shell's environment and the command's arguments in

@@ -28,6 +28,7 @@ impl Tree {
             progress: Progress::Never,
             cache_dir: Some(self.cache.clone()),
             threads: 2,
+            defer_checks: false,
         }
     }
     fn manifest(&self, entries: &[&str]) -> Manifest {
@@ -348,6 +349,7 @@ fn deterministic_bytes() {
             progress: Progress::Never,
             cache_dir: Some(cold.path().join(format!("{threads}"))),
             threads,
+            defer_checks: false,
         };
         let r = resolve(&t.manifest(&["bin/app", "lib", "data/a.txt"]), &opts).unwrap();
         assert_eq!(r.stats.cache_hits, 0);
@@ -481,6 +483,7 @@ fn unwritable_cache_is_a_warning() {
         progress: Progress::Never,
         cache_dir: Some(PathBuf::from(t.p("data/file-not-dir/cache"))),
         threads: 0,
+        defer_checks: false,
     };
     let r = resolve(&t.manifest(&["bin/app"]), &opts).unwrap();
     assert_eq!(r.stats.files, 1);

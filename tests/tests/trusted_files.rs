@@ -291,3 +291,65 @@ fn trusted_file_changed_while_open() {
     }
     eprintln!("outcome: {account}");
 }
+
+/// Zero-config starts use a snapshot of the resolution without checking the
+/// trusted files outside the working directory up front (an interpreter's
+/// library is thousands of files). One edited in place (its directory
+/// unchanged) is noticed when the program opens it: that run cannot read
+/// it and conf-run says to run again; the next run measures the new file.
+#[test]
+fn a_library_file_edited_in_place_is_measured_again_on_the_next_start() {
+    let sb = Sandbox::new();
+    let work = sb.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let lib = sb.path("lib");
+    let data = sb.write("lib/data.txt", "version 1\n");
+    // The cache too: made later, it would change a directory the snapshot
+    // records. Files changed within the last second are never snapshotted.
+    std::fs::create_dir_all(sb.path("cache")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = || {
+        let mut c = Command::new(conf_e2e::conf_run());
+        c.env("CONF_CACHE_DIR", sb.path("cache"))
+            .current_dir(&work)
+            .arg("--trust")
+            .arg(&lib)
+            .arg("/bin/cat")
+            .arg(&data);
+        run_with_timeout(&mut c, RUN_TIMEOUT)
+    };
+    for attempt in ["first run (resolves)", "second run (snapshot)"] {
+        let out = run();
+        assert_exit(&out, 0, attempt);
+        assert_eq!(out.stdout_str(), "version 1\n", "{}", out.describe());
+    }
+
+    // Same size, in place: lib/ itself does not change.
+    let lib_mtime = std::fs::metadata(&lib).unwrap().modified().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .write_all(b"version 2\n")
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&lib).unwrap().modified().unwrap(),
+        lib_mtime
+    );
+    let out = run();
+    assert_ne!(out.code(), Some(0), "{}", out.describe());
+    let err = out.stderr_str();
+    assert!(
+        err.contains(&format!(
+            "{} changed since conf-run measured it",
+            data.display()
+        )) && err.contains("Run the command again"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stdout_str().contains("version"), "{}", out.describe());
+
+    let out = run();
+    assert_exit(&out, 0, "the run after the edit");
+    assert_eq!(out.stdout_str(), "version 2\n", "{}", out.describe());
+}

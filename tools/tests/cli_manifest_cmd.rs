@@ -61,6 +61,7 @@ fn writes_a_manifest_that_parses_and_resolves() {
             progress: conf_manifest::Progress::Never,
             cache_dir: Some(dir.join("..").join("digests")),
             threads: 0,
+            defer_checks: false,
         },
     )
     .unwrap();

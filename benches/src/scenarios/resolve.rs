@@ -50,6 +50,7 @@ impl Scenario for Resolve {
             progress: Progress::Never,
             cache_dir: Some(cache.to_path_buf()),
             threads: 0,
+            defer_checks: false,
         };
 
         // Untimed: brings the files into the page cache, so "cold" means an

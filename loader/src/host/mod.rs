@@ -95,6 +95,9 @@ pub struct Host {
     /// Shared (MAP_SHARED) host mappings the program uses: id → (address, length).
     pub shared_maps: Mutex<HashMap<u64, (u64, u64)>>,
     pub next_map_id: AtomicU64,
+    /// Trusted files used from a snapshot without a check: checked as the
+    /// program opens them.
+    pub unchecked: OnceLock<Arc<conf_manifest::Unchecked>>,
 }
 
 /// The host signal that interrupts an enclave thread (never shown to the
@@ -177,6 +180,7 @@ impl Host {
             children: Mutex::new(std::collections::HashSet::new()),
             shared_maps: Mutex::new(HashMap::new()),
             next_map_id: AtomicU64::new(1),
+            unchecked: OnceLock::new(),
         }
     }
 

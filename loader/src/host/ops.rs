@@ -195,6 +195,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 last_err()
             } else {
                 host.fds.insert(fd);
+                check_unchecked(host, &p, fd);
                 host.remember_path(fd, PathBuf::from(std::ffi::OsStr::from_bytes(p.as_bytes())));
                 (fd as i64, 0)
             }
@@ -1040,6 +1041,25 @@ fn track_passed_fds(host: &Host, msg: &libc::msghdr) {
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
+    }
+}
+
+/// A trusted file the start did not check (see conf_manifest::Unchecked)
+/// is checked as the program opens it; one that changed cannot be used in
+/// this run (the LibOS refuses it), so say what to do.
+fn check_unchecked(host: &Host, path: &std::ffi::CStr, fd: i32) {
+    let Some(u) = host.unchecked.get() else {
+        return;
+    };
+    let Ok(path) = path.to_str() else { return };
+    // SAFETY: fd was opened just now and stays open; ManuallyDrop keeps it so.
+    let file = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    });
+    if !u.check(path, &file) {
+        eprintln!(
+            "[conf] {path} changed since conf-run measured it for an earlier start; this run holds the old digest, so the program cannot read it. Run the command again: the measurement is redone on the next start"
+        );
     }
 }
 

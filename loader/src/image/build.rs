@@ -20,6 +20,9 @@ pub struct BuiltImage {
     /// Host directory shown as `/` (fs.root; for a wrapped image, where it
     /// was unpacked). Not measured.
     pub host_root: std::path::PathBuf,
+    /// Trusted files the resolution did not check (conf-run checks them as
+    /// the program opens them).
+    pub unchecked: std::sync::Arc<conf_manifest::Unchecked>,
 }
 
 /// The LibOS every image carries unless a test build overrides it.
@@ -43,6 +46,7 @@ pub fn build_resolved(
         chunks,
         stats: None,
         host_root,
+        unchecked: Default::default(),
     })
 }
 
@@ -60,6 +64,7 @@ pub fn build_from_manifest(
     crate::cli::timing("lay out", t0);
     img.stats = Some(res.stats);
     img.host_root = res.host_root;
+    img.unchecked = res.unchecked;
     Ok(img)
 }
 

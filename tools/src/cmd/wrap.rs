@@ -205,6 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: Progress::Auto,
         cache_dir: Some(scratch.path().join("digests")),
         threads: 0,
+        defer_checks: false,
     };
     let built = build_from_manifest(&manifest, &opts, default_libos())
         .with_context(|| format!("cannot build the enclave of {}", img.name))?;
