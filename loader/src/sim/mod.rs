@@ -51,6 +51,9 @@ fn prot_of(perms: u8) -> i32 {
     p
 }
 
+/// madvise(2) advice (Linux 5.14), not in every libc crate version.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
 impl SimEnclave {
     /// Reserve ELRANGE at 0 and add every page of `layout` (dynamic heap
     /// pages stay inaccessible until the LibOS asks for them).
@@ -94,6 +97,12 @@ impl SimEnclave {
             unsafe {
                 if libc::mprotect(addr, len, libc::PROT_READ | libc::PROT_WRITE) != 0 {
                     return Err(load_err(&r.what));
+                }
+                // One call faults in the pages about to be written, instead
+                // of one fault each (the LibOS alone is ~230 pages). Older
+                // kernels say EINVAL and the copy faults them in.
+                if !r.content.is_empty() {
+                    libc::madvise(addr, r.content.len().min(len), MADV_POPULATE_WRITE);
                 }
                 std::ptr::copy_nonoverlapping(
                     r.content.as_ptr(),
