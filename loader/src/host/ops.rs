@@ -958,6 +958,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             let Some(from) = host.child_start.lock().unwrap().take() else {
                 return Err(err(libc::EINVAL));
             };
+            // The channel key comes next: a process kept ready derives it
+            // (MRENCLAVE: hashing the LibOS and the manifest, ~1 ms) while it
+            // waits, not after the parent asked for it.
+            let _ = host.seal_key();
             let got = match from.wait() {
                 Ok(Some(x)) => Ok(x),
                 // The parent ended before it needed this process: nothing
