@@ -9,7 +9,6 @@
 //! per-machine secret conf-run keeps (sim is not a security boundary).
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -186,29 +185,18 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
     let (spec_r, spec_w) = (pipe[0], pipe[1]);
     let mut keep: Vec<i32> = spec.fds.clone();
     keep.extend([link, spec_r, spec.count_fd]);
-    let mut cmd = std::process::Command::new(&exe);
     let prefix = if warm { "warm:" } else { "" };
-    cmd.arg("--insecure-child")
-        .arg(format!("{prefix}{link},{spec_r}"));
-    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between
-    // fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &keep {
-                libc::fcntl(fd, libc::F_SETFD, 0);
-            }
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            // A child started ahead of need ends by itself when this
-            // process does: its control socket then reads end of file.
-            Ok(())
-        });
-    }
-    let child = cmd.spawn();
+    let child = spawn_keeping(
+        &exe,
+        &[
+            "--insecure-child".into(),
+            format!("{prefix}{link},{spec_r}"),
+        ],
+        &keep,
+    );
     close(spec_r);
-    let child = match child {
-        Ok(c) => c,
+    let pid = match child {
+        Ok(pid) => pid,
         Err(e) => {
             close(spec_w);
             return Err(e);
@@ -218,10 +206,82 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
     let mut w = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(spec_w) };
     w.write_all(&spec.encode())?;
     drop(w);
-    let pid = child.id();
-    // The child is reaped by waitpid through the Wait OCALL, not by Child.
-    std::mem::forget(child);
+    // The child is reaped by waitpid through the Wait OCALL.
     Ok(pid)
+}
+
+/// posix_spawn `exe` with `args`, the fds `keep` inherited at the same
+/// numbers (everything else is close-on-exec) and no signal blocked.
+///
+/// Not fork + exec (std's Command with pre_exec): forking conf-run copies
+/// the page tables of the whole enclave and makes every page the program
+/// writes afterwards fault once more — per process started, several
+/// milliseconds for a Python that runs subprocesses. posix_spawn shares
+/// the address space until the exec (CLONE_VM | CLONE_VFORK).
+fn spawn_keeping(exe: &std::path::Path, args: &[String], keep: &[i32]) -> std::io::Result<u32> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let exe = CString::new(exe.as_os_str().as_bytes()).map_err(invalid)?;
+    let mut argv: Vec<CString> = vec![exe.clone()];
+    for a in args {
+        argv.push(CString::new(a.as_bytes()).map_err(invalid)?);
+    }
+    let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr() as *mut _).collect();
+    argv_ptrs.push(std::ptr::null_mut());
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc))
+        }
+    };
+    // SAFETY: the attribute and action objects are initialized before use
+    // and destroyed on every path; every pointer passed lives until
+    // posix_spawn returns.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
+        let mut r = Ok(());
+        for &fd in keep.iter().filter(|&&fd| fd >= 0) {
+            // dup2 onto itself clears FD_CLOEXEC (POSIX 2024; glibc ≥ 2.29).
+            r = r.and(check(libc::posix_spawn_file_actions_adddup2(
+                &mut actions,
+                fd,
+                fd,
+            )));
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        r = r
+            .and(check(libc::posix_spawnattr_setsigmask(&mut attr, &none)))
+            .and(check(libc::posix_spawnattr_setflags(
+                &mut attr,
+                libc::POSIX_SPAWN_SETSIGMASK as libc::c_short,
+            )));
+        let mut pid: libc::pid_t = 0;
+        if r.is_ok() {
+            r = check(libc::posix_spawn(
+                &mut pid,
+                exe.as_ptr(),
+                &actions,
+                &attr,
+                argv_ptrs.as_ptr(),
+                environ,
+            ));
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        r.map(|()| pid as u32)
+    }
 }
 
 /// Start a child conf-run for `spec` now; returns its pid and this side of
