@@ -84,7 +84,9 @@ pub struct Host {
     /// the LibOS's `ChildStart`).
     pub child_start: Mutex<Option<process::StartFrom>>,
     /// A child conf-run started ahead of need, for the next process.
-    pub warm: Mutex<Option<process::Warm>>,
+    pub warm: Arc<Mutex<Option<process::Warm>>>,
+    /// A thread is starting the next such child.
+    pub warm_starting: Arc<std::sync::atomic::AtomicBool>,
     /// /proc/self/mem, opened on first use (FillPages).
     self_mem: OnceLock<i32>,
     /// The sim sealing key of this enclave (computed on first use).
@@ -173,7 +175,8 @@ impl Host {
             child_spec: OnceLock::new(),
             processes: OnceLock::new(),
             child_start: Mutex::new(None),
-            warm: Mutex::new(None),
+            warm: Arc::new(Mutex::new(None)),
+            warm_starting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             self_mem: OnceLock::new(),
             seal_key: OnceLock::new(),
             seal_key_value: OnceLock::new(),

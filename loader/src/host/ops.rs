@@ -832,7 +832,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 None => process::spawn(&spec),
             };
             if started.is_ok() {
-                *host.warm.lock().unwrap() = process::Warm::start(base).ok();
+                start_warm(host, base);
             }
             match started {
                 Ok((pid, chan)) => {
@@ -853,15 +853,18 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
             let options = a[1] as i32 & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED);
             let mut status = 0;
-            // A conf-run started ahead of need is nobody's child to the
-            // program: if one ends, wait again.
-            let warm_pid = host.warm.lock().unwrap().as_ref().map(|w| w.pid as i32);
+            // Only processes the program started are its children: a
+            // conf-run started ahead of need (or being started) that ends
+            // is reaped here, and the wait goes on.
             let r = loop {
                 let r = host.blocking(slot, || unsafe { libc::waitpid(pid, &mut status, options) });
-                if r <= 0 || Some(r) != warm_pid {
+                if r <= 0 || host.children.lock().unwrap().contains(&(r as u32)) {
                     break r;
                 }
-                *host.warm.lock().unwrap() = None;
+                let mut warm = host.warm.lock().unwrap();
+                if warm.as_ref().is_some_and(|w| w.pid as i32 == r) {
+                    *warm = None;
+                }
             };
             if r < 0 {
                 last_err()
@@ -998,6 +1001,39 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
         }
     })
+}
+
+/// Start the conf-run kept ready for the program's next process, on a
+/// thread of its own: starting it (a posix_spawn, and half a megabyte of
+/// manifest written to it as it reads) would otherwise delay the process
+/// being started now, whose parent side goes on only when this OCALL returns.
+fn start_warm(host: &Host, base: &process::ChildSpec) {
+    use std::sync::atomic::Ordering;
+    if host.warm.lock().unwrap().is_some() || host.warm_starting.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (slot, starting, base) = (host.warm.clone(), host.warm_starting.clone(), base.clone());
+    // Host-only threads take no signals (they go to enclave threads, which
+    // have the gate's alternate stack): the thread starts with all blocked.
+    // SAFETY: signal mask changes of the calling thread, restored below.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    let spawned = std::thread::Builder::new()
+        .name("conf-warm".into())
+        .spawn(move || {
+            *slot.lock().unwrap() = process::Warm::start(&base).ok();
+            starting.store(false, Ordering::Release);
+        });
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if spawned.is_err() {
+        host.warm_starting.store(false, Ordering::Release);
+    }
 }
 
 /// A new host fd the enclave may use from now on.
