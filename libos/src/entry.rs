@@ -120,7 +120,15 @@ pub fn exception(is_exception: bool) -> ! {
         exitinfo::VECTOR_MF | exitinfo::VECTOR_XM => {
             signal::fault(&mut t.user, signal::SIGFPE, FPE_FLTINV, rip)
         }
-        exitinfo::VECTOR_BP => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_BRKPT, rip),
+        // An `int3` the rewriter put at a `mov $nr, %eax` while patching
+        // it: go on as if the `mov` ran (RIP is past the `int3`).
+        exitinfo::VECTOR_BP => match crate::syscall::rewrite::int3_site(rip.wrapping_sub(1)) {
+            Some(nr) => {
+                t.user.rax = nr as u64;
+                t.user.rip = rip - 1 + 5;
+            }
+            None => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_BRKPT, rip),
+        },
         exitinfo::VECTOR_DB => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_TRACE, rip),
         exitinfo::VECTOR_SIM_BUS => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
         v => host::abort(

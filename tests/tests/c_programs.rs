@@ -317,6 +317,19 @@ fn lazy_threads(variant: Variant) {
     }
 }
 
+// ---- rewrite ----
+
+/// 4 threads run system call sites that cannot be rewritten with one
+/// aligned store (the `mov` crosses an 8- or 16-byte boundary) or that have
+/// instructions between `mov` and `syscall`: every call stays right while
+/// the sites change, and every site ends up rewritten.
+fn rewrite(variant: Variant) {
+    let c = Case::new("rewrite", variant);
+    for _ in 0..3 {
+        passed(&c.check(0));
+    }
+}
+
 macro_rules! per_variant {
     ($($family:ident),* $(,)?) => {$(
         mod $family {
@@ -346,5 +359,6 @@ per_variant!(
     auxv_manifest_argv,
     fork_all,
     fork_limit,
-    lazy_threads
+    lazy_threads,
+    rewrite
 );

@@ -347,6 +347,10 @@ ocalls! {
     /// the program cannot touch yet, then give them protection a3 — what
     /// SGX2's EACCEPTCOPY does: no other thread ever sees them half filled.
     FillPages = 87,
+    /// Make every thread of the enclave serialize its instruction stream
+    /// before it runs program code again (membarrier SYNC_CORE), after the
+    /// LibOS changed code other threads may run → 0, or ENOSYS.
+    SyncCore = 89,
 }
 
 #[cfg(test)]

@@ -290,6 +290,12 @@ pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
     )
 }
 
+/// Have every enclave thread serialize its instruction fetch before it runs
+/// program code again (after code was changed under running threads).
+pub fn sync_core() -> Result<(), Errno> {
+    zero_result(Ocall::SyncCore, call(Ocall::SyncCore, [0; 6]))
+}
+
 /// Return enclave pages to the host; they read as zero afterwards and get
 /// protection `prot`.
 pub fn decommit(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {

@@ -6,9 +6,19 @@
 //! trap confirms the `mov` before it. Only the 5-byte `mov` is replaced (by
 //! `jmp rel32` to a per-site stub); the `syscall` itself stays, so code that
 //! jumps straight to it still works through the trap path. The stub sets EAX
-//! back, puts the return address in RCX (as `syscall` would) and jumps to
+//! back, runs the few register-only instructions compilers put between the
+//! `mov` and the `syscall` (glibc's futex calls: `xor $0x80,%sil`), puts the
+//! return address in RCX (as `syscall` would) and jumps to
 //! `libos_syscall_entry`, which saves registers without touching the
 //! program's stack (red zone safe) and switches to the LibOS stack.
+//!
+//! With other threads running, the `mov` must change so that no thread
+//! fetches half of the old and half of the new instruction. Within one
+//! aligned 8-byte word, one store does it. Otherwise the site is patched as
+//! Linux patches its own text: an `int3` first, the other four bytes, then
+//! the `jmp` opcode, with every thread's instruction stream serialized
+//! (membarrier SYNC_CORE through the host) between steps. A thread that
+//! meets the `int3` meanwhile is sent on as if it had run the `mov`.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +42,14 @@ static STUBS: SpinLock<Vec<StubPage>> = SpinLock::new(Vec::new());
 /// One patch at a time: two patches on the same page would race on its
 /// protection (one thread making it read-only while the other writes).
 static PATCHING: SpinLock<()> = SpinLock::new(());
+
+/// Sites patched through an `int3` (mov address, syscall number): a thread
+/// may report the breakpoint after the patch is done.
+static INT3_SITES: SpinLock<Vec<(u64, u32)>> = SpinLock::new(Vec::new());
+
+/// Most bytes of other instructions between the `mov` and the `syscall`
+/// (the stub holds them: 5 + 12 + 13 bytes fit its 32).
+const MAX_BETWEEN: u64 = 12;
 
 pub static PATCHED: AtomicU64 = AtomicU64::new(0);
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
@@ -130,64 +148,198 @@ fn poke_code(addr: u64, bytes: &[u8]) -> bool {
     true
 }
 
+/// Length of the instruction at the start of `code` if the stub may run a
+/// copy of it elsewhere: register operands only (nothing RIP-relative, no
+/// memory), and EAX/RAX left alone (it holds the system call number).
+fn register_only_len(code: &[u8]) -> Option<usize> {
+    let (rex, rest) = match code.first()? {
+        r @ 0x40..=0x4f => (*r, &code[1..]),
+        _ => (0, code),
+    };
+    let pre = (rex != 0) as usize;
+    let (rex_w, rex_r, rex_b) = (rex & 8 != 0, (rex >> 2) & 1, rex & 1);
+    let op = *rest.first()?;
+    let modrm = rest.get(1).copied();
+    let direct = |m: u8| m >> 6 == 3;
+    let rm = |m: u8| (m & 7) | (rex_b << 3);
+    let reg = |m: u8| ((m >> 3) & 7) | (rex_r << 3);
+    match op {
+        // mov r/m, r and xor r/m, r: the r/m register is written.
+        0x89 | 0x31 => {
+            let m = modrm?;
+            (direct(m) && rm(m) != 0).then_some(pre + 2)
+        }
+        // mov r, r/m and xor r, r/m: the reg register is written.
+        0x8b | 0x33 => {
+            let m = modrm?;
+            (direct(m) && reg(m) != 0).then_some(pre + 2)
+        }
+        // xor r/m8, imm8: without a REX prefix, r/m 4 is AH (part of EAX).
+        0x80 => {
+            let m = modrm?;
+            let ok = direct(m) && (m >> 3) & 7 == 6 && rm(m) != 0 && (rex != 0 || rm(m) < 4);
+            ok.then_some(pre + 3)
+        }
+        // mov r/m, imm32.
+        0xc7 => {
+            let m = modrm?;
+            (direct(m) && (m >> 3) & 7 == 0 && rm(m) != 0).then_some(pre + 6)
+        }
+        // mov r, imm32 (imm64 with REX.W).
+        0xb8..=0xbf => {
+            let r = (op - 0xb8) | (rex_b << 3);
+            (r != 0).then_some(pre + if rex_w { 9 } else { 5 })
+        }
+        _ => None,
+    }
+}
+
+/// Where the `mov $nr, %eax` for the `syscall` at `site` is, and how many
+/// bytes of register-only instructions follow it before the `syscall`.
+fn find_mov(site: u64, nr: u32) -> Option<(u64, u64)> {
+    let from = site.checked_sub(5 + MAX_BETWEEN + 1)?;
+    if !process()
+        .mm
+        .check(from, site + 2 - from, PROT_READ | PROT_EXEC)
+    {
+        return None;
+    }
+    // SAFETY: the range was checked readable program code just now.
+    let code =
+        unsafe { core::slice::from_raw_parts(from as *const u8, (site + 2 - from) as usize) };
+    let at = |a: u64| (a - from) as usize;
+    if code[at(site)..] != [0x0f, 0x05] {
+        return None;
+    }
+    let imm = nr.to_le_bytes();
+    (0..=MAX_BETWEEN).find_map(|between| {
+        let mov = site - 5 - between;
+        let m = at(mov);
+        let is_mov =
+            code[m] == 0xb8 && code[m + 1..m + 5] == imm && !(0x40..=0x4f).contains(&code[m - 1]);
+        if !is_mov {
+            return None;
+        }
+        let mut p = m + 5;
+        while p < at(site) {
+            p += register_only_len(&code[p..at(site)])?;
+        }
+        (p == at(site)).then_some((mov, between))
+    })
+}
+
+/// The system call number of a site patched through an `int3` whose `mov`
+/// is at `addr`.
+pub fn int3_site(addr: u64) -> Option<u32> {
+    INT3_SITES
+        .lock()
+        .iter()
+        .find(|(a, _)| *a == addr)
+        .map(|(_, nr)| *nr)
+}
+
+/// Replace the 5-byte `mov` at `mov` with `jmp` while other threads may run
+/// it: `int3`, the rest, then the opcode, serializing every thread's
+/// instruction stream between steps.
+fn poke_under_threads(mov: u64, nr: u32, jmp: &[u8; 5]) -> bool {
+    use crate::host::calls as hc;
+    let page_lo = mov & !(PAGE - 1);
+    let page_hi = (mov + 5 + PAGE - 1) & !(PAGE - 1);
+    if hc::mprotect(
+        page_lo,
+        page_hi - page_lo,
+        PROT_READ | PROT_WRITE | PROT_EXEC,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    INT3_SITES.lock().push((mov, nr));
+    let p = mov as *mut u8;
+    // SAFETY: program code made writable just now; single-byte stores are
+    // atomic, and no thread runs from inside the 5 bytes (only from their
+    // start), which holds `int3` while the others change.
+    let ok = unsafe {
+        p.write_volatile(0xcc);
+        let ok = hc::sync_core().is_ok();
+        if ok {
+            for (i, b) in jmp.iter().enumerate().skip(1) {
+                p.add(i).write_volatile(*b);
+            }
+            let _ = hc::sync_core();
+            p.write_volatile(jmp[0]);
+        } else {
+            p.write_volatile(0xb8);
+        }
+        ok
+    };
+    let _ = hc::mprotect(page_lo, page_hi - page_lo, PROT_READ | PROT_EXEC);
+    ok
+}
+
 /// The program trapped on the `syscall` at `site` with RAX = `nr`: patch
-/// the `mov $nr, %eax` just before it, if that is what it is.
+/// the `mov $nr, %eax` before it, if that is what it is.
 pub fn on_trap(site: u64, nr: u64) {
     if !ENABLED.load(Ordering::Relaxed) || nr > u32::MAX as u64 {
         return;
     }
-    let mov = site.wrapping_sub(5);
-    let mm = &process().mm;
-    if !mm.check(mov - 1, 8, PROT_READ | PROT_EXEC) {
-        return;
-    }
-    // SAFETY: 8 readable bytes of program code (checked).
-    let b = unsafe { ((mov - 1) as *const [u8; 8]).read_unaligned() };
-    let is_mov = b[1] == 0xb8
-        && u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as u64 == nr
-        && !(0x40..=0x4f).contains(&b[0]);
-    if !is_mov || b[6..8] != [0x0f, 0x05] {
+    let nr = nr as u32;
+    let Some((mov, between)) = find_mov(site, nr) else {
         REFUSED.fetch_add(1, Ordering::Relaxed);
         return;
-    }
+    };
     let _one_at_a_time = PATCHING.lock();
     // Re-check under the lock: another thread may have patched this site.
-    // SAFETY: as above.
+    // SAFETY: checked readable by find_mov.
     if unsafe { (mov as *const u8).read() } != 0xb8 {
-        return;
-    }
-    let single = crate::process::threads::live_threads() <= 1;
-    let atomic_ok = (mov & 7) + 5 <= 8;
-    if !single && !atomic_ok {
-        REFUSED.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let Some(stub) = alloc_stub(site) else {
         REFUSED.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    // mov $nr, %eax; the instructions between; lea rcx, [rip + to the
+    // instruction after the syscall]; jmp [rip + to the page's first word,
+    // which holds the entry address].
+    let lea = 5 + between as usize;
+    let lea_end = stub + lea as u64 + 7;
+    let jmp_end = lea_end + 6;
     let mut code = [0xccu8; STUB_SIZE as usize];
     code[0] = 0xb8;
-    code[1..5].copy_from_slice(&(nr as u32).to_le_bytes());
-    // lea rcx, [rip + (site+2 - (stub+12))]
-    code[5..8].copy_from_slice(&[0x48, 0x8d, 0x0d]);
-    code[8..12].copy_from_slice(&(((site + 2) as i64 - (stub + 12) as i64) as i32).to_le_bytes());
-    // jmp [rip + (page_base - (stub+18))]
+    code[1..5].copy_from_slice(&nr.to_le_bytes());
+    // SAFETY: readable program code (find_mov checked it).
+    code[5..lea].copy_from_slice(unsafe {
+        core::slice::from_raw_parts((mov + 5) as *const u8, between as usize)
+    });
+    code[lea..lea + 3].copy_from_slice(&[0x48, 0x8d, 0x0d]);
+    code[lea + 3..lea + 7]
+        .copy_from_slice(&(((site + 2) as i64 - lea_end as i64) as i32).to_le_bytes());
     let page_base = stub & !(PAGE - 1);
-    code[12..14].copy_from_slice(&[0xff, 0x25]);
-    code[14..18].copy_from_slice(&((page_base as i64 - (stub + 18) as i64) as i32).to_le_bytes());
+    code[lea + 7..lea + 9].copy_from_slice(&[0xff, 0x25]);
+    code[lea + 9..lea + 13]
+        .copy_from_slice(&((page_base as i64 - jmp_end as i64) as i32).to_le_bytes());
     if !poke_code(stub, &code) {
         return;
     }
     let mut jmp = [0u8; 5];
     jmp[0] = 0xe9;
     jmp[1..5].copy_from_slice(&((stub as i64 - (mov + 5) as i64) as i32).to_le_bytes());
-    if poke_code(mov, &jmp) {
+    let single = crate::process::threads::live_threads() <= 1;
+    let atomic_ok = (mov & 7) + 5 <= 8;
+    let patched = if single || atomic_ok {
+        poke_code(mov, &jmp)
+    } else {
+        poke_under_threads(mov, nr, &jmp)
+    };
+    if patched {
         PATCHED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        REFUSED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Forget the stub pages (execve unmapped them with everything else).
 pub fn reset() {
     STUBS.lock().clear();
+    INT3_SITES.lock().clear();
 }

@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
 use conf_abi::ocall::{Ocall, SLOT_DATA_SIZE};
 use conf_abi::trusted::{chunk_count, chunk_digest, CHUNK_SIZE};
@@ -284,6 +285,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 (0, fds[0] as u32 as u64 | (fds[1] as u32 as u64) << 32)
             }
         }
+        Ocall::SyncCore => sync_core(),
         Ocall::FillPages => {
             let (dst, len, src) = (a[0], a[1], a[2]);
             heap_range(host, dst, len)?;
@@ -1034,6 +1036,29 @@ fn start_warm(host: &Host, base: &process::ChildSpec) {
     if spawned.is_err() {
         host.warm_starting.store(false, Ordering::Release);
     }
+}
+
+/// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) for the whole
+/// conf-run process (registered on first use); ENOSYS where the kernel
+/// has no such command.
+fn sync_core() -> Reply {
+    const REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 6;
+    const PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 5;
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    // SAFETY: membarrier takes no pointers.
+    let ok = *REGISTERED.get_or_init(|| unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+            0,
+            0,
+        ) == 0
+    });
+    if !ok {
+        return err(libc::ENOSYS);
+    }
+    // SAFETY: as above.
+    sys(unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) })
 }
 
 /// A new host fd the enclave may use from now on.
