@@ -273,15 +273,20 @@ static void tmp_paths(void)
         socklen_t mlen = path_addr(&me, "sender");
         if (bind(s, (struct sockaddr *)&me, mlen) != 0)
             _exit(1);
-        _exit(sendto(s, "dgram", 5, 0, (struct sockaddr *)&a, len) == 5 ? 0 : 2);
+        if (sendto(s, "dgram", 5, 0, (struct sockaddr *)&a, len) != 5)
+            _exit(2);
+        char r[8] = {0};
+        _exit(recv(s, r, sizeof r, 0) == 4 && memcmp(r, "back", 4) == 0 ? 0 : 3);
     }
     char buf[16] = {0};
     struct sockaddr_un from;
     socklen_t flen = sizeof from;
     CHECK_EQ("recvfrom the datagram", recvfrom(d, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen), 5);
     CHECK("its contents", memcmp(buf, "dgram", 5) == 0, "got %.5s", buf);
+    CHECK("the sender's address is a path", flen > sizeof(sa_family_t) && from.sun_path[0] == '/', "length %u", flen);
+    CHECK_EQ("answer to the address recvfrom gave", sendto(d, "back", 4, 0, (struct sockaddr *)&from, flen), 4);
     waitpid(pid, &st2, 0);
-    CHECK("the sender exited 0", WIFEXITED(st2) && WEXITSTATUS(st2) == 0, "status %#x", st2);
+    CHECK("the sender got the answer", WIFEXITED(st2) && WEXITSTATUS(st2) == 0, "status %#x", st2);
     close(d);
 
     /* A socket a child binds after the fork is reachable from the parent. */

@@ -144,8 +144,10 @@ pub fn unlinked(name: &str) {
 }
 
 /// An address the host reported, as the program must see it: host sockets
-/// of the run's directory become the enclave path they were bound at (or,
-/// if this process never learnt it, an unnamed address).
+/// of the run's directory become the enclave path they were bound at. One
+/// this process never learnt (bound by a process that is neither this one
+/// nor an ancestor) stays the host path, which [`is_run_socket`] lets the
+/// program use as a destination (to answer a datagram, say).
 pub fn to_enclave(addr: Vec<u8>) -> Vec<u8> {
     if addr.len() <= 3 || u16::from_le_bytes([addr[0], addr[1]]) != AF_UNIX || addr[2] == 0 {
         return addr;
@@ -165,15 +167,29 @@ pub fn to_enclave(addr: Vec<u8>) -> Vec<u8> {
         Some(n) => n,
         None => return addr,
     };
-    let mut out = Vec::from(AF_UNIX.to_le_bytes());
-    if let Some(given) = core::str::from_utf8(name)
+    match core::str::from_utf8(name)
         .ok()
         .and_then(|n| st.names.get(n))
     {
-        out.extend_from_slice(given);
-        out.push(0);
+        Some(given) => {
+            let mut out = Vec::from(AF_UNIX.to_le_bytes());
+            out.extend_from_slice(given);
+            out.push(0);
+            out
+        }
+        None => addr,
     }
-    out
+}
+
+/// Is `path` (as the program gave it) a host socket of the run's directory,
+/// as [`to_enclave`] reports sockets it cannot name?
+pub fn is_run_socket(path: &[u8]) -> bool {
+    let st = STATE.lock();
+    st.dir.as_deref().is_some_and(|d| {
+        path.strip_prefix(d.as_bytes())
+            .and_then(|r| r.strip_prefix(b"/"))
+            .is_some_and(|n| n.len() == 32 && n.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 /// What a child process inherits: the run key, the host directory (empty

@@ -153,6 +153,12 @@ fn sockaddr_in(ptr: u64, len: u64, bind: bool) -> Result<Addr, Errno> {
     if path.len() > 107 {
         return Err(Errno::EINVAL);
     }
+    if !bind && unix::is_run_socket(path) {
+        return Ok(Addr {
+            host: addr,
+            tmp: None,
+        });
+    }
     use crate::fs::policy::{self, Target};
     use crate::fs::tmpfs::Kind;
     let ns = policy::ns();
