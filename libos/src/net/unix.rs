@@ -155,7 +155,11 @@ pub fn to_enclave(addr: Vec<u8>) -> Vec<u8> {
     let path = &addr[2..];
     let path = &path[..path.iter().position(|&c| c == 0).unwrap_or(path.len())];
     // A socket passed from a process this one knows nothing of may be in
-    // the directory even if this process never asked where it is.
+    // the directory even if this process never asked where it is; only a
+    // path of the directory's shape is worth asking about.
+    if STATE.lock().dir.is_none() && !looks_like_run_socket(path) {
+        return addr;
+    }
     let Ok(d) = dir() else {
         return addr;
     };
@@ -179,6 +183,14 @@ pub fn to_enclave(addr: Vec<u8>) -> Vec<u8> {
         }
         None => addr,
     }
+}
+
+/// `.../conf-*/<32 hex digits>`: the shape of a host socket of a run.
+fn looks_like_run_socket(path: &[u8]) -> bool {
+    let mut parts = path.rsplit(|&c| c == b'/');
+    let name = parts.next().unwrap_or_default();
+    let dir = parts.next().unwrap_or_default();
+    name.len() == 32 && name.iter().all(u8::is_ascii_hexdigit) && dir.starts_with(b"conf-")
 }
 
 /// Is `path` (as the program gave it) a host socket of the run's directory,
