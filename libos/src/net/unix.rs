@@ -129,11 +129,10 @@ pub fn remember(name: &str, given: &[u8]) {
 
 /// Remember `given` for host socket `name` unless a bind already did.
 pub fn remember_if_new(name: &str, given: &[u8]) {
-    STATE
-        .lock()
-        .names
-        .entry(String::from(name))
-        .or_insert_with(|| given.to_vec());
+    let mut st = STATE.lock();
+    if !st.names.contains_key(name) {
+        st.names.insert(String::from(name), given.to_vec());
+    }
 }
 
 /// The last tmpfs name of a bound socket is gone: remove its host socket.
