@@ -138,6 +138,12 @@ fn thread_loop(
 
 /// Report how the enclave ended and leave the process with the right status.
 fn finish(host: &Host, end: ThreadEnd) -> i32 {
+    // The first process owns the run's socket directory.
+    if !AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(count) = host.processes.get() {
+            count.socket_dir().remove();
+        }
+    }
     match end {
         ThreadEnd::Process(status) => {
             if AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {

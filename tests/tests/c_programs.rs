@@ -301,6 +301,51 @@ fn fork_limit(variant: Variant) {
     );
 }
 
+// ---- unixsock ----
+
+/// A unixsock case working in a directory that is a tmpfs in the enclave
+/// (and a scratch directory of the sandbox natively).
+fn unixsock_case(mode: &str, variant: Variant) -> (Case, PathBuf) {
+    let mut c = Case::new("unixsock", variant);
+    let tmp = c.sb.path("tmp");
+    c.manifest.mount(&format!(
+        "{{ type = \"tmpfs\", path = \"{}\" }}",
+        tmp.display()
+    ));
+    c.scratch = Some(tmp.clone());
+    let dir = tmp.join("d");
+    c.args = vec![mode.into(), dir.to_str().unwrap().into()];
+    (c, dir)
+}
+
+/// SCM_RIGHTS of a pipe and a socket to a forked child, MSG_CTRUNC,
+/// MSG_CMSG_CLOEXEC; AF_UNIX sockets bound under /tmp (tmpfs) reached from
+/// a child and a grandchild, stream and datagram, with their addresses.
+fn unix_sockets(variant: Variant) {
+    let (c, _) = unixsock_case("all", variant);
+    let out = c.check(0);
+    passed(&out);
+    no_conf_lines(&out);
+}
+
+/// A tmpfs file cannot be passed: EOPNOTSUPP and one line naming it.
+fn unix_pass_tmpfs_fd(variant: Variant) {
+    let (c, dir) = unixsock_case("tmpfd", variant);
+    let out = c.check(0);
+    passed(&out);
+    let err = out.stderr_str();
+    let lines = conf_lines(&err);
+    let file = dir.join("file");
+    assert!(
+        lines.len() == 1
+            && lines[0].contains(file.to_str().unwrap())
+            && lines[0].contains("SCM_RIGHTS"),
+        "expected one line naming {} and SCM_RIGHTS:\n{}",
+        file.display(),
+        out.describe()
+    );
+}
+
 // ---- lazythreads ----
 
 /// 6 threads touch a 16 MiB trusted file mapping together: pages load on
@@ -360,5 +405,7 @@ per_variant!(
     fork_all,
     fork_limit,
     lazy_threads,
-    rewrite
+    rewrite,
+    unix_sockets,
+    unix_pass_tmpfs_fd
 );

@@ -1,6 +1,7 @@
 //! Programs that start programs, zero-config, from tests/apps/procs:
 //! `sh -c` pipelines, a `#!/bin/sh` entrypoint that execs Python, Python's
-//! subprocess / os.fork / multiprocessing / os.execv, Node's child_process,
+//! subprocess / os.fork / multiprocessing (fork, spawn, forkserver) /
+//! os.execv, Node's child_process,
 //! Java's ProcessBuilder, and `python3` on PATH being a version-manager
 //! shim. Each is compared with the same command run natively.
 //!
@@ -99,6 +100,33 @@ fn python_processes_same_as_native() {
     let enclave = app.run(&TRUST_TOOLS, &argv);
     assert_same(&app, "procs.py", &native, &enclave, &TRUST_TOOLS, &argv);
     assert!(enclave.stdout_str().ends_with("execv done\n"));
+}
+
+/// multiprocessing with the forkserver start method (the default from
+/// Python 3.14): Pool.map, Process + Queue, terminate. The server binds an
+/// AF_UNIX socket under /tmp (a tmpfs in the enclave), clients pass it
+/// pipes with SCM_RIGHTS, and terminate signals a worker the server forked.
+#[test]
+fn python_multiprocessing_forkserver_same_as_native() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let argv = [PYTHON, "forkserver.py"];
+    let native = app.native(&argv);
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "forkserver.py fails natively:\n{}",
+        native.describe()
+    );
+    let enclave = app.run(&[], &argv);
+    assert_same(&app, "forkserver.py", &native, &enclave, &[], &argv);
+    assert!(
+        enclave.stdout_str().ends_with("terminated: -15\n"),
+        "{}",
+        enclave.describe()
+    );
 }
 
 /// A program the workload starts but nobody trusted: the program sees

@@ -302,6 +302,12 @@ ocalls! {
     /// address into data[a4..a4+128], control into data[a5..a5+4096];
     /// aux = addrlen | controllen << 16 | msg_flags << 32.
     Recvmsg = 63,
+    /// sendmsg with ancillary data: payload data[a1..a1+a2], flags a3,
+    /// address at data offset (a4 & 0xffff_ffff), length a4 >> 32 (0: none),
+    /// control at data offset (a5 & 0xffff_ffff), length a5 >> 32 (at most
+    /// 4096). Descriptors in SCM_RIGHTS messages are host fds, each one the
+    /// enclave may use. → bytes sent.
+    Sendmsg = 64,
     /// epoll_create1(flags a0) → host fd.
     EpollCreate = 65,
     /// epoll_ctl(epfd, op a1, fd a2, events a3, data a4).
@@ -347,6 +353,10 @@ ocalls! {
     /// the program cannot touch yet, then give them protection a3 — what
     /// SGX2's EACCEPTCOPY does: no other thread ever sees them half filled.
     FillPages = 87,
+    /// The run's private host directory for the AF_UNIX sockets the program
+    /// binds in tmpfs (one per run, shared by all its processes, mode 0700,
+    /// created on first use) → its path at data[a0..a0+a1], the length.
+    SocketDir = 88,
     /// Make every thread of the enclave serialize its instruction stream
     /// before it runs program code again (membarrier SYNC_CORE), after the
     /// LibOS changed code other threads may run → 0, or ENOSYS.

@@ -329,6 +329,8 @@ fn open_tmp(fs: &'static Tmpfs, rel: &str, flags: u32, perm: u32) -> Result<Arc<
     match node.kind {
         tmpfs::Kind::Symlink(_) => return Err(Errno::ELOOP),
         tmpfs::Kind::Dir(_) if wants_write(flags) => return Err(Errno::EISDIR),
+        // A socket file is reached with connect(2), not open(2).
+        tmpfs::Kind::Socket(_) => return Err(Errno::ENXIO),
         _ => {}
     }
     let f = TmpFile { fs, node };
@@ -530,7 +532,16 @@ pub fn unlink(cwd: &str, path: &[u8], dir: bool) -> Result<(), Errno> {
             if rel.is_empty() {
                 return Err(Errno::EBUSY);
             }
-            fs.unlink(&rel, dir)
+            let node = fs.lookup(&rel)?;
+            fs.unlink(&rel, dir)?;
+            // A bound socket's last name gone: its host socket goes too, so
+            // the name can be bound again (in any process of the run).
+            if let tmpfs::Kind::Socket(host_name) = &node.kind {
+                if node.meta.lock().nlink == 0 {
+                    crate::net::unix::unlinked(host_name);
+                }
+            }
+            Ok(())
         }
     }
 }

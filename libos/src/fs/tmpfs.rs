@@ -18,6 +18,9 @@ pub enum Kind {
     File(SpinLock<Vec<u8>>),
     Dir(SpinLock<BTreeMap<String, Arc<Node>>>),
     Symlink(String),
+    /// An AF_UNIX socket bound here: the name of the host socket behind it
+    /// in the run's socket directory (see `net::unix`).
+    Socket(String),
 }
 
 #[derive(Clone, Copy)]
@@ -63,6 +66,7 @@ fn dt(k: &Kind) -> u8 {
         Kind::File(_) => 8,
         Kind::Dir(_) => 4,
         Kind::Symlink(_) => 10,
+        Kind::Socket(_) => 12,
     }
 }
 
@@ -127,6 +131,7 @@ impl Tmpfs {
             Kind::File(_) => mode::S_IFREG,
             Kind::Dir(_) => mode::S_IFDIR,
             Kind::Symlink(_) => mode::S_IFLNK,
+            Kind::Socket(_) => mode::S_IFSOCK,
         };
         let nlink = if matches!(kind, Kind::Dir(_)) { 2 } else { 1 };
         Arc::new(Node {
@@ -215,6 +220,28 @@ impl Tmpfs {
     pub fn mkdir(&self, rel: &str, perm: u32) -> Result<(), Errno> {
         self.insert(rel, Kind::Dir(SpinLock::new(BTreeMap::new())), perm, true)
             .map(|_| ())
+    }
+
+    /// Could `rel` be created: its directory exists and the name is free
+    /// (else EEXIST, ENOENT, ENOTDIR as creating it would say)?
+    pub fn check_new(&self, rel: &str) -> Result<(), Errno> {
+        let (parent, name) = self.parent_of(rel)?;
+        let Kind::Dir(d) = &parent.kind else {
+            return Err(Errno::ENOTDIR);
+        };
+        if d.lock().contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        Ok(())
+    }
+
+    /// The file a bind(2) of an AF_UNIX socket makes (EADDRINUSE if the
+    /// name exists, as Linux says).
+    pub fn mksock(&self, rel: &str, perm: u32, host_name: String) -> Result<Arc<Node>, Errno> {
+        match self.insert(rel, Kind::Socket(host_name), perm, true) {
+            Err(Errno::EEXIST) => Err(Errno::EADDRINUSE),
+            r => r,
+        }
     }
 
     pub fn symlink(&self, target: &str, rel: &str) -> Result<(), Errno> {
@@ -316,6 +343,7 @@ impl Tmpfs {
             Kind::File(d) => d.lock().len() as i64,
             Kind::Dir(_) => 4096,
             Kind::Symlink(t) => t.len() as i64,
+            Kind::Socket(_) => 0,
         };
         KernelStat {
             st_dev: self.dev,
@@ -353,7 +381,7 @@ impl File for TmpFile {
                 Ok(n)
             }
             Kind::Dir(_) => Err(Errno::EISDIR),
-            Kind::Symlink(_) => Err(Errno::EINVAL),
+            Kind::Symlink(_) | Kind::Socket(_) => Err(Errno::EINVAL),
         }
     }
 

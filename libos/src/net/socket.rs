@@ -170,6 +170,46 @@ impl Socket {
         )
     }
 
+    /// sendmsg with control messages (host fds in SCM_RIGHTS already).
+    pub fn sendmsg(
+        &self,
+        buf: &[u8],
+        flags: i32,
+        addr: Option<&[u8]>,
+        control: &[u8],
+    ) -> Result<usize, Errno> {
+        let n = buf.len().min(MAX_IO);
+        if control.len() > 4096 {
+            return Err(Errno::ENOBUFS);
+        }
+        let d = Data::mine();
+        d.put(BUF, &buf[..n]);
+        d.put(CTRL, control);
+        let a4 = match addr {
+            Some(a) if a.len() <= 128 => {
+                d.put(ADDR, a);
+                ADDR | (a.len() as u64) << 32
+            }
+            Some(_) => return Err(Errno::EINVAL),
+            None => 0,
+        };
+        ret_len(
+            Ocall::Sendmsg,
+            call(
+                Ocall::Sendmsg,
+                [
+                    self.fd.0 as u64,
+                    BUF,
+                    n as u64,
+                    flags as u32 as u64,
+                    a4,
+                    CTRL | (control.len() as u64) << 32,
+                ],
+            ),
+            n,
+        )
+    }
+
     /// recvfrom: bytes into `buf`, and the sender's address.
     pub fn recvfrom(&self, buf: &mut [u8], flags: i32) -> Result<(usize, Vec<u8>), Errno> {
         let n = buf.len().min(MAX_IO);

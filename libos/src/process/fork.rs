@@ -202,6 +202,10 @@ fn put_tmpfs(w: &mut W, open: &BTreeMap<(u32, u64), Arc<Node>>) {
                     w.u8(2);
                     w.bytes(t.as_bytes());
                 }
+                tmpfs::Kind::Socket(name) => {
+                    w.u8(3);
+                    w.bytes(name.as_bytes());
+                }
             }
         }
     }
@@ -232,6 +236,15 @@ fn encode_common(
     for r in rl.iter() {
         w.u64(r.cur);
         w.u64(r.max);
+    }
+    // AF_UNIX sockets in tmpfs: the run key and the names known.
+    let net = crate::net::unix::inherited();
+    w.0.extend_from_slice(&net.key);
+    w.bytes(net.dir.as_bytes());
+    w.u32(net.names.len() as u32);
+    for (name, given) in &net.names {
+        w.bytes(name.as_bytes());
+        w.bytes(given);
     }
     let mut tmp = BTreeMap::new();
     put_files(w, &view.files, host_fds, &mut tmp);
@@ -509,6 +522,14 @@ pub fn child_boot(
             max: r.u64()?,
         };
     }
+    let key: [u8; 32] = r.take(32)?.try_into().map_err(|_| Errno::EPROTO)?;
+    let dir = r.string()?;
+    let n = r.u32()?;
+    let mut names = Vec::new();
+    for _ in 0..n {
+        names.push((r.string()?, r.bytes()?.to_vec()));
+    }
+    crate::net::unix::inherit(crate::net::unix::Inherited { key, dir, names });
     // Descriptions first (the host fds they name come after the tmpfs).
     struct Desc {
         path: String,
@@ -599,6 +620,7 @@ pub fn child_boot(
                     (tmpfs::Kind::Dir(SpinLock::new(BTreeMap::new())), e)
                 }
                 2 => (tmpfs::Kind::Symlink(r.string()?), Vec::new()),
+                3 => (tmpfs::Kind::Socket(r.string()?), Vec::new()),
                 _ => return Err(Errno::EPROTO),
             };
             nodes.push((

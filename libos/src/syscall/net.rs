@@ -1,5 +1,6 @@
 //! Socket system calls.
 
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -10,6 +11,7 @@ use super::{restartable, uaccess, Ctx};
 use crate::fs::{oflags, OpenFile};
 use crate::host::call;
 use crate::net::socket::{Socket, AF_INET, AF_INET6, AF_UNIX};
+use crate::net::{scm, unix};
 use crate::process::process;
 
 const SOCK_NONBLOCK: u64 = 0o4000;
@@ -114,21 +116,53 @@ pub fn sys_socketpair(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     uaccess::write(a[3], &[f0 as i32, f1 as i32]).map(|_| 0)
 }
 
-/// Read a sockaddr from the program, mapping AF_UNIX paths to the host.
-fn sockaddr_in(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+/// A program's sockaddr as the host must get it.
+struct Addr {
+    host: Vec<u8>,
+    /// An AF_UNIX path in a tmpfs mount (see `net::unix`).
+    tmp: Option<TmpSock>,
+}
+
+struct TmpSock {
+    fs: &'static crate::fs::tmpfs::Tmpfs,
+    /// Path inside the mount (where bind makes the socket file).
+    rel: String,
+    /// The host socket's name in the run's socket directory.
+    name: String,
+    /// The path as the program gave it (what getsockname reports).
+    given: Vec<u8>,
+}
+
+/// Read a sockaddr from the program, mapping AF_UNIX paths to the host;
+/// `bind`: the path names a socket to create (a final symlink is not
+/// followed, and a tmpfs path gets a new host name).
+fn sockaddr_in(ptr: u64, len: u64, bind: bool) -> Result<Addr, Errno> {
     if !(2..=128).contains(&len) {
         return Err(Errno::EINVAL);
     }
     let addr = uaccess::slice(ptr, len as usize)?.to_vec();
     let family = u16::from_le_bytes([addr[0], addr[1]]);
     if family != AF_UNIX || len <= 2 || addr[2] == 0 {
-        return Ok(addr);
+        return Ok(Addr {
+            host: addr,
+            tmp: None,
+        });
     }
     let path = &addr[2..];
     let path = &path[..path.iter().position(|&c| c == 0).unwrap_or(path.len())];
+    if path.len() > 107 {
+        return Err(Errno::EINVAL);
+    }
+    if !bind && unix::is_run_socket(path) {
+        return Ok(Addr {
+            host: addr,
+            tmp: None,
+        });
+    }
     use crate::fs::policy::{self, Target};
+    use crate::fs::tmpfs::Kind;
     let ns = policy::ns();
-    let p = policy::resolve(&process().cwd(), path, true)?;
+    let p = policy::resolve(&process().cwd(), path, !bind)?;
     match ns.classify(&p) {
         Target::Allowed(host) => {
             let mut out = alloc::vec![0u8; 2];
@@ -138,11 +172,34 @@ fn sockaddr_in(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
             if out.len() > 110 {
                 return Err(Errno::ENAMETOOLONG);
             }
-            Ok(out)
+            Ok(Addr {
+                host: out,
+                tmp: None,
+            })
         }
-        Target::Tmp(..) => {
-            warn!("UNIX socket {p}: sockets in tmpfs mounts are not supported; put it under a directory in sgx.allowed_files, or use an abstract socket name");
-            Err(Errno::EOPNOTSUPP)
+        Target::Tmp(fs, rel) => {
+            // A socket file here (bound by this process, or by an ancestor
+            // before the fork) knows its host name, even if renamed since;
+            // otherwise the name is the path's, and the host says whether
+            // another process of the run bound it.
+            let name = match fs.lookup(&rel) {
+                _ if bind => unix::host_name(&p),
+                Ok(n) => match &n.kind {
+                    Kind::Socket(name) => name.clone(),
+                    _ => return Err(Errno::ECONNREFUSED),
+                },
+                Err(Errno::ENOENT) => unix::host_name(&p),
+                Err(e) => return Err(e),
+            };
+            Ok(Addr {
+                host: unix::host_addr(&name)?,
+                tmp: Some(TmpSock {
+                    fs,
+                    rel,
+                    name,
+                    given: path.to_vec(),
+                }),
+            })
         }
         Target::Metadata(host) => match crate::host::calls::stat(host.as_bytes(), false) {
             // Nothing listens there (glibc probing for nscd, say): no noise.
@@ -150,6 +207,24 @@ fn sockaddr_in(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
             _ => Err(ns.deny(&p, true)),
         },
         _ => Err(ns.deny(&p, true)),
+    }
+}
+
+/// A program's destination address (connect, sendto, sendmsg).
+fn dest_addr(ptr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    let a = sockaddr_in(ptr, len, false)?;
+    if let Some(t) = &a.tmp {
+        unix::remember_if_new(&t.name, &t.given);
+    }
+    Ok(a.host)
+}
+
+/// An address from the host, as the program sees it.
+fn addr_out(s: &Socket, addr: Vec<u8>) -> Vec<u8> {
+    if s.domain == AF_UNIX {
+        unix::to_enclave(addr)
+    } else {
+        addr
     }
 }
 
@@ -164,10 +239,27 @@ fn sockaddr_out(ptr: u64, lenptr: u64, addr: &[u8]) -> Result<(), Errno> {
     uaccess::write(lenptr, &(addr.len() as u32))
 }
 
-/// implements bind(2)
+/// implements bind(2); an AF_UNIX path in a tmpfs mount becomes a socket
+/// file there and a host socket in the run's socket directory.
 pub fn sys_bind(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
-    s.bind(&sockaddr_in(a[1], a[2])?).map(|_| 0)
+    let addr = sockaddr_in(a[1], a[2], true)?;
+    let Some(t) = addr.tmp else {
+        return s.bind(&addr.host).map(|_| 0);
+    };
+    // Linux's order: the name must be free and its directory exist.
+    t.fs.check_new(&t.rel).map_err(|e| match e {
+        Errno::EEXIST => Errno::EADDRINUSE,
+        e => e,
+    })?;
+    s.bind(&addr.host)?;
+    let perm = 0o777 & !process().umask.load(core::sync::atomic::Ordering::Relaxed);
+    if let Err(e) = t.fs.mksock(&t.rel, perm, t.name.clone()) {
+        unix::unlinked(&t.name);
+        return Err(e);
+    }
+    unix::remember(&t.name, &t.given);
+    Ok(0)
 }
 
 /// implements listen(2)
@@ -179,7 +271,7 @@ pub fn sys_listen(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 /// implements connect(2)
 pub fn sys_connect(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
-    let addr = sockaddr_in(a[1], a[2])?;
+    let addr = dest_addr(a[1], a[2])?;
     restartable(|| s.connect(&addr)).map(|_| 0)
 }
 
@@ -197,7 +289,7 @@ fn accept(a: [u64; 6], flags: u64) -> Result<u64, Errno> {
         },
         flags,
     )?;
-    if let Err(e) = sockaddr_out(a[1], a[2], &addr) {
+    if let Err(e) = sockaddr_out(a[1], a[2], &addr_out(s, addr)) {
         let _ = process().files.lock().remove(newfd as i32);
         return Err(e);
     }
@@ -217,13 +309,13 @@ pub fn sys_accept4(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
 /// implements getsockname(2)
 pub fn sys_getsockname(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
-    sockaddr_out(a[1], a[2], &s.name(false)?).map(|_| 0)
+    sockaddr_out(a[1], a[2], &addr_out(s, s.name(false)?)).map(|_| 0)
 }
 
 /// implements getpeername(2)
 pub fn sys_getpeername(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
-    sockaddr_out(a[1], a[2], &s.name(true)?).map(|_| 0)
+    sockaddr_out(a[1], a[2], &addr_out(s, s.name(true)?)).map(|_| 0)
 }
 
 /// implements setsockopt(2)
@@ -265,7 +357,7 @@ pub fn sys_sendto(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
     let buf = uaccess::slice(a[1], a[2] as usize)?;
     let addr = if a[4] != 0 {
-        Some(sockaddr_in(a[4], a[5])?)
+        Some(dest_addr(a[4], a[5])?)
     } else {
         None
     };
@@ -279,7 +371,7 @@ pub fn sys_recvfrom(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let buf = uaccess::slice_mut(a[1], a[2] as usize)?;
     let (n, addr) = restartable(|| s.recvfrom(buf, a[3] as i32))?;
     if a[4] != 0 {
-        sockaddr_out(a[4], a[5], &addr)?;
+        sockaddr_out(a[4], a[5], &addr_out(s, addr))?;
     }
     Ok(n as u64)
 }
@@ -309,25 +401,31 @@ fn sendmsg(s: &Socket, m: &MsgHdr, flags: i32) -> Result<usize, Errno> {
             break;
         }
     }
-    if m.controllen != 0 {
-        static LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-        if !LOGGED.swap(true, core::sync::atomic::Ordering::Relaxed) {
-            warn!("sendmsg with control messages (passing descriptors) is not supported yet");
-        }
-        return Err(Errno::EOPNOTSUPP);
-    }
     let addr = if m.name != 0 && m.namelen > 0 {
-        Some(sockaddr_in(m.name, m.namelen as u64)?)
+        Some(dest_addr(m.name, m.namelen as u64)?)
     } else {
         None
     };
+    if m.controllen == 0 {
+        return sigpipe_on_epipe(
+            restartable(|| s.sendto(&buf, flags, addr.as_deref())),
+            flags,
+        );
+    }
+    if m.controllen > scm::MAX_CONTROL as u64 {
+        return Err(Errno::ENOBUFS);
+    }
+    let control = uaccess::slice(m.control, m.controllen as usize)?;
+    // `_files` keeps the passed descriptors' host fds open until sent.
+    let (control, _files) = scm::to_host(control)?;
     sigpipe_on_epipe(
-        restartable(|| s.sendto(&buf, flags, addr.as_deref())),
+        restartable(|| s.sendmsg(&buf, flags, addr.as_deref(), &control)),
         flags,
     )
 }
 
-/// implements sendmsg(2) (no control messages yet)
+/// implements sendmsg(2); SCM_RIGHTS passes descriptors with a host object
+/// behind them (see `net::scm`)
 pub fn sys_sendmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
     let m: MsgHdr = uaccess::read(a[1])?;
@@ -352,10 +450,11 @@ pub fn sys_sendmmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     Ok(done)
 }
 
-/// implements recvmsg(2); descriptors received with SCM_RIGHTS are not
-/// supported yet (the message is delivered with MSG_CTRUNC).
+/// implements recvmsg(2); descriptors received with SCM_RIGHTS are
+/// installed as the kind of file they are (see `net::scm`)
 pub fn sys_recvmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     sock!(f, s, a[0]);
+    let flags = a[2] as i32;
     let mut m: MsgHdr = uaccess::read(a[1])?;
     let iov = uaccess::iovecs(m.iov, m.iovlen)?;
     let total: usize = iov
@@ -364,7 +463,18 @@ pub fn sys_recvmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         .sum::<usize>()
         .min(crate::net::socket::MAX_IO);
     let mut buf = alloc::vec![0u8; total];
-    let (n, addr, ctrl, mut mflags) = restartable(|| s.recvmsg(&mut buf, a[2] as i32))?;
+    let (n, addr, ctrl, mut mflags) = restartable(|| s.recvmsg(&mut buf, flags))?;
+    // Descriptors first: once installed they are the program's, whatever
+    // happens to the rest of the copy-out (as in Linux).
+    let cap = if m.control != 0 {
+        m.controllen as usize
+    } else {
+        0
+    };
+    let (control, cut) = scm::from_host(&ctrl, cap, flags & scm::MSG_CMSG_CLOEXEC != 0);
+    if cut {
+        mflags |= scm::MSG_CTRUNC;
+    }
     let mut off = 0;
     for (base, len) in iov {
         if off >= n.min(total) {
@@ -375,43 +485,15 @@ pub fn sys_recvmsg(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         off += k;
     }
     if m.name != 0 {
+        let addr = addr_out(s, addr);
         let k = (m.namelen as usize).min(addr.len());
         uaccess::copy_out(m.name, &addr[..k])?;
         m.namelen = addr.len() as u32;
     }
-    // Pass SCM_CREDENTIALS through; anything carrying host fds is dropped.
-    let mut kept = Vec::new();
-    let mut at = 0;
-    while at + 16 <= ctrl.len() {
-        let len = u64::from_le_bytes(ctrl[at..at + 8].try_into().unwrap()) as usize;
-        let level = i32::from_le_bytes(ctrl[at + 8..at + 12].try_into().unwrap());
-        let ty = i32::from_le_bytes(ctrl[at + 12..at + 16].try_into().unwrap());
-        if len < 16 || at + len > ctrl.len() {
-            break;
-        }
-        if level == 1 && ty == 1 {
-            // SCM_RIGHTS: close the host fds, report truncation.
-            for c in ctrl[at + 16..at + len].chunks_exact(4) {
-                crate::host::calls::close(crate::host::calls::HostFd(i32::from_le_bytes(
-                    c.try_into().unwrap(),
-                )));
-            }
-            mflags |= 0x8; // MSG_CTRUNC
-        } else {
-            kept.extend_from_slice(&ctrl[at..at + len]);
-        }
-        at += len.next_multiple_of(8);
+    if !control.is_empty() {
+        uaccess::copy_out(m.control, &control)?;
     }
-    if m.control != 0 {
-        let k = (m.controllen as usize).min(kept.len());
-        uaccess::copy_out(m.control, &kept[..k])?;
-        if k < kept.len() {
-            mflags |= 0x8;
-        }
-        m.controllen = k as u64;
-    } else {
-        m.controllen = 0;
-    }
+    m.controllen = control.len() as u64;
     m.flags = mflags;
     uaccess::write(a[1], &m)?;
     Ok(n as u64)

@@ -95,7 +95,8 @@ fn check_sig(sig: u64) -> Result<u32, Errno> {
     Ok(sig as u32)
 }
 
-/// implements kill(2): this process, its children, its parent, its group.
+/// implements kill(2): this process, its children, its parent, its group,
+/// and any other process of the program (the host checks it is one).
 pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let pid = a[0] as i32;
     let sig = check_sig(a[1])?;
@@ -138,6 +139,11 @@ pub fn sys_kill(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
         }
         to_self();
         return Ok(0);
+    }
+    if pid > 0 {
+        // Another process of the program (a sibling, a forkserver's
+        // worker): the host checks it is one and signals it, or says ESRCH.
+        return crate::host::calls::kill_process(pid, sig).map(|_| 0);
     }
     Err(Errno::ESRCH)
 }

@@ -705,6 +705,58 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 )
             }
         }
+        Ocall::Sendmsg => {
+            let fd = fd_arg(host, a[0])?;
+            let r = range(a[1], a[2])?;
+            let (aoff, alen) = (a[4] & 0xffff_ffff, (a[4] >> 32).min(128));
+            let (coff, clen) = (a[5] & 0xffff_ffff, a[5] >> 32);
+            if clen > 4096 {
+                return Err(err(libc::ENOBUFS));
+            }
+            // Our own copies: the data area is shared with the enclave.
+            let addr = data[range(aoff, alen)?].to_vec();
+            let mut control = vec![0u64; (clen as usize).div_ceil(8)];
+            // SAFETY: `control` holds at least clen bytes (u64s keep the
+            // cmsg headers aligned).
+            let cbytes = unsafe {
+                std::slice::from_raw_parts_mut(control.as_mut_ptr() as *mut u8, clen as usize)
+            };
+            cbytes.copy_from_slice(&data[range(coff, clen)?]);
+            check_passed_fds(host, cbytes)?;
+            let mut iov = libc::iovec {
+                iov_base: data[r.clone()].as_mut_ptr() as *mut _,
+                iov_len: r.len(),
+            };
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            if alen > 0 {
+                msg.msg_name = addr.as_ptr() as *mut _;
+                msg.msg_namelen = alen as u32;
+            }
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            if clen > 0 {
+                msg.msg_control = control.as_mut_ptr() as *mut _;
+                msg.msg_controllen = clen as usize;
+            }
+            let flags = a[3] as i32 | libc::MSG_NOSIGNAL;
+            sys(host.blocking(slot, || unsafe { libc::sendmsg(fd, &msg, flags) }) as i64)
+        }
+        Ocall::SocketDir => {
+            let Some(count) = host.processes.get() else {
+                return Err(err(libc::ENOSYS));
+            };
+            let dir = count
+                .socket_dir()
+                .ensure()
+                .map_err(|e| err(e.raw_os_error().unwrap_or(libc::EACCES)))?;
+            let b = dir.as_os_str().as_bytes();
+            let r = range(a[0], a[1])?;
+            if b.len() > r.len() {
+                return Err(err(libc::ENAMETOOLONG));
+            }
+            data[r.start..r.start + b.len()].copy_from_slice(b);
+            (b.len() as i64, 0)
+        }
         Ocall::Shutdown => {
             let fd = fd_arg(host, a[0])?;
             sys(unsafe { libc::shutdown(fd, a[1] as i32) } as i64)
@@ -797,6 +849,32 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 .contains(&(target.unsigned_abs()))
             {
                 target
+            } else if target > 0 {
+                // Another process of the run (multiprocessing's forkserver
+                // starts workers its clients then signal): pinned with a
+                // pidfd, then checked, so a reused pid is never signalled.
+                let Some(count) = host.processes.get() else {
+                    return Err(err(libc::ESRCH));
+                };
+                let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, target, 0) } as i32;
+                if pidfd < 0 {
+                    return Err(last_err());
+                }
+                let r = if count.is_member(target) {
+                    sys(unsafe {
+                        libc::syscall(
+                            libc::SYS_pidfd_send_signal,
+                            pidfd,
+                            sig,
+                            std::ptr::null::<libc::siginfo_t>(),
+                            0,
+                        )
+                    })
+                } else {
+                    err(libc::ESRCH)
+                };
+                unsafe { libc::close(pidfd) };
+                return Ok(r);
             } else {
                 return Err(err(libc::ESRCH));
             };
@@ -1089,6 +1167,30 @@ fn split_two(
         let (bb, _) = lo[b.start..].split_at_mut(bl);
         Ok((&mut hi[..a.end - a.start], bb))
     }
+}
+
+/// The fds in the SCM_RIGHTS messages of a control buffer the enclave
+/// wants to send must be its own (never conf-run's ring, channels, ...);
+/// the headers must be well formed.
+fn check_passed_fds(host: &Host, control: &[u8]) -> Result<(), Reply> {
+    let hdr = std::mem::size_of::<libc::cmsghdr>();
+    let mut at = 0;
+    while at + hdr <= control.len() {
+        let len = u64::from_ne_bytes(control[at..at + 8].try_into().unwrap()) as usize;
+        let level = i32::from_ne_bytes(control[at + 8..at + 12].try_into().unwrap());
+        let ty = i32::from_ne_bytes(control[at + 12..at + 16].try_into().unwrap());
+        if len < hdr || len > control.len() - at {
+            return Err(err(libc::EINVAL));
+        }
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            for c in control[at + hdr..at + len].chunks(4) {
+                let fd = i32::from_ne_bytes(c.try_into().map_err(|_| err(libc::EINVAL))?);
+                fd_arg(host, fd as u32 as u64)?;
+            }
+        }
+        at += len.next_multiple_of(8);
+    }
+    Ok(())
 }
 
 /// Register fds received with SCM_RIGHTS as usable by the enclave.

@@ -9,6 +9,7 @@
 //! per-machine secret conf-run keeps (sim is not a security boundary).
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -32,12 +33,24 @@ pub struct ChildSpec {
 /// `sys.max_processes` before a child starts. The host keeps it, so a
 /// hostile host can ignore it — it could refuse to start processes anyway;
 /// what it protects is the machine from a runaway program.
+///
+/// The same page carries the rest of the per-run state the first conf-run
+/// decides for all of them: the path of the run's socket directory
+/// ([`SocketDir`]). And holding the memfd is what makes a host process one
+/// of the run's ([`ProcessCount::is_member`]).
 pub struct ProcessCount {
     fd: i32,
     count: &'static AtomicU32,
     max: u32,
     told: AtomicBool,
+    sockets: SocketDir,
 }
+
+/// Where in the shared page the socket directory's path is: its length
+/// (u16) at `DIR_LEN_AT`, its bytes from `DIR_AT`.
+const DIR_LEN_AT: usize = 64;
+const DIR_AT: usize = 66;
+const DIR_MAX: usize = 256;
 
 impl ProcessCount {
     /// The count for a new program: one process, this one.
@@ -45,6 +58,17 @@ impl ProcessCount {
         // SAFETY: plain syscalls on a new fd.
         let fd = unsafe { libc::memfd_create(c"conf-processes".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 || unsafe { libc::ftruncate(fd, 4096) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let dir = SocketDir::choose();
+        let b = dir.path.as_os_str().as_bytes();
+        let mut page = vec![0u8; DIR_AT + b.len()];
+        page[DIR_LEN_AT..DIR_AT].copy_from_slice(&(b.len() as u16).to_le_bytes());
+        page[DIR_AT..].copy_from_slice(b);
+        // SAFETY: writes a local buffer into the new memfd.
+        if unsafe { libc::pwrite(fd, page.as_ptr() as *const _, page.len(), 0) }
+            != page.len() as isize
+        {
             return Err(std::io::Error::last_os_error());
         }
         let pc = Self::inherit(fd, max)?;
@@ -71,12 +95,45 @@ impl ProcessCount {
         }
         // SAFETY: page-aligned, mapped for the life of the process.
         let count = unsafe { &*(p as *const AtomicU32) };
+        // SAFETY: the page is mapped and 4096 bytes long; the path was
+        // written once, before any child existed.
+        let page = unsafe { std::slice::from_raw_parts(p as *const u8, 4096) };
+        let n =
+            (u16::from_le_bytes([page[DIR_LEN_AT], page[DIR_LEN_AT + 1]]) as usize).min(DIR_MAX);
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&page[DIR_AT..DIR_AT + n]));
         Ok(ProcessCount {
             fd,
             count,
             max,
             told: AtomicBool::new(false),
+            sockets: SocketDir {
+                path,
+                made: AtomicBool::new(false),
+            },
         })
+    }
+
+    /// The run's socket directory.
+    pub fn socket_dir(&self) -> &SocketDir {
+        &self.sockets
+    }
+
+    /// Is host process `pid` a conf-run of this run? It is if it holds the
+    /// run's memfd at the same number (every child conf-run gets it there).
+    /// Asked through /proc; without /proc the answer is no.
+    pub fn is_member(&self, pid: i32) -> bool {
+        let mut mine: libc::stat = unsafe { std::mem::zeroed() };
+        let mut theirs: libc::stat = unsafe { std::mem::zeroed() };
+        let Ok(p) = std::ffi::CString::new(format!("/proc/{pid}/fd/{}", self.fd)) else {
+            return false;
+        };
+        // SAFETY: stat into locals.
+        unsafe {
+            libc::fstat(self.fd, &mut mine) == 0
+                && libc::stat(p.as_ptr(), &mut theirs) == 0
+                && mine.st_dev == theirs.st_dev
+                && mine.st_ino == theirs.st_ino
+        }
     }
 
     pub fn fd(&self) -> i32 {
@@ -107,6 +164,69 @@ impl ProcessCount {
         let _ = self
             .count
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
+    }
+}
+
+/// The run's private host directory for the AF_UNIX sockets its programs
+/// bind in tmpfs (tmpfs is per enclave process, so a path there names
+/// nothing another process could reach): chosen by the first conf-run,
+/// created with mode 0700 by whichever process needs it first, removed when
+/// the first conf-run ends. The sockets in it have opaque names (the LibOS
+/// hashes the enclave path with a key only the run's enclaves know).
+pub struct SocketDir {
+    pub path: PathBuf,
+    made: AtomicBool,
+}
+
+impl SocketDir {
+    /// `$TMPDIR/conf-PID-RANDOM`, or under /tmp if `$TMPDIR` is so long that
+    /// socket paths in it would not fit sun_path (108 bytes).
+    fn choose() -> SocketDir {
+        let mut base = std::env::temp_dir();
+        if !base.is_absolute() || base.as_os_str().len() > 40 {
+            base = PathBuf::from("/tmp");
+        }
+        let mut r = [0u8; 6];
+        // SAFETY: getrandom into a local buffer.
+        unsafe { libc::getrandom(r.as_mut_ptr() as *mut _, r.len(), 0) };
+        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        SocketDir {
+            path: base.join(format!("conf-{}-{hex}", std::process::id())),
+            made: AtomicBool::new(false),
+        }
+    }
+
+    /// Make sure the directory exists, is ours and nobody else's: created
+    /// here (0700), or found as a directory of our user that no one else
+    /// may enter.
+    pub fn ensure(&self) -> std::io::Result<&std::path::Path> {
+        if self.made.load(Ordering::Acquire) {
+            return Ok(&self.path);
+        }
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let m = std::fs::symlink_metadata(&self.path)?;
+                // SAFETY: geteuid has no preconditions.
+                let me = unsafe { libc::geteuid() };
+                if !m.file_type().is_dir() || m.uid() != me || m.mode() & 0o077 != 0 {
+                    eprintln!(
+                        "[conf] error: {} is not this run's private socket directory (not a directory of this user with mode 0700); AF_UNIX sockets in tmpfs are refused",
+                        self.path.display()
+                    );
+                    return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.made.store(true, Ordering::Release);
+        Ok(&self.path)
+    }
+
+    /// Remove it and the sockets in it (the first conf-run, at its end).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -220,7 +340,6 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
 /// the address space until the exec (CLONE_VM | CLONE_VFORK).
 fn spawn_keeping(exe: &std::path::Path, args: &[String], keep: &[i32]) -> std::io::Result<u32> {
     use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
     let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
     let exe = CString::new(exe.as_os_str().as_bytes()).map_err(invalid)?;
     let mut argv: Vec<CString> = vec![exe.clone()];
