@@ -305,8 +305,18 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
     let (c, s) = arg.split_once(',').ok_or_else(bad)?;
     let (chan_fd, spec_fd): (i32, i32) =
         (c.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?);
-    let spec = crate::host::process::read_spec(spec_fd)
-        .context("cannot read the child process description from the parent")?;
+    let spec = match crate::host::process::read_spec(spec_fd) {
+        Ok(s) => s,
+        // A child started ahead of need is written its description by a
+        // thread of the parent, which may end (the program exits) before it
+        // is done: nobody waits for this process, so it just ends.
+        Err(_) if warm => std::process::exit(0),
+        Err(e) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot read the child process description from the parent")
+                .into())
+        }
+    };
     let resolved = conf_abi::manifest::ResolvedManifest::decode(&spec.manifest)
         .map_err(|e| anyhow::anyhow!("the parent's manifest does not decode: {e}"))?;
     let img = image::build_resolved(resolved, conf_manifest::ChunkIndex::default(), libos)?;
