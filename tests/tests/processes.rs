@@ -102,30 +102,50 @@ fn python_processes_same_as_native() {
     assert!(enclave.stdout_str().ends_with("execv done\n"));
 }
 
+/// Run `script` (in tests/apps/procs) with Python natively and in the
+/// enclave (zero-config plus `flags`); the outputs must match and the
+/// enclave's must end with `last`.
+fn python_script_same_as_native(script: &str, flags: &[&str], last: &str) {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let argv = [PYTHON, script];
+    let native = app.native(&argv);
+    assert_eq!(
+        native.code(),
+        Some(0),
+        "{script} fails natively:\n{}",
+        native.describe()
+    );
+    let enclave = app.run(flags, &argv);
+    assert_same(&app, script, &native, &enclave, flags, &argv);
+    assert!(
+        enclave.stdout_str().ends_with(last),
+        "{}",
+        enclave.describe()
+    );
+}
+
 /// multiprocessing with the forkserver start method (the default from
 /// Python 3.14): Pool.map, Process + Queue, terminate. The server binds an
 /// AF_UNIX socket under /tmp (a tmpfs in the enclave), clients pass it
 /// pipes with SCM_RIGHTS, and terminate signals a worker the server forked.
 #[test]
 fn python_multiprocessing_forkserver_same_as_native() {
-    if missing(PYTHON) {
-        return;
-    }
-    let app = App::new("procs");
-    let argv = [PYTHON, "forkserver.py"];
-    let native = app.native(&argv);
-    assert_eq!(
-        native.code(),
-        Some(0),
-        "forkserver.py fails natively:\n{}",
-        native.describe()
-    );
-    let enclave = app.run(&[], &argv);
-    assert_same(&app, "forkserver.py", &native, &enclave, &[], &argv);
-    assert!(
-        enclave.stdout_str().ends_with("terminated: -15\n"),
-        "{}",
-        enclave.describe()
+    python_script_same_as_native("forkserver.py", &[], "terminated: -15\n");
+}
+
+/// Stop signals: a child stopped and continued from outside (waitpid with
+/// WUNTRACED / WCONTINUED), children stopping themselves with SIGSTOP and
+/// with SIGTSTP's default action (the whole child conf-run stops, so the
+/// parent sees it stopped), and a child whose handler catches SIGTSTP.
+#[test]
+fn python_job_control_same_as_native() {
+    python_script_same_as_native(
+        "jobctl.py",
+        &["--trust", "/bin/sleep", "--trust", "/bin/sh"],
+        "handler child exit status: 0\n",
     );
 }
 
@@ -342,4 +362,81 @@ print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
         "{}",
         out.describe()
     );
+}
+
+/// The host state of process `pid` (R, S, T, ...) from /proc.
+fn host_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ...": the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn wait_for_state(pid: u32, want: char, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host_state(pid) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: conf-run (pid {pid}) is in state {:?}, not {want}",
+            host_state(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send(sig: &str, pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{sig} {pid}");
+}
+
+/// Job control of conf-run itself, as a shell does it (^Z, fg): a program
+/// stopping itself with SIGTSTP, and SIGTSTP from outside while it waits in
+/// a read, stop the conf-run process (the shell sees a stopped job); SIGCONT
+/// lets it go on where it was.
+#[test]
+fn sigtstp_stops_conf_run_like_a_job() {
+    use std::io::{BufRead, Write};
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let code = "import os, signal, sys\n\
+                os.kill(os.getpid(), signal.SIGTSTP)\n\
+                print('continued', flush=True)\n\
+                sys.stdin.readline()\n\
+                print('done', flush=True)\n";
+    let mut child = app
+        .cmd(&[], &[PYTHON, "-c", code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no output line for {what}"))
+    };
+
+    wait_for_state(pid, 'T', "after the program's own SIGTSTP");
+    send("CONT", pid);
+    assert_eq!(line("the continue"), "continued");
+
+    // Blocked in read(0): ^Z from the terminal is a SIGTSTP to conf-run.
+    std::thread::sleep(Duration::from_millis(200));
+    send("TSTP", pid);
+    wait_for_state(pid, 'T', "after SIGTSTP from outside");
+    send("CONT", pid);
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(line("the read"), "done");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }

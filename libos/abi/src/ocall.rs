@@ -361,6 +361,10 @@ ocalls! {
     /// before it runs program code again (membarrier SYNC_CORE), after the
     /// LibOS changed code other threads may run → 0, or ENOSYS.
     SyncCore = 89,
+    /// Stop the whole process as signal a0 (SIGSTOP, SIGTSTP, SIGTTIN or
+    /// SIGTTOU) with its default action would: the parent's wait sees it
+    /// stopped → 0 once it is continued (SIGCONT).
+    StopProcess = 90,
 }
 
 #[cfg(test)]

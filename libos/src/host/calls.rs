@@ -582,6 +582,15 @@ pub fn kill_process(pid: i32, sig: u32) -> Result<(), Errno> {
     )
 }
 
+/// Stop this process (all its threads) as stop signal `sig` does; returns
+/// when it is continued.
+pub fn stop_process(sig: u32) -> Result<(), Errno> {
+    zero_result(
+        Ocall::StopProcess,
+        call(Ocall::StopProcess, [sig as u64, 0, 0, 0, 0, 0]),
+    )
+}
+
 /// A child process's start: (state channel, the host fds inherited from
 /// the parent, in the parent's order).
 pub fn child_start() -> Result<(HostFd, alloc::vec::Vec<HostFd>), Errno> {

@@ -217,6 +217,9 @@ pub fn interrupt_pending() -> bool {
         return true;
     }
     take_host_signals();
+    // A thread blocked on the host was woken for this signal: a stop (^Z
+    // at a prompt) happens now, and the call goes on after SIGCONT.
+    stop_if_pending();
     crate::time::timers::run_expired();
     let t = current();
     let mask = t.sigmask.load(Ordering::Relaxed);
@@ -301,6 +304,33 @@ pub fn die(sig: u32) -> ! {
     crate::process::exit::exit_group(sig as u64)
 }
 
+/// A pending stop signal with the default action (SIGSTOP always; SIGTSTP,
+/// SIGTTIN, SIGTTOU unless caught or ignored) stops the whole process:
+/// conf-run stops on the host, where the parent's wait sees it (WUNTRACED)
+/// and a shell's job control too, until SIGCONT.
+fn stop_if_pending() {
+    let t = current();
+    let mask = t.sigmask.load(Ordering::Relaxed);
+    let mut st = process().signals.lock();
+    let tpend = t.pending.load(Ordering::Acquire);
+    let stop = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]
+        .into_iter()
+        .find(|&sig| {
+            let pending = (st.pending | tpend) & bit(sig) != 0;
+            let blocked = sig != SIGSTOP && mask & bit(sig) != 0;
+            let default = sig == SIGSTOP || st.actions[sig as usize - 1].handler == SIG_DFL;
+            pending && !blocked && default
+        });
+    let Some(sig) = stop else { return };
+    st.pending &= !bit(sig);
+    t.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+    drop(st);
+    debug!("stopped by signal {sig}");
+    if let Err(e) = crate::host::calls::stop_process(sig) {
+        debug!("the host could not stop this process: {}", e.name());
+    }
+}
+
 /// Deliver pending unblocked signals before returning to the program:
 /// run default actions, or set `regs` up to enter the handler.
 pub fn deliver_pending(regs: &mut UserRegs) {
@@ -338,7 +368,13 @@ pub fn deliver_pending(regs: &mut UserRegs) {
         match action.handler {
             SIG_IGN => continue,
             SIG_DFL => match default_action(sig) {
-                Default_::Ignore | Default_::Stop => continue,
+                Default_::Ignore => continue,
+                Default_::Stop => {
+                    if let Err(e) = crate::host::calls::stop_process(sig) {
+                        debug!("the host could not stop this process: {}", e.name());
+                    }
+                    continue;
+                }
                 Default_::Terminate => die(sig),
             },
             _ => {

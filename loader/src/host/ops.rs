@@ -286,6 +286,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
         }
         Ocall::SyncCore => sync_core(),
+        Ocall::StopProcess => stop_process(a[0] as i32)?,
         Ocall::FillPages => {
             let (dst, len, src) = (a[0], a[1], a[2]);
             heap_range(host, dst, len)?;
@@ -1113,6 +1114,30 @@ fn start_warm(host: &Host, base: &process::ChildSpec) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     if spawned.is_err() {
         host.warm_starting.store(false, Ordering::Release);
+    }
+}
+
+/// Stop conf-run (every thread) with stop signal `sig`, as the program's
+/// default action asks; returns once something continues it. SIGTSTP, which
+/// the sim catches to forward, gets its default disposition for the moment
+/// of the raise, so that the parent (or the shell) sees the real signal.
+fn stop_process(sig: i32) -> Result<Reply, Reply> {
+    if ![libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&sig) {
+        return Err(err(libc::EINVAL));
+    }
+    // SAFETY: sigaction with valid structures; kill of this process.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        let caught = libc::sigaction(sig, &dfl, &mut old) == 0 && old.sa_sigaction != libc::SIG_DFL;
+        // The stop takes effect when this thread takes the signal, on the
+        // way back from kill: before the handler is put back.
+        let r = libc::kill(libc::getpid(), sig);
+        if caught {
+            libc::sigaction(sig, &old, std::ptr::null_mut());
+        }
+        Ok(sys(r as i64))
     }
 }
 
