@@ -161,6 +161,7 @@ fn boot(ring_addr: u64) -> ! {
     if !unsafe { crate::arch::reloc::relocate_self() } {
         early_abort(AbortCode::BadImage);
     }
+    crate::arch::entry::init_xsave_mask();
     // Until the boot block says which backend this is, exits take the sim
     // path; under SGX that faults, which stops the enclave just the same.
     let t = init_tls(true);

@@ -30,6 +30,38 @@ pub const TLS_USER_FSBASE: usize = off::USER + 144;
 #[no_mangle]
 static LIBOS_MXCSR: u32 = 0x1f80;
 
+/// The XSAVE components of the program's that the LibOS itself never
+/// touches but the host may (its memcpy uses AVX-512): AVX (upper halves of
+/// YMM0-15), opmask, ZMM_Hi256, Hi16_ZMM — as far as XCR0 enables them.
+/// They are saved (XSAVEC) and cleared before every exit to the host and
+/// restored when it returns; the LibOS's own SSE use is covered by the XMM
+/// copy taken at entry. 0: nothing to do (no XSAVEC, or no AVX).
+#[no_mangle]
+static LIBOS_XSAVE_MASK: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// An XSAVE image (standard form) whose header says "every component in
+/// its initial state": XRSTOR from it clears what LIBOS_XSAVE_MASK names.
+#[repr(C, align(64))]
+struct XsaveInit([u8; 576]);
+#[no_mangle]
+static LIBOS_XSAVE_INIT: XsaveInit = XsaveInit([0; 576]);
+
+/// Decide LIBOS_XSAVE_MASK from CPUID and XCR0 (once, at boot).
+pub fn init_xsave_mask() {
+    const AVX_AND_AVX512: u64 = (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7);
+    // SAFETY: CPUID is always available; XGETBV only once CPUID says the OS
+    // enabled XSAVE.
+    let mask = unsafe {
+        let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
+        let xsavec = core::arch::x86_64::__cpuid_count(0xd, 1).eax & (1 << 1) != 0;
+        if !(osxsave && xsavec) {
+            return;
+        }
+        core::arch::x86_64::_xgetbv(0) & AVX_AND_AVX512
+    };
+    LIBOS_XSAVE_MASK.store(mask as u32, core::sync::atomic::Ordering::Relaxed);
+}
+
 core::arch::global_asm!(
     ".pushsection .text.conf_entry, \"ax\"",
     ".globl enclave_entry",
@@ -73,6 +105,12 @@ core::arch::global_asm!(
     "jz 9f",
     "mov qword ptr gs:[{libos_rsp}], 0",
     "mov qword ptr gs:[{in_libos}], 1",
+    "mov eax, dword ptr [rip + LIBOS_XSAVE_MASK]",
+    "test eax, eax",
+    "jz 5f",
+    "xor edx, edx",
+    "xrstor64 gs:[{xsave}]",
+    "5:",
     "ldmxcsr [rsp]",
     "fldcw [rsp + 4]",
     "add rsp, 16",
@@ -99,6 +137,21 @@ core::arch::global_asm!(
     "sub rsp, 16",
     "stmxcsr [rsp]",
     "fnstcw [rsp + 4]",
+    "mov eax, dword ptr [rip + LIBOS_XSAVE_MASK]",
+    "test eax, eax",
+    "jz 5f",
+    "xor edx, edx",
+    // XRSTOR wants header bytes 16..63 zero; XSAVEC writes only 0..15.
+    "mov qword ptr gs:[{xsave} + 528], rdx",
+    "mov qword ptr gs:[{xsave} + 536], rdx",
+    "mov qword ptr gs:[{xsave} + 544], rdx",
+    "mov qword ptr gs:[{xsave} + 552], rdx",
+    "mov qword ptr gs:[{xsave} + 560], rdx",
+    "mov qword ptr gs:[{xsave} + 568], rdx",
+    "xsavec64 gs:[{xsave}]",
+    // The host sees none of it (and cannot hand it back changed).
+    "xrstor64 [rip + LIBOS_XSAVE_INIT]",
+    "5:",
     "mov gs:[{libos_rsp}], rsp",
     "jmp libos_eexit_common",
     ".size libos_ocall_exit, . - libos_ocall_exit",
@@ -263,6 +316,7 @@ core::arch::global_asm!(
     xmm = const off::XMM,
     mxcsr = const off::MXCSR,
     user = const off::USER,
+    xsave = const off::XSAVE,
 );
 
 extern "C" {

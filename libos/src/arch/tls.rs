@@ -65,7 +65,15 @@ pub struct Tls {
     pub user: UserRegs,
     /// Page-fault error code of the last fault (for the signal frame).
     pub fault_err: u64,
+    _pad2: [u8; 0x38],
+    /// The program's AVX/AVX-512 state while the thread is out in the host
+    /// (XSAVEC image, compacted: legacy area unused, header, components).
+    pub xsave: [u8; XSAVE_AREA],
 }
+
+/// Room for the compacted XSAVE image of AVX, opmask, ZMM_Hi256 and
+/// Hi16_ZMM (512 + 64 + 256 + 64 + 512 + 1024 bytes, with alignment slack).
+pub const XSAVE_AREA: usize = 0xb00;
 
 pub mod off {
     pub const SELF_ADDR: usize = 0x38;
@@ -82,6 +90,7 @@ pub mod off {
     pub const XMM: usize = 0x90;
     pub const MXCSR: usize = 0x190;
     pub const USER: usize = 0x1a0;
+    pub const XSAVE: usize = 0x280;
 }
 
 const _: () = {
@@ -99,6 +108,8 @@ const _: () = {
     assert!(core::mem::offset_of!(Tls, xmm) == off::XMM);
     assert!(core::mem::offset_of!(Tls, mxcsr) == off::MXCSR);
     assert!(core::mem::offset_of!(Tls, user) == off::USER);
+    assert!(core::mem::offset_of!(Tls, xsave) == off::XSAVE);
+    assert!(off::XSAVE.is_multiple_of(64));
     assert!(core::mem::size_of::<Tls>() <= 4096);
 };
 
