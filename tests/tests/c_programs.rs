@@ -362,6 +362,66 @@ fn lazy_threads(variant: Variant) {
     }
 }
 
+// ---- forkcode ----
+
+/// fork after reading an 8 MiB read-only table: its pages are not sent
+/// (the child loads them from the file again) and the child sees them.
+fn fork_code(variant: Variant) {
+    let mut c = Case::new("forkcode", variant);
+    c.flags = vec!["--log-level", "debug"];
+    let out = c.check(0);
+    passed(&out);
+    let err = out.stderr_str();
+    let sent: Vec<u64> = err
+        .lines()
+        .filter_map(|l| l.split("fork: ").nth(1)?.split(" KiB").next()?.parse().ok())
+        .collect();
+    assert_eq!(sent.len(), 1, "one fork reported:\n{}", out.describe());
+    assert!(
+        sent[0] < 4096,
+        "fork sent {} KiB: the 8 MiB table went too\n{}",
+        sent[0],
+        out.describe()
+    );
+}
+
+// ---- vecregs ----
+
+/// YMM0-15 and ZMM16-31 keep the program's values across a page fault
+/// that loads a trusted file's page (the host copies its chunk digests)
+/// and across a host system call with a result to copy (getdents64).
+fn vec_regs(variant: Variant) {
+    let mut c = Case::new("vecregs", variant);
+    // OCALLs served on the calling thread (zero-config's mode): the host's
+    // code runs on the program's registers.
+    c.manifest.raw("libos.ocall.mode = \"exit\"");
+    // Files of two chunks under names of 1 to 64 characters: the host's
+    // string and memory routines it runs for them (and so the registers
+    // they use) depend on the lengths. And a directory of entries for the
+    // host to copy.
+    let mut args = vec![c.sb.data().to_str().unwrap().to_string()];
+    for len in 1..=64 {
+        let f =
+            c.sb.write(&format!("trusted/{}", "f".repeat(len)), pattern(2 << 16));
+        c.manifest.trust(&f);
+        args.push(f.to_str().unwrap().into());
+    }
+    for i in 0..40 {
+        c.sb.write(&format!("data/entry-with-a-longer-name-{i:03}"), "x");
+    }
+    c.args = args;
+    let out = c.check(0);
+    passed(&out);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if cpu.contains(" avx2") {
+        assert!(
+            out.stdout_str().contains("ok YMM0-15 across page faults"),
+            "the checks did not run:\n{}",
+            out.describe()
+        );
+    }
+}
+
 // ---- rewrite ----
 
 /// 4 threads run system call sites that cannot be rewritten with one
@@ -405,6 +465,8 @@ per_variant!(
     fork_all,
     fork_limit,
     lazy_threads,
+    fork_code,
+    vec_regs,
     rewrite,
     unix_sockets,
     unix_pass_tmpfs_fd

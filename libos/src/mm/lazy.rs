@@ -29,6 +29,10 @@ pub struct LazyMap {
     /// One bit per page from `start`: loaded.
     loaded: SpinLock<Vec<u64>>,
     pages: u64,
+    /// The mapping was writable at some time: its loaded pages may differ
+    /// from the file. Until then a copy of the process (fork) can load them
+    /// from the file again instead of receiving them.
+    ever_writable: core::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for LazyMap {
@@ -47,7 +51,23 @@ impl LazyMap {
             file_len,
             loaded: SpinLock::new(alloc::vec![0; pages.div_ceil(64) as usize]),
             pages,
+            ever_writable: core::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Note that the mapping is (or was) writable.
+    pub fn mark_writable(&self) {
+        self.ever_writable
+            .store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the loaded pages are still the file's bytes (the mapping was
+    /// never writable: the LibOS's own code patches aside, which a copy
+    /// without them redoes).
+    pub fn pristine(&self) -> bool {
+        !self
+            .ever_writable
+            .load(core::sync::atomic::Ordering::Relaxed)
     }
 
     fn index(&self, addr: u64) -> Option<u64> {

@@ -204,6 +204,9 @@ impl Mm {
             file_len,
         ));
         let end = start + align_up(len, PAGE);
+        if prot & PROT_WRITE != 0 {
+            lz.mark_writable();
+        }
         // `map` recorded protection 0 (nothing is accessible yet); record the
         // real one now, with the lazy source.
         let removed = g.vmas.remove(start, end);
@@ -426,6 +429,9 @@ impl Mm {
             match &v.lazy {
                 None => hc::mprotect(at, stop - at, host_prot(prot))?,
                 Some(lz) => {
+                    if prot & PROT_WRITE != 0 {
+                        lz.mark_writable();
+                    }
                     let mut a = at;
                     while a < stop {
                         let loaded = lz.is_loaded(a);
@@ -667,6 +673,10 @@ impl Mm {
         // SAFETY: mapped pages of the program, writable just now.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
         lz.set_loaded(addr, end, true);
+        // The bytes came from a parent process, which may have changed
+        // them (relocations in RELRO, read-only by now): a fork from here
+        // must send them on, not let its child load the file's.
+        lz.mark_writable();
         if host_prot(v.prot) != PROT_READ | PROT_WRITE {
             hc::mprotect(addr, len, host_prot(v.prot))?;
         }

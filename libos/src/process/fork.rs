@@ -392,6 +392,7 @@ fn recv_big(chan: &mut Channel) -> Result<Vec<u8>, Errno> {
 fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
     let mm = &process().mm;
     let areas = mm.areas();
+    let mut sent = 0;
     chan.send(&(areas.len() as u64).to_le_bytes())?;
     for (start, v) in areas {
         let mut h = W(Vec::new());
@@ -410,8 +411,9 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
         h.u64(v.offset);
         h.u64(v.inode);
         // A readable file mapping that loads lazily stays lazy in the child:
-        // it gets the file's place and only the pages loaded here (which
-        // the program may have changed); the rest it loads itself.
+        // it gets the file's place and only the pages loaded here that the
+        // program may have changed (none if the mapping was never
+        // writable: code and read-only data); the rest it loads itself.
         let lazy = match (&v.lazy, &v.name) {
             (Some(lz), VmaName::File(_))
                 if v.prot & PROT_READ != 0
@@ -439,13 +441,17 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
         match lazy {
             // SAFETY (both): pages of this mapping, readable (loaded ones of
             // a readable lazy mapping; or made readable just now).
-            Some(lz) => send_pages(chan, start, v.end, |at| {
-                lz.is_loaded(at)
-                    .then(|| unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) })
-            })?,
+            Some(lz) if lz.pristine() => {}
+            Some(lz) => {
+                sent += send_pages(chan, start, v.end, |at| {
+                    lz.is_loaded(at).then(|| unsafe {
+                        core::slice::from_raw_parts(at as *const u8, PAGE as usize)
+                    })
+                })?
+            }
             None => {
                 mm.readable(start, v.end - start)?;
-                send_pages(chan, start, v.end, |at| {
+                sent += send_pages(chan, start, v.end, |at| {
                     let page =
                         unsafe { core::slice::from_raw_parts(at as *const u8, PAGE as usize) };
                     page.iter().any(|&b| b != 0).then_some(page)
@@ -455,24 +461,31 @@ fn send_memory(chan: &mut Channel) -> Result<(), Errno> {
         }
         chan.send(&[])?;
     }
+    debug!(
+        "fork: {} KiB of memory sent to the child (file mappings never written are loaded there again)",
+        sent * PAGE / 1024
+    );
     Ok(())
 }
 
 /// The pages of `[start, end)` that `pick` returns, as (address, bytes)
 /// records in messages of at most MAX_MSG bytes.
+/// Returns how many pages it sent.
 fn send_pages<'a>(
     chan: &mut Channel,
     start: u64,
     end: u64,
     pick: impl Fn(u64) -> Option<&'a [u8]>,
-) -> Result<(), Errno> {
+) -> Result<u64, Errno> {
     let mut at = start;
+    let mut sent = 0;
     while at < end {
         let mut msg = W(Vec::with_capacity(MAX_MSG));
         while at < end && msg.0.len() + PAGE as usize + 16 <= MAX_MSG {
             if let Some(page) = pick(at) {
                 msg.u64(at);
                 msg.0.extend_from_slice(page);
+                sent += 1;
             }
             at += PAGE;
         }
@@ -480,7 +493,7 @@ fn send_pages<'a>(
             chan.send(&msg.0)?;
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// The child's side: rebuild what the parent sent, then start the program.
