@@ -90,6 +90,11 @@ pub extern "C" fn libos_enter(reason: u64, arg1: u64, _arg2: u64, _cssa: u64) ->
     }
 }
 
+/// Whether boot is done (the ring works, other threads may exist).
+pub fn booted() -> bool {
+    BOOTED.load(Ordering::Acquire) == 2
+}
+
 /// Number of CPUs the host says it has (a hint, clamped).
 pub fn host_cpus() -> u64 {
     host::boot_field(core::mem::offset_of!(BootBlock, ncpus)).clamp(1, 1024)

@@ -3,7 +3,12 @@ use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A test-and-test-and-set spin lock. Critical sections in the LibOS are
-/// short and never block on the host, so spinning is cheaper than sleeping.
+/// short, so spinning is cheaper than sleeping — unless the holder is not
+/// running: the host may preempt it (more program threads than CPUs, as an
+/// http server under load has), or it waits in an OCALL (a page fault
+/// loading a file chunk holds the memory map). After a few microseconds of
+/// spinning a waiter gives its CPU back to the host (sched_yield) instead
+/// of burning the rest of its time slice.
 pub struct SpinLock<T: ?Sized> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
@@ -12,6 +17,9 @@ pub struct SpinLock<T: ?Sized> {
 // SAFETY: the lock serializes access to `value`.
 unsafe impl<T: ?Sized + Send> Sync for SpinLock<T> {}
 unsafe impl<T: ?Sized + Send> Send for SpinLock<T> {}
+
+/// Spins (PAUSE, ~30-150 cycles each) before a yield to the host.
+const SPINS_BEFORE_YIELD: u32 = 256;
 
 impl<T> SpinLock<T> {
     pub const fn new(value: T) -> Self {
@@ -24,6 +32,7 @@ impl<T> SpinLock<T> {
 
 impl<T: ?Sized> SpinLock<T> {
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        let mut spins = 0u32;
         loop {
             if self
                 .locked
@@ -33,7 +42,13 @@ impl<T: ?Sized> SpinLock<T> {
                 return SpinLockGuard { lock: self };
             }
             while self.locked.load(Ordering::Relaxed) {
-                core::hint::spin_loop();
+                spins += 1;
+                if spins.is_multiple_of(SPINS_BEFORE_YIELD) && crate::boot::booted() {
+                    // OCALLs take no LibOS lock, so this cannot deadlock.
+                    crate::host::calls::sched_yield();
+                } else {
+                    core::hint::spin_loop();
+                }
             }
         }
     }
