@@ -285,47 +285,37 @@ pub fn run(
         let (tcs, tls, oentry, ssa) = spawn_addrs(slot);
         // The new thread starts with every signal blocked and unblocks them
         // once its alternate stack is in place.
-        // SAFETY: signal mask manipulation of the calling thread.
-        let old = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            old
-        };
         let busy_on_error = busy.clone();
-        let spawned = std::thread::Builder::new()
+        let builder = std::thread::Builder::new()
             .name(format!("conf-slot-{slot}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("[conf] error: could not start enclave thread {slot}: {e}");
-                        std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
-                    }
-                };
-                // Enclave threads take every signal the sim handles, whatever
-                // the mask of the thread that created them (often a worker, with
-                // all signals blocked).
-                // SAFETY: sets this thread's signal mask.
-                unsafe {
-                    let mut none: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut none);
-                    libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            .stack_size(256 * 1024);
+        let spawned = sim::signals::spawn_blocked(builder, move || {
+            let sim = match sim::thread::attach_current(slot, tcs, tls, oentry, ssa) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("[conf] error: could not start enclave thread {slot}: {e}");
+                    std::process::exit(crate::exit::ExitCode::SetupFailed as i32);
                 }
-                // SAFETY: pthread_self has no preconditions.
-                h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
-                let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
-                h.set_slot_thread(slot, None);
-                busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
-                match end {
-                    ThreadEnd::Thread => {}
-                    end => std::process::exit(finish(&h, end)),
-                }
-            });
-        // SAFETY: as above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            };
+            // Enclave threads take every signal the sim handles, whatever
+            // the mask of the thread that created them (often a worker, with
+            // all signals blocked).
+            // SAFETY: sets this thread's signal mask.
+            unsafe {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            }
+            // SAFETY: pthread_self has no preconditions.
+            h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
+            let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
+            h.set_slot_thread(slot, None);
+            busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
+            match end {
+                ThreadEnd::Thread => {}
+                end => std::process::exit(finish(&h, end)),
+            }
+        });
         if spawned.is_err() {
             busy_on_error[slot as usize].store(false, std::sync::atomic::Ordering::Release);
         }

@@ -1094,24 +1094,13 @@ fn start_warm(host: &Host, base: &process::ChildSpec) {
         return;
     }
     let (slot, starting, base) = (host.warm.clone(), host.warm_starting.clone(), base.clone());
-    // Host-only threads take no signals (they go to enclave threads, which
-    // have the gate's alternate stack): the thread starts with all blocked.
-    // SAFETY: signal mask changes of the calling thread, restored below.
-    let old = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    };
-    let spawned = std::thread::Builder::new()
-        .name("conf-warm".into())
-        .spawn(move || {
+    let spawned = crate::sim::signals::spawn_blocked(
+        std::thread::Builder::new().name("conf-warm".into()),
+        move || {
             *slot.lock().unwrap() = process::Warm::start(&base).ok();
             starting.store(false, Ordering::Release);
-        });
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        },
+    );
     if spawned.is_err() {
         host.warm_starting.store(false, Ordering::Release);
     }

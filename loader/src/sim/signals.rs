@@ -126,6 +126,31 @@ pub fn block_all_in_this_thread() {
     }
 }
 
+/// Start a thread with every signal blocked from its first instruction (a
+/// thread inherits its creator's mask): a signal must never land on a
+/// thread before it has the gate's alternate stack, and never on a
+/// host-only thread at all.
+pub fn spawn_blocked<F>(
+    builder: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    // SAFETY: signal mask changes of the calling thread, restored below.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    let spawned = builder.spawn(f);
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    spawned
+}
+
 /// A stack-only formatter for messages written from the handler.
 struct StackBuf {
     buf: [u8; 512],
