@@ -137,9 +137,9 @@ fn python_multiprocessing_forkserver_same_as_native() {
 }
 
 /// Stop signals: a child stopped and continued from outside (waitpid with
-/// WUNTRACED / WCONTINUED), children stopping themselves with SIGSTOP and
-/// with SIGTSTP's default action (the whole child conf-run stops, so the
-/// parent sees it stopped), and a child whose handler catches SIGTSTP.
+/// WUNTRACED / WCONTINUED), a child stopping itself with SIGSTOP (the whole
+/// child conf-run stops, so the parent sees it stopped), and a child whose
+/// handler catches SIGTSTP.
 #[test]
 fn python_job_control_same_as_native() {
     python_script_same_as_native(
@@ -407,12 +407,16 @@ fn sigtstp_stops_conf_run_like_a_job() {
                 print('continued', flush=True)\n\
                 sys.stdin.readline()\n\
                 print('done', flush=True)\n";
-    let mut child = app
-        .cmd(&[], &[PYTHON, "-c", code])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A process group of its own, as a shell gives a job: the kernel
+    // discards SIGTSTP sent to an orphaned group (the test runner's may be).
+    let mut child = std::os::unix::process::CommandExt::process_group(
+        &mut app.cmd(&[], &[PYTHON, "-c", code]),
+        0,
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();

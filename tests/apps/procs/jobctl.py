@@ -1,7 +1,9 @@
 # Stop signals between processes: a child stopped from outside (SIGSTOP)
 # and continued (SIGCONT), seen by waitpid with WUNTRACED / WCONTINUED; a
-# child stopping itself with SIGSTOP and with SIGTSTP (default action);
-# a child that catches SIGTSTP is not stopped.
+# child stopping itself with SIGSTOP; a child that catches SIGTSTP is not
+# stopped. (A child's own SIGTSTP is left out: the kernel discards it when
+# the process group is orphaned, as under many CI runners, natively too;
+# processes.rs checks SIGTSTP on a conf-run in a group of its own.)
 import os
 import signal
 import subprocess
@@ -20,7 +22,7 @@ os.kill(p.pid, signal.SIGTERM)
 _, st = os.waitpid(p.pid, 0)
 print("then terminated:", os.WIFSIGNALED(st), os.WTERMSIG(st) == signal.SIGTERM, flush=True)
 
-for name in ("STOP", "TSTP"):
+for name in ("STOP",):
     p = subprocess.Popen(["/bin/sh", "-c", f"kill -{name} $$; echo resumed after SIG{name}"])
     _, st = os.waitpid(p.pid, os.WUNTRACED)
     stopsig = os.WSTOPSIG(st) if os.WIFSTOPPED(st) else None
