@@ -271,6 +271,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
             log_level: args.log_level.map(|l| l as u8),
             fds: Vec::new(),
             count_fd: -1,
+            mrenclave: None,
         },
         max_processes: img.resolved.max_processes,
         unchecked: img.unchecked.clone(),
@@ -319,7 +320,12 @@ fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
     };
     let resolved = conf_abi::manifest::ResolvedManifest::decode(&spec.manifest)
         .map_err(|e| anyhow::anyhow!("the parent's manifest does not decode: {e}"))?;
-    let img = image::build_resolved(resolved, conf_manifest::ChunkIndex::default(), libos)?;
+    let img = image::build::build_resolved_bytes(
+        resolved,
+        spec.manifest.clone(),
+        conf_manifest::ChunkIndex::default(),
+        libos,
+    )?;
     let opts = RunOptions {
         backend: args.backend,
         argv: Vec::new(),

@@ -243,9 +243,12 @@ pub fn run(
         let _ = host.unchecked.set(opts.unchecked.clone());
     }
     let key_layout = layout.clone();
-    let _ = host.seal_key.set(Box::new(move || {
-        crate::host::process::sim_seal_key(&key_layout.mrenclave())
-    }));
+    let _ = host.measure.set(Box::new(move || key_layout.mrenclave()));
+    // A child of the same enclave: the parent measured it already (sim
+    // emulates EGETKEY on the host, which protects nothing anyway).
+    if let Some(m) = opts.child_spec.mrenclave {
+        let _ = host.mrenclave_value.set(m);
+    }
     let _ = signals::GLOBALS.set(signals::SimGlobals {
         enclave_lo: enclave.base,
         enclave_hi: enclave.base + enclave.size,

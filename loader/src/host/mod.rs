@@ -90,7 +90,11 @@ pub struct Host {
     /// /proc/self/mem, opened on first use (FillPages).
     self_mem: OnceLock<i32>,
     /// The sim sealing key of this enclave (computed on first use).
-    pub seal_key: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
+    /// How to compute this enclave's MRENCLAVE (hashing its measured
+    /// pages, ~1 ms), done once and only if a process is started.
+    pub measure: OnceLock<Box<dyn Fn() -> [u8; 32] + Send + Sync>>,
+    /// MRENCLAVE, once computed — or as the parent process gave it.
+    pub mrenclave_value: OnceLock<[u8; 32]>,
     seal_key_value: OnceLock<[u8; 32]>,
     /// Child processes started for this enclave (host pids).
     pub children: Mutex<std::collections::HashSet<u32>>,
@@ -178,7 +182,8 @@ impl Host {
             warm: Arc::new(Mutex::new(None)),
             warm_starting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             self_mem: OnceLock::new(),
-            seal_key: OnceLock::new(),
+            measure: OnceLock::new(),
+            mrenclave_value: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),
             shared_maps: Mutex::new(HashMap::new()),
@@ -187,12 +192,22 @@ impl Host {
         }
     }
 
+    /// This enclave's MRENCLAVE (sim: what EGETKEY derives keys from).
+    pub fn mrenclave(&self) -> Option<[u8; 32]> {
+        if let Some(m) = self.mrenclave_value.get() {
+            return Some(*m);
+        }
+        let m = (self.measure.get()?)();
+        let _ = self.mrenclave_value.set(m);
+        Some(m)
+    }
+
     /// The sealing key of this enclave (sim emulation of EGETKEY).
     pub fn seal_key(&self) -> Option<[u8; 32]> {
         if let Some(k) = self.seal_key_value.get() {
             return Some(*k);
         }
-        let k = (self.seal_key.get()?)();
+        let k = process::sim_seal_key(&self.mrenclave()?);
         let _ = self.seal_key_value.set(k);
         Some(k)
     }

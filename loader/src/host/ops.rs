@@ -900,6 +900,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
             let spec = process::ChildSpec {
                 fds,
+                mrenclave: host.mrenclave(),
                 ..base.clone()
             };
             // A conf-run started ahead of need has its enclave booted
@@ -913,7 +914,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 None => process::spawn(&spec),
             };
             if started.is_ok() {
-                start_warm(host, base);
+                start_warm(host, &spec);
             }
             match started {
                 Ok((pid, chan)) => {

@@ -37,6 +37,18 @@ pub fn build_resolved(
     libos: &[u8],
 ) -> anyhow::Result<BuiltImage> {
     let manifest_bytes = resolved.encode();
+    build_resolved_bytes(resolved, manifest_bytes, chunks, libos)
+}
+
+/// As [`build_resolved`], for a manifest already in its canonical bytes
+/// (a child process gets its parent's: encoding them again cost every child
+/// a pass over half a megabyte for a Python).
+pub fn build_resolved_bytes(
+    resolved: ResolvedManifest,
+    manifest_bytes: Vec<u8>,
+    chunks: ChunkIndex,
+    libos: &[u8],
+) -> anyhow::Result<BuiltImage> {
     let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
     let host_root = std::path::PathBuf::from(&resolved.fs_root);
     Ok(BuiltImage {
