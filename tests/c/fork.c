@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -119,6 +120,42 @@ static void sigchld_and_memory(void)
     CHECK("the child's writes stay in the child", value == 1 && big[0] == 'p', "value %d big[0] %c", value, big[0]);
     CHECK("SIGCHLD delivered", got_sigchld, "no SIGCHLD");
     signal(SIGCHLD, SIG_DFL);
+}
+
+/* Shared anonymous memory stays shared across fork (both ways, and with a
+ * process-shared futex-based semaphore on it); private anonymous memory is
+ * the child's own copy. */
+static void shared_anonymous_memory(void)
+{
+    volatile int *shared = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    volatile int *private = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK("mmap MAP_SHARED|MAP_ANONYMOUS", shared != MAP_FAILED && private != MAP_FAILED, "errno %d", errno);
+    shared[0] = 1;
+    shared[2 * 1024] = 5; /* third page */
+    private[0] = 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int saw = shared[0] == 1 && shared[2 * 1024] == 5 && private[0] == 1;
+        shared[0] = 2;
+        shared[1] = 42;
+        private[0] = 2;
+        /* Wait for the parent's answer through the same memory. */
+        for (long i = 0; i < 2000000000L && shared[3] != 7; i++)
+            ;
+        _exit(saw && shared[3] == 7 ? 0 : 1);
+    }
+    CHECK("fork", pid > 0, "errno %d", errno);
+    for (long i = 0; i < 2000000000L && shared[1] != 42; i++)
+        ;
+    CHECK("the child's writes to shared memory reach the parent", shared[0] == 2 && shared[1] == 42,
+          "shared[0] %d shared[1] %d", shared[0], shared[1]);
+    shared[3] = 7;
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK("the parent's writes reach the child", WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+    CHECK("private anonymous memory is not shared", private[0] == 1, "private[0] %d", private[0]);
+    munmap((void *)shared, 3 * 4096);
+    munmap((void *)private, 4096);
 }
 
 /* 1 MiB through a pipe and back through a socketpair between processes. */
@@ -260,6 +297,7 @@ int main(int argc, char **argv)
     }
     wait_status_checks();
     sigchld_and_memory();
+    shared_anonymous_memory();
     channels();
     exec_checks();
     groups();

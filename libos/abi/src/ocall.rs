@@ -365,6 +365,10 @@ ocalls! {
     /// SIGTTOU) with its default action would: the parent's wait sees it
     /// stopped → 0 once it is continued (SIGCONT).
     StopProcess = 90,
+    /// A new anonymous host file of a0 bytes (memfd) for a shared anonymous
+    /// mapping, which processes of the program share after fork → its fd.
+    /// Untrusted host memory, like MapShared of a file.
+    SharedAnon = 91,
 }
 
 #[cfg(test)]

@@ -662,6 +662,15 @@ pub fn map_shared(fd: HostFd, len: u64, off: u64, prot: u32, at: u64) -> Result<
     Ok((id, r.aux))
 }
 
+/// A host memfd of `len` bytes to back a shared anonymous mapping.
+pub fn shared_anon(len: u64) -> Result<HostFd, Errno> {
+    let r = call(Ocall::SharedAnon, [len, 0, 0, 0, 0, 0]);
+    let fd = r.result(Ocall::SharedAnon)?;
+    i32::try_from(fd)
+        .map(HostFd)
+        .or_else(|_| hostile(Ocall::SharedAnon, "an fd out of range"))
+}
+
 pub fn unmap_shared(id: u64) {
     let _ = call(Ocall::UnmapShared, [id, 0, 0, 0, 0, 0]);
 }

@@ -1,5 +1,6 @@
 //! Memory system calls.
 
+use alloc::string::String;
 use alloc::sync::Arc;
 
 use conf_abi::Errno;
@@ -27,9 +28,10 @@ fn check_prot(p: u64) -> Result<u32, Errno> {
     Ok((p & 7) as u32)
 }
 
-/// implements mmap(2): anonymous mappings, and private (copied, verified
-/// for trusted files) file mappings. Shared writable file mappings are
-/// copies too: writes do not reach the file.
+/// implements mmap(2): anonymous mappings (shared ones in host memory, so
+/// that forked processes share them), private file mappings (copied,
+/// verified for trusted files), and shared mappings of host files (host
+/// memory shared with the file).
 pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2], a[3], a[4] as i32, a[5]);
     let prot = check_prot(prot)?;
@@ -52,6 +54,24 @@ pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     };
     let proc = process();
     let shared = kind != MAP_PRIVATE;
+    // Shared anonymous memory must stay shared with the processes forked
+    // later (PostgreSQL's buffers, Python's mmap.mmap(-1, n)): host memory
+    // behind a memfd, which fork hands to the child like a shared file.
+    if flags & MAP_ANONYMOUS != 0 && shared && flags & MAP_FIXED == 0 {
+        let len = crate::util::align_up(len, PAGE);
+        let hfd = crate::host::calls::shared_anon(len)?;
+        let file = crate::fs::host::HostFile::new(
+            hfd,
+            crate::fs::host::HostKind::Regular,
+            String::from("/dev/zero (deleted)"),
+        );
+        let f = crate::fs::OpenFile::new(
+            Arc::new(file),
+            crate::fs::oflags::O_RDWR,
+            String::from("/dev/zero (deleted)"),
+        );
+        return map_host_shared(&f, len, 0, prot);
+    }
     if flags & MAP_ANONYMOUS != 0 {
         let mut vma = Vma::anon(0, prot);
         vma.shared = shared;
@@ -70,29 +90,7 @@ pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     // A writable-shared mapping of a host file really is shared with the
     // file and other processes: host memory outside the enclave.
     if shared && f.file.is_host_regular() && flags & MAP_FIXED == 0 {
-        let Some(hfd) = f.file.host_fd() else {
-            return Err(Errno::ENODEV);
-        };
-        let len = crate::util::align_up(len, PAGE);
-        let (id, at) = crate::host::calls::map_shared(hfd, len, off, prot, 0)?;
-        let lo = crate::boot::enclave().info.enclave_size;
-        if at % PAGE != 0 || at < lo || at.checked_add(len).is_none() {
-            crate::host::hostile(
-                conf_abi::ocall::Ocall::MapShared,
-                "a shared mapping inside the enclave or misaligned",
-            );
-        }
-        proc.mm.add_shared(
-            at,
-            crate::mm::SharedMap {
-                end: at + len,
-                prot,
-                id,
-                offset: off,
-                file: f.clone(),
-            },
-        );
-        return Ok(at);
+        return map_host_shared(&f, crate::util::align_up(len, PAGE), off, prot);
     }
     let st = f.file.stat()?;
     let vma = Vma {
@@ -109,6 +107,38 @@ pub fn sys_mmap(_: &mut Ctx<'_>, a: [u64; 6]) -> Result<u64, Errno> {
     let file_len = f.file.size().unwrap_or(0).saturating_sub(off);
     proc.mm
         .map_lazy(place, len, prot, vma, f.file.clone(), off, file_len)
+}
+
+/// Map `len` bytes of the host file behind `f` shared, outside the
+/// enclave (the host's memory, shared with the file and other processes).
+fn map_host_shared(
+    f: &Arc<crate::fs::OpenFile>,
+    len: u64,
+    off: u64,
+    prot: u32,
+) -> Result<u64, Errno> {
+    let Some(hfd) = f.file.host_fd() else {
+        return Err(Errno::ENODEV);
+    };
+    let (id, at) = crate::host::calls::map_shared(hfd, len, off, prot, 0)?;
+    let lo = crate::boot::enclave().info.enclave_size;
+    if at % PAGE != 0 || at < lo || at.checked_add(len).is_none() {
+        crate::host::hostile(
+            conf_abi::ocall::Ocall::MapShared,
+            "a shared mapping inside the enclave or misaligned",
+        );
+    }
+    process().mm.add_shared(
+        at,
+        crate::mm::SharedMap {
+            end: at + len,
+            prot,
+            id,
+            offset: off,
+            file: f.clone(),
+        },
+    );
+    Ok(at)
 }
 
 /// implements munmap(2)

@@ -287,6 +287,25 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::SyncCore => sync_core(),
         Ocall::StopProcess => stop_process(a[0] as i32)?,
+        Ocall::SharedAnon => {
+            let len = a[0];
+            if len == 0 || !len.is_multiple_of(4096) || len > 1 << 40 {
+                return Err(err(libc::EINVAL));
+            }
+            // SAFETY: a NUL-terminated name; the fd is ours until handed over.
+            let fd = unsafe { libc::memfd_create(c"conf-shared-anon".as_ptr(), libc::MFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(last_err());
+            }
+            // SAFETY: ftruncate of the memfd just created.
+            if unsafe { libc::ftruncate(fd, len as i64) } != 0 {
+                let e = last_err();
+                // SAFETY: our own fd.
+                unsafe { libc::close(fd) };
+                return Err(e);
+            }
+            new_fd(host, fd)
+        }
         Ocall::FillPages => {
             let (dst, len, src) = (a[0], a[1], a[2]);
             heap_range(host, dst, len)?;
