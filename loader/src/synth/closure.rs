@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::cache::{self, Stamp};
 use super::elf::{self, ElfError, ElfInfo, FileKind};
 use super::ldcache::LdCache;
 use super::paths::{is_file, join_lexical, parent};
@@ -66,6 +67,9 @@ struct Work {
     by: Option<String>,
 }
 
+/// Most ELF files whose facts are kept between starts.
+const MEMORY_ENTRIES: usize = 4096;
+
 /// The closure being built.
 pub(crate) struct Linker {
     cache: Option<LdCache>,
@@ -79,6 +83,13 @@ pub(crate) struct Linker {
     /// Every object to trust (paths as ld.so opens them; not canonicalized).
     pub objects: BTreeSet<String>,
     pub skipped: Vec<Skipped>,
+    /// What earlier starts parsed, by path, with the file's stamp then
+    /// ([`Linker::with_memory`]): Python's extension modules alone are ~100
+    /// ELF files to open and read at every start otherwise.
+    remembered: HashMap<String, (Stamp, Arc<ElfInfo>)>,
+    /// Where `remembered` is kept, and whether this start learned more.
+    memory_file: Option<PathBuf>,
+    learned: bool,
 }
 
 impl Linker {
@@ -92,7 +103,44 @@ impl Linker {
             loaded: HashMap::new(),
             objects: BTreeSet::new(),
             skipped: Vec::new(),
+            remembered: HashMap::new(),
+            memory_file: None,
+            learned: false,
         }
+    }
+
+    /// Reuse the ELF facts earlier starts stored in `cache_dir` (for files
+    /// whose stamp still matches), and store what this one learns
+    /// ([`Linker::save_memory`]).
+    pub(crate) fn with_memory(mut self, cache_dir: &Path) -> Linker {
+        let file = cache::record_path(cache_dir, "elf", "dynamic-linking facts");
+        let stored: Vec<(String, Stamp, ElfInfo)> = cache::load(&file).unwrap_or_default();
+        self.remembered = stored
+            .into_iter()
+            .map(|(p, s, i)| (p, (s, Arc::new(i))))
+            .collect();
+        self.memory_file = Some(file);
+        self
+    }
+
+    /// Store the ELF facts for the next start, if this one parsed any file
+    /// anew (a cache that cannot be written costs speed, not correctness).
+    pub(crate) fn save_memory(&self) {
+        let Some(file) = &self.memory_file else {
+            return;
+        };
+        if !self.learned {
+            return;
+        }
+        // Kept small: past the bound, only what this start used survives.
+        let keep_all = self.remembered.len() <= MEMORY_ENTRIES;
+        let all: Vec<(&String, &Stamp, &ElfInfo)> = self
+            .remembered
+            .iter()
+            .filter(|(p, _)| keep_all || self.parsed.contains_key(*p))
+            .map(|(p, (s, i))| (p, s, i.as_ref()))
+            .collect();
+        let _ = cache::store(file, &all);
     }
 
     /// The ELF facts of `path`, parsed once.
@@ -100,11 +148,26 @@ impl Linker {
         if let Some(i) = self.parsed.get(path) {
             return Ok(i.clone());
         }
+        // Stamped before reading: a file changed while it is read gets
+        // another stamp next time, and is read again.
+        let stamp = cache::stamp(path);
+        if let (Some(now), Some((then, i))) = (&stamp, self.remembered.get(path)) {
+            if now == then {
+                let i = i.clone();
+                self.parsed.insert(path.to_string(), i.clone());
+                return Ok(i);
+            }
+        }
         let info = match elf::read_kind(Path::new(path))? {
             FileKind::Elf(i) => Arc::new(i),
             _ => return Err(ElfError::Unsupported("it is not an ELF file".to_string())),
         };
         self.parsed.insert(path.to_string(), info.clone());
+        if let Some(stamp) = stamp.filter(|_| self.memory_file.is_some()) {
+            self.remembered
+                .insert(path.to_string(), (stamp, info.clone()));
+            self.learned = true;
+        }
         Ok(info)
     }
 
@@ -378,5 +441,47 @@ impl Linker {
             return None;
         }
         self.find_system(name)
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    fn linker(cache: &Path) -> Linker {
+        Linker::new(None, Path::new("/")).with_memory(cache)
+    }
+
+    /// Facts stored by one start serve the next while the file is
+    /// unchanged; a file replaced since is read again.
+    #[test]
+    fn remembered_facts_follow_the_file() {
+        if !Path::new("/usr/bin/true").is_file() || !Path::new("/usr/bin/ls").is_file() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("prog");
+        std::fs::copy("/usr/bin/true", &prog).unwrap();
+        let prog = prog.to_str().unwrap();
+        let cache = dir.path().join("cache");
+
+        let mut first = linker(&cache);
+        let true_facts = first.info(prog).unwrap();
+        first.save_memory();
+        let mut second = linker(&cache);
+        assert!(second.remembered.contains_key(prog));
+        assert_eq!(second.info(prog).unwrap(), true_facts);
+        assert!(!second.learned, "an unchanged file was read again");
+
+        // Another program at the same path (new inode, size and times).
+        std::fs::remove_file(prog).unwrap();
+        std::fs::copy("/usr/bin/ls", prog).unwrap();
+        let mut third = linker(&cache);
+        let ls_facts = third.info(prog).unwrap();
+        let FileKind::Elf(want) = elf::read_kind(Path::new("/usr/bin/ls")).unwrap() else {
+            panic!("/usr/bin/ls is not an ELF file")
+        };
+        assert_eq!(*ls_facts, want);
+        assert!(third.learned);
     }
 }

@@ -17,7 +17,7 @@ use goblin::elf::program_header::{self as ph, ProgramHeader};
 use goblin::elf::Elf;
 
 /// The dynamic-linking facts of an ELF file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ElfInfo {
     /// PT_INTERP: the dynamic loader (`/lib64/ld-linux-x86-64.so.2`).
     pub interp: Option<String>,

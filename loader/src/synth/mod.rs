@@ -184,7 +184,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     let mut s = State {
         cwd: cwd.clone(),
         trusted: Vec::new(),
-        linker: Linker::new(ldcache::LdCache::load(), Path::new(&cwd)),
+        linker: Linker::new(ldcache::LdCache::load(), Path::new(&cwd)).with_memory(&cache_dir),
         notes: Vec::new(),
     };
 
@@ -384,6 +384,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         max_threads: runtime.max_threads(),
         ..Manifest::default()
     };
+    s.linker.save_memory();
     Ok(Synthesized {
         manifest,
         runtime,
