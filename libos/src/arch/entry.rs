@@ -41,10 +41,21 @@ static LIBOS_XSAVE_MASK: core::sync::atomic::AtomicU32 = core::sync::atomic::Ato
 
 /// An XSAVE image (standard form) whose header says "every component in
 /// its initial state": XRSTOR from it clears what LIBOS_XSAVE_MASK names.
+/// XRSTOR also loads MXCSR whenever it restores AVX state: the image holds
+/// the default (every exception masked), or the host would run with all
+/// of them unmasked and trap on its first inexact result.
 #[repr(C, align(64))]
 struct XsaveInit([u8; 576]);
 #[no_mangle]
-static LIBOS_XSAVE_INIT: XsaveInit = XsaveInit([0; 576]);
+static LIBOS_XSAVE_INIT: XsaveInit = {
+    let mut image = [0u8; 576];
+    let mxcsr = 0x1f80u32.to_le_bytes();
+    image[24] = mxcsr[0];
+    image[25] = mxcsr[1];
+    image[26] = mxcsr[2];
+    image[27] = mxcsr[3];
+    XsaveInit(image)
+};
 
 /// Decide LIBOS_XSAVE_MASK from CPUID and XCR0 (once, at boot).
 pub fn init_xsave_mask() {
@@ -329,4 +340,21 @@ extern "C" {
     pub fn libos_return_to_user(regs: *const super::tls::UserRegs) -> !;
     /// Entry for rewritten `syscall` sites.
     pub fn libos_syscall_entry();
+}
+
+#[cfg(test)]
+mod tests {
+    /// XRSTOR from the init image loads MXCSR too (with AVX state): the
+    /// host must get the default, every SIMD exception masked.
+    #[test]
+    fn the_init_image_carries_the_default_mxcsr() {
+        let image = &super::LIBOS_XSAVE_INIT.0;
+        assert_eq!(
+            u32::from_le_bytes(image[24..28].try_into().unwrap()),
+            0x1f80
+        );
+        // The header (bytes 512..576) says "all components initial",
+        // standard form.
+        assert!(image[512..].iter().all(|&b| b == 0));
+    }
 }
