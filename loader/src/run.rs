@@ -313,6 +313,9 @@ pub fn run(
             h.set_slot_thread(slot, Some(unsafe { libc::pthread_self() }));
             let end = thread_loop(&h, sim, slot, EnterReason::ThreadStart, 0);
             h.set_slot_thread(slot, None);
+            if matches!(end, ThreadEnd::Thread) {
+                sim::thread::detach_current();
+            }
             busy[slot as usize].store(false, std::sync::atomic::Ordering::Release);
             match end {
                 ThreadEnd::Thread => {}

@@ -422,6 +422,17 @@ fn vec_regs(variant: Variant) {
     }
 }
 
+// ---- threadchurn ----
+
+/// 50,000 threads created and joined one after another: each takes the
+/// slot the previous one is leaving (the process died of SIGSYS about once
+/// per 20,000 before the leaving thread turned its dispatch off first).
+fn thread_churn(variant: Variant) {
+    let mut c = Case::new("threadchurn", variant);
+    c.args = vec!["50000".into()];
+    passed(&c.check(0));
+}
+
 // ---- rewrite ----
 
 /// 4 threads run system call sites that cannot be rewritten with one
@@ -467,6 +478,7 @@ per_variant!(
     lazy_threads,
     fork_code,
     vec_regs,
+    thread_churn,
     rewrite,
     unix_sockets,
     unix_pass_tmpfs_fd

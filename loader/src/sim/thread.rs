@@ -48,6 +48,31 @@ const _: () = {
 
 const PR_SET_SYSCALL_USER_DISPATCH: libc::c_int = 59;
 const PR_SYS_DISPATCH_ON: libc::c_ulong = 1;
+const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
+
+/// Undo [`attach_current`] for the calling thread before it lets another
+/// OS thread take its slot: that thread reuses the slot's alternate stack,
+/// with the Syscall User Dispatch selector in it. Left on, this thread's
+/// last system calls (its stack's munmap, exit) would read the new
+/// thread's selector — BLOCK once it runs the enclave — and be dispatched,
+/// or the kernel, finding a value in the middle of being rewritten, kills
+/// the process with SIGSYS; and a signal could land on the shared stack.
+pub fn detach_current() {
+    // SAFETY: signal mask, dispatch and altstack changes of this thread
+    // only; it runs no enclave code again.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
+        libc::prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+        let off = libc::stack_t {
+            ss_sp: ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        libc::sigaltstack(&off, ptr::null_mut());
+    }
+}
 
 /// Set up the calling host thread to run slot `slot`: allocate its aligned
 /// alternate signal stack with the `SimThread` at the bottom, install it,
