@@ -117,8 +117,15 @@ fn alloc_stub(site: u64) -> Option<u64> {
 /// Write `bytes` at `addr` inside program code, making it writable for the
 /// moment (RWX, so other threads running this page keep executing).
 fn poke_code(addr: u64, bytes: &[u8]) -> bool {
+    with_code_writable(addr, bytes.len() as u64, || poke_writable(addr, bytes))
+}
+
+/// Run `write` with the pages of `[addr, addr + len)` writable (RWX, so
+/// other threads running them keep executing), then make them RX again.
+/// False if they could not be made writable (or `write` says it failed).
+fn with_code_writable(addr: u64, len: u64, write: impl FnOnce() -> bool) -> bool {
     let page_lo = addr & !(PAGE - 1);
-    let page_hi = (addr + bytes.len() as u64 + PAGE - 1) & !(PAGE - 1);
+    let page_hi = (addr + len + PAGE - 1) & !(PAGE - 1);
     if crate::host::calls::mprotect(
         page_lo,
         page_hi - page_lo,
@@ -128,6 +135,12 @@ fn poke_code(addr: u64, bytes: &[u8]) -> bool {
     {
         return false;
     }
+    let ok = write();
+    let _ = crate::host::calls::mprotect(page_lo, page_hi - page_lo, PROT_READ | PROT_EXEC);
+    ok
+}
+
+fn poke_writable(addr: u64, bytes: &[u8]) -> bool {
     let word = addr & !7;
     if addr + bytes.len() as u64 <= word + 8 {
         // One aligned 8-byte store: a thread fetching these bytes sees the
@@ -144,7 +157,6 @@ fn poke_code(addr: u64, bytes: &[u8]) -> bool {
         // SAFETY: as above; only used while the program is single-threaded.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
     }
-    let _ = crate::host::calls::mprotect(page_lo, page_hi - page_lo, PROT_READ | PROT_EXEC);
     true
 }
 
@@ -243,38 +255,27 @@ pub fn int3_site(addr: u64) -> Option<u32> {
 /// instruction stream between steps.
 fn poke_under_threads(mov: u64, nr: u32, jmp: &[u8; 5]) -> bool {
     use crate::host::calls as hc;
-    let page_lo = mov & !(PAGE - 1);
-    let page_hi = (mov + 5 + PAGE - 1) & !(PAGE - 1);
-    if hc::mprotect(
-        page_lo,
-        page_hi - page_lo,
-        PROT_READ | PROT_WRITE | PROT_EXEC,
-    )
-    .is_err()
-    {
-        return false;
-    }
-    INT3_SITES.lock().push((mov, nr));
-    let p = mov as *mut u8;
-    // SAFETY: program code made writable just now; single-byte stores are
-    // atomic, and no thread runs from inside the 5 bytes (only from their
-    // start), which holds `int3` while the others change.
-    let ok = unsafe {
-        p.write_volatile(0xcc);
-        let ok = hc::sync_core().is_ok();
-        if ok {
-            for (i, b) in jmp.iter().enumerate().skip(1) {
-                p.add(i).write_volatile(*b);
+    with_code_writable(mov, 5, || {
+        INT3_SITES.lock().push((mov, nr));
+        let p = mov as *mut u8;
+        // SAFETY: program code made writable just now; single-byte stores
+        // are atomic, and no thread runs from inside the 5 bytes (only from
+        // their start), which holds `int3` while the others change.
+        unsafe {
+            p.write_volatile(0xcc);
+            let ok = hc::sync_core().is_ok();
+            if ok {
+                for (i, b) in jmp.iter().enumerate().skip(1) {
+                    p.add(i).write_volatile(*b);
+                }
+                let _ = hc::sync_core();
+                p.write_volatile(jmp[0]);
+            } else {
+                p.write_volatile(0xb8);
             }
-            let _ = hc::sync_core();
-            p.write_volatile(jmp[0]);
-        } else {
-            p.write_volatile(0xb8);
+            ok
         }
-        ok
-    };
-    let _ = hc::mprotect(page_lo, page_hi - page_lo, PROT_READ | PROT_EXEC);
-    ok
+    })
 }
 
 /// The program trapped on the `syscall` at `site` with RAX = `nr`: patch
