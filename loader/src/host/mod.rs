@@ -266,10 +266,9 @@ impl Host {
     /// The host thread that fires alarms.
     pub fn start_alarm_thread(self: &Arc<Host>) -> std::io::Result<()> {
         let h = self.clone();
-        std::thread::Builder::new()
-            .name("conf-alarm".into())
-            .spawn(move || {
-                crate::sim::signals::block_all_in_this_thread();
+        crate::sim::signals::spawn_blocked(
+            std::thread::Builder::new().name("conf-alarm".into()),
+            move || {
                 let (m, cv) = &*h.alarm;
                 let mut g = m.lock().unwrap();
                 loop {
@@ -295,7 +294,8 @@ impl Host {
                     }
                     g = m.lock().unwrap();
                 }
-            })?;
+            },
+        )?;
         Ok(())
     }
 

@@ -21,12 +21,10 @@ const HOT_FOR: Duration = Duration::from_micros(200);
 pub fn start(host: Arc<Host>, n: u32) -> std::io::Result<()> {
     for i in 0..n {
         let h = host.clone();
-        std::thread::Builder::new()
-            .name(format!("conf-ocall-{i}"))
-            .spawn(move || {
-                crate::sim::signals::block_all_in_this_thread();
-                run(&h)
-            })?;
+        crate::sim::signals::spawn_blocked(
+            std::thread::Builder::new().name(format!("conf-ocall-{i}")),
+            move || run(&h),
+        )?;
     }
     Ok(())
 }

@@ -115,17 +115,6 @@ const SA_RESTORER: libc::c_int = 0x0400_0000;
 const FPE_INTDIV: i32 = 1;
 const FPE_INTOVF: i32 = 2;
 
-/// Block every signal in the calling thread (host-only threads call this so
-/// signals always land on threads that have the gate's alternate stack).
-pub fn block_all_in_this_thread() {
-    // SAFETY: manipulates the calling thread's signal mask only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
-
 /// Start a thread with every signal blocked from its first instruction (a
 /// thread inherits its creator's mask): a signal must never land on a
 /// thread before it has the gate's alternate stack, and never on a
