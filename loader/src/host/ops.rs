@@ -1063,8 +1063,8 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 return Err(err(libc::EINVAL));
             };
             // The channel key comes next: a process kept ready derives it
-            // (MRENCLAVE: hashing the LibOS and the manifest, ~1 ms) while it
-            // waits, not after the parent asked for it.
+            // (reading the sim's CPU secret; MRENCLAVE too if the parent did
+            // not pass it) while it waits, not after the parent asked.
             let _ = host.seal_key();
             let got = match from.wait() {
                 Ok(Some(x)) => Ok(x),
