@@ -67,6 +67,7 @@ pub fn init_thread_tls() -> &'static mut Tls {
     }
     let t = init_tls(true);
     t.sim = (host::boot_field(core::mem::offset_of!(BootBlock, backend)) == BACKEND_SIM) as u64;
+    crate::arch::cpuid::start_trapping();
     t
 }
 
@@ -177,6 +178,7 @@ fn boot(ring_addr: u64) -> ! {
         early_abort(AbortCode::BadImage);
     }
     t.sim = (host::boot_field(core::mem::offset_of!(BootBlock, backend)) == BACKEND_SIM) as u64;
+    crate::arch::cpuid::start_trapping();
 
     let heap_lo = base + info.heap_offset;
     let heap_hi = heap_lo + info.heap_size;

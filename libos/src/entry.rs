@@ -70,14 +70,17 @@ const TRAP_BRKPT: i32 = 1;
 const TRAP_TRACE: i32 = 2;
 const BUS_ADRERR: i32 = 2;
 
-/// Is the instruction at `rip` a `syscall` (0f 05)?
-fn is_syscall_insn(rip: u64) -> bool {
+/// Are the two bytes at `rip` `opcode`?
+fn insn_is(rip: u64, opcode: [u8; 2]) -> bool {
     if !process().mm.check(rip, 2, PROT_EXEC) && !process().mm.check(rip, 2, PROT_READ) {
         return false;
     }
     // SAFETY: two mapped, readable bytes of program code.
-    unsafe { (rip as *const [u8; 2]).read_unaligned() == [0x0f, 0x05] }
+    unsafe { (rip as *const [u8; 2]).read_unaligned() == opcode }
 }
+
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+const CPUID: [u8; 2] = [0x0f, 0xa2];
 
 /// An exception (or host signal) interrupted the program.
 pub fn exception(is_exception: bool) -> ! {
@@ -94,7 +97,14 @@ pub fn exception(is_exception: bool) -> ! {
     }
     let rip = t.user.rip;
     match info & exitinfo::VECTOR_MASK {
-        exitinfo::VECTOR_UD if is_syscall_insn(rip) => {
+        exitinfo::VECTOR_UD if insn_is(rip, CPUID) => {
+            let [a, b, c, d] = crate::arch::cpuid::cpuid(t.user.rax as u32, t.user.rcx as u32);
+            // CPUID writes the low halves and zeroes the high ones.
+            (t.user.rax, t.user.rbx, t.user.rcx, t.user.rdx) =
+                (a as u64, b as u64, c as u64, d as u64);
+            t.user.rip = rip + 2;
+        }
+        exitinfo::VECTOR_UD if insn_is(rip, SYSCALL) => {
             // As the CPU would have: RCX = next instruction, R11 = RFLAGS.
             crate::syscall::rewrite::on_trap(rip, t.user.rax);
             t.user.rip = rip + 2;

@@ -446,6 +446,57 @@ fn rewrite(variant: Variant) {
     }
 }
 
+// ---- cpuid ----
+
+/// CPUID answers as natively, from the LibOS's cache: each leaf asked of
+/// the host once, and nothing asked by a forked child that reads the
+/// leaves its parent read.
+fn cpuid(variant: Variant) {
+    let mut c = Case::new("cpuid", variant);
+    c.flags = vec!["--log-level", "debug"];
+    let out = c.check(0);
+    passed(&out);
+    let leaves = |o: &Output| -> Vec<String> {
+        o.stdout_str()
+            .lines()
+            .filter(|l| l.starts_with("leaf "))
+            .map(String::from)
+            .collect()
+    };
+    let native = c.native();
+    assert_eq!(
+        leaves(&out),
+        leaves(&native),
+        "CPUID answers differ from the native run:\n{}",
+        out.describe()
+    );
+    let err = out.stderr_str();
+    let asked = |l: &&str| l.contains("cpuid: leaf") && l.contains("asked of the host");
+    let total = err.lines().filter(asked).count();
+    let child = err
+        .split("== fork ==")
+        .nth(1)
+        .and_then(|rest| rest.split("== joined ==").next())
+        .unwrap_or_else(|| panic!("no fork markers on stderr:\n{}", out.describe()));
+    assert_eq!(
+        child.lines().filter(asked).count(),
+        0,
+        "the child asked the host again:\n{}",
+        out.describe()
+    );
+    // Each distinct leaf once: the program alone asks for 21, plus what
+    // its C library reads as it starts; 5,000 times one leaf must not show.
+    assert!(total < 100, "{total} requests:\n{}", out.describe());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if cpu.contains(" cpuid_fault") {
+        assert!(
+            total > 0,
+            "CPUID did not trap although the CPU can (cpuid_fault):\n{}",
+            out.describe()
+        );
+    }
+}
+
 macro_rules! per_variant {
     ($($family:ident),* $(,)?) => {$(
         mod $family {
@@ -481,5 +532,6 @@ per_variant!(
     thread_churn,
     rewrite,
     unix_sockets,
-    unix_pass_tmpfs_fd
+    unix_pass_tmpfs_fd,
+    cpuid
 );

@@ -369,6 +369,15 @@ ocalls! {
     /// mapping, which processes of the program share after fork → its fd.
     /// Untrusted host memory, like MapShared of a file.
     SharedAnon = 91,
+    /// CPUID leaf a0, subleaf a1 as the host CPU answers it → 0; EAX, EBX,
+    /// ECX, EDX (u32 each) at data[a2..a2+16]. Untrusted, as on SGX, where
+    /// the enclave cannot execute CPUID and must ask.
+    Cpuid = 92,
+    /// From now on CPUID executed in the enclave raises #UD, as it does in an
+    /// SGX enclave, for every enclave thread of the process (sim: CPUID
+    /// faulting, arch_prctl ARCH_SET_CPUID) → 0, or ENODEV where the CPU
+    /// cannot trap it (CPUID then keeps running natively).
+    TrapCpuid = 93,
 }
 
 #[cfg(test)]

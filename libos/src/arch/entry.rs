@@ -63,8 +63,8 @@ pub fn init_xsave_mask() {
     // SAFETY: CPUID is always available; XGETBV only once CPUID says the OS
     // enabled XSAVE.
     let mask = unsafe {
-        let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
-        let xsavec = core::arch::x86_64::__cpuid_count(0xd, 1).eax & (1 << 1) != 0;
+        let osxsave = super::cpuid::cpuid(1, 0)[2] & (1 << 27) != 0;
+        let xsavec = super::cpuid::cpuid(0xd, 1)[0] & (1 << 1) != 0;
         if !(osxsave && xsavec) {
             return;
         }

@@ -1,5 +1,6 @@
 //! x86-64 specifics: entry/exit assembly, per-thread TLS, self-relocation.
 
+pub mod cpuid;
 pub mod entry;
 pub mod reloc;
 pub mod tls;

@@ -96,8 +96,8 @@ fn ncpus() -> u64 {
 }
 
 fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-    (r.eax, r.ebx, r.ecx, r.edx)
+    let [a, b, c, d] = crate::arch::cpuid::cpuid(leaf, sub);
+    (a, b, c, d)
 }
 
 fn brand() -> String {

@@ -290,6 +290,23 @@ pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
     )
 }
 
+/// CPUID `leaf`/`subleaf` as the host CPU answers it (untrusted).
+pub fn cpuid(leaf: u32, subleaf: u32) -> Result<[u32; 4], Errno> {
+    zero_result(
+        Ocall::Cpuid,
+        call(Ocall::Cpuid, [leaf as u64, subleaf as u64, OUT, 0, 0, 0]),
+    )?;
+    let mut b = [0u8; 16];
+    Data::mine().get(OUT, &mut b);
+    let word = |i: usize| u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    Ok([word(0), word(1), word(2), word(3)])
+}
+
+/// Have CPUID in the enclave raise #UD from now on, as on SGX.
+pub fn trap_cpuid() -> Result<(), Errno> {
+    zero_result(Ocall::TrapCpuid, call(Ocall::TrapCpuid, [0; 6]))
+}
+
 /// Have every enclave thread serialize its instruction fetch before it runs
 /// program code again (after code was changed under running threads).
 pub fn sync_core() -> Result<(), Errno> {

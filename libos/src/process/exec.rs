@@ -194,9 +194,8 @@ fn map_elf(
 }
 
 fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-    // SAFETY: CPUID is available on every x86-64 CPU.
-    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-    (r.eax, r.ebx, r.ecx, r.edx)
+    let [a, b, c, d] = crate::arch::cpuid::cpuid(leaf, sub);
+    (a, b, c, d)
 }
 
 /// A program ready to be loaded: found, trusted, its headers read, `#!`

@@ -237,6 +237,13 @@ fn encode_common(
         w.u64(r.cur);
         w.u64(r.max);
     }
+    let cpuid = crate::arch::cpuid::known();
+    w.u32(cpuid.len() as u32);
+    for (leaf, subleaf, regs) in cpuid {
+        w.u32(leaf);
+        w.u32(subleaf);
+        regs.iter().for_each(|&v| w.u32(v));
+    }
     // AF_UNIX sockets in tmpfs: the run key and the names known.
     let net = crate::net::unix::inherited();
     w.0.extend_from_slice(&net.key);
@@ -535,6 +542,12 @@ pub fn child_boot(
             max: r.u64()?,
         };
     }
+    let n = r.u32()?;
+    let mut cpuid = Vec::with_capacity((n as usize).min(1024));
+    for _ in 0..n {
+        cpuid.push((r.u32()?, r.u32()?, [r.u32()?, r.u32()?, r.u32()?, r.u32()?]));
+    }
+    crate::arch::cpuid::learn(&cpuid);
     let key: [u8; 32] = r.take(32)?.try_into().map_err(|_| Errno::EPROTO)?;
     let dir = r.string()?;
     let n = r.u32()?;

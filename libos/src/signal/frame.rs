@@ -33,7 +33,7 @@ fn xsave_geometry() -> (u64, u64) {
     // SAFETY: CPUID leaf 0xD and XGETBV are available wherever XSAVE is,
     // which every CPU SGX runs on has.
     unsafe {
-        let size = core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64;
+        let size = crate::arch::cpuid::cpuid(0xd, 0)[1] as u64;
         let xcr0 = core::arch::x86_64::_xgetbv(0);
         (size, xcr0)
     }

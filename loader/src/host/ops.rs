@@ -286,6 +286,18 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
         }
         Ocall::SyncCore => sync_core(),
+        Ocall::Cpuid => {
+            let r = range(a[2], 16)?;
+            let regs = crate::sim::cpuid::host_cpuid(a[0] as u32, a[1] as u32);
+            for (i, v) in regs.iter().enumerate() {
+                data[r.start + 4 * i..r.start + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            (0, 0)
+        }
+        Ocall::TrapCpuid => match crate::sim::cpuid::trap_from_now_on() {
+            Ok(()) => (0, 0),
+            Err(e) => err(e),
+        },
         Ocall::StopProcess => stop_process(a[0] as i32)?,
         Ocall::SharedAnon => {
             let len = a[0];

@@ -7,6 +7,7 @@
 //! allowed, so a system call anywhere in the enclave traps — the program's
 //! are served by the LibOS, the LibOS's own are caught as a bug.
 
+pub mod cpuid;
 pub mod gate;
 pub mod signals;
 pub mod thread;

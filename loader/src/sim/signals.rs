@@ -112,6 +112,8 @@ pub fn install() -> std::io::Result<()> {
 }
 
 const SA_RESTORER: libc::c_int = 0x0400_0000;
+/// si_code of a SIGSEGV the kernel sends for a general protection fault.
+const SI_KERNEL: i32 = 0x80;
 const FPE_INTDIV: i32 = 1;
 const FPE_INTOVF: i32 = 2;
 
@@ -134,7 +136,10 @@ where
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         old
     };
-    let spawned = builder.spawn(f);
+    let spawned = builder.spawn(move || {
+        super::cpuid::on_host_only();
+        f()
+    });
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     spawned
@@ -318,6 +323,13 @@ pub unsafe extern "C" fn conf_sim_signal_rust(
             }
             return;
         }
+        let gp_fault = sig == libc::SIGSEGV && info.si_code == SI_KERNEL;
+        // The faulting instruction was just fetched from `rip`: readable.
+        let cpuid = gp_fault && super::cpuid::is_cpuid_at(rip);
+        if cpuid && !in_enclave {
+            super::cpuid::emulate_for_host(uc);
+            return;
+        }
         if !in_enclave {
             if sig == libc::SIGSYS {
                 fatal(format_args!(
@@ -337,6 +349,11 @@ pub unsafe extern "C" fn conf_sim_signal_rust(
                     "boundary violation: the LibOS executed a raw system call (number {nr}) at LibOS+{off:#x}; the LibOS must reach the host only through the OCALL ring"
                 ));
             }
+            if cpuid {
+                fatal(format_args!(
+                    "the LibOS executed CPUID at LibOS+{off:#x} after asking for it to trap (an SGX enclave cannot execute it); the LibOS must use its CPUID cache"
+                ));
+            }
             fatal(format_args!(
                 "the LibOS crashed: {} at LibOS+{off:#x} (address {:#x}); this is a conf bug, please report it with `--log-level debug` output",
                 signal_name(sig),
@@ -350,15 +367,13 @@ pub unsafe extern "C" fn conf_sim_signal_rust(
         } else {
             (rip, info.si_addr() as u64)
         };
-        write_ssa(
-            sim,
-            uc,
-            report_rip,
-            fs,
-            gs,
-            exit_info(sig, info.si_code),
-            maddr,
-        );
+        let info_bits = if cpuid {
+            // CPUID is illegal in an SGX enclave: #UD at the instruction.
+            exitinfo::VALID | exitinfo::TYPE_HW | exitinfo::VECTOR_UD
+        } else {
+            exit_info(sig, info.si_code)
+        };
+        write_ssa(sim, uc, report_rip, fs, gs, info_bits, maddr);
         enter_on_return(sim, uc, EnterReason::Exception, sig as u64);
     }
 }

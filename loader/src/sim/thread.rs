@@ -72,6 +72,7 @@ pub fn detach_current() {
         };
         libc::sigaltstack(&off, ptr::null_mut());
     }
+    super::cpuid::on_host_only();
 }
 
 /// Set up the calling host thread to run slot `slot`: allocate its aligned
@@ -186,5 +187,6 @@ fn attach_at(
             ));
         }
     }
+    super::cpuid::on_attach();
     Ok(sim)
 }

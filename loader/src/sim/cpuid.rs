@@ -1,0 +1,110 @@
+//! CPUID as an SGX enclave sees it: an instruction that raises #UD.
+//!
+//! The LibOS asks for it (`Ocall::TrapCpuid`) once it has booted; from then
+//! on every enclave thread runs with CPUID faulting (arch_prctl
+//! ARCH_SET_CPUID), so a CPUID in program code arrives as a general
+//! protection fault that the signal handler reports as #UD, and the LibOS
+//! answers it from its cache. Besides matching SGX, this is faster on a
+//! virtual machine, where each CPUID exits to the hypervisor (several
+//! microseconds) and glibc alone runs about a hundred of them to start.
+//!
+//! Host code running on an enclave thread (OCALL handlers, libraries
+//! detecting CPU features on first use) still gets real answers: its faults
+//! are emulated here by executing CPUID with faulting briefly off.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const ARCH_GET_CPUID: libc::c_int = 0x1011;
+const ARCH_SET_CPUID: libc::c_int = 0x1012;
+
+/// Set once the LibOS asked for it: enclave threads attached later trap too.
+static TRAPPING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread runs with CPUID faulting on.
+    static FAULTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn set_cpuid_enabled(enabled: bool) -> bool {
+    // SAFETY: arch_prctl with an integer argument changes only a flag of the
+    // calling thread.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_SET_CPUID,
+            enabled as libc::c_ulong,
+        ) == 0
+    }
+}
+
+/// Turn trapping on for the calling enclave thread and for every enclave
+/// thread attached from now on. Err(errno) where the CPU cannot fault on
+/// CPUID (ENODEV).
+pub fn trap_from_now_on() -> Result<(), i32> {
+    if !set_cpuid_enabled(false) {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENODEV));
+    }
+    FAULTING.with(|f| f.set(true));
+    TRAPPING.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// For a thread about to run enclave code: trap CPUID if the LibOS asked.
+pub fn on_attach() {
+    if TRAPPING.load(Ordering::Acquire) && set_cpuid_enabled(false) {
+        FAULTING.with(|f| f.set(true));
+    }
+}
+
+/// For a thread that will run host code only (a new thread inherits its
+/// creator's faulting; a thread leaving its enclave slot keeps running
+/// host code).
+pub fn on_host_only() {
+    // SAFETY: arch_prctl reading a flag of the calling thread.
+    let faulting = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_GET_CPUID, 0) } == 0;
+    if faulting {
+        set_cpuid_enabled(true);
+    }
+    FAULTING.with(|f| f.set(false));
+}
+
+/// CPUID executed on the host CPU, whatever this thread's faulting.
+pub fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let faulting = FAULTING.with(|f| f.get());
+    if faulting {
+        set_cpuid_enabled(true);
+    }
+    // Faulting is off for this thread here.
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    if faulting {
+        set_cpuid_enabled(false);
+    }
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Is the instruction at `rip` a CPUID (0f a2)? `rip` must be readable.
+///
+/// # Safety
+/// `rip` points at two readable bytes (the instruction that faulted).
+pub unsafe fn is_cpuid_at(rip: u64) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { (rip as *const [u8; 2]).read_unaligned() == [0x0f, 0xa2] }
+}
+
+/// Emulate a faulting CPUID of host code in the interrupted context `uc`.
+pub fn emulate_for_host(uc: &mut libc::ucontext_t) {
+    let g = &mut uc.uc_mcontext.gregs;
+    let [a, b, c, d] = host_cpuid(
+        g[libc::REG_RAX as usize] as u32,
+        g[libc::REG_RCX as usize] as u32,
+    );
+    // CPUID writes the low halves and zeroes the high ones.
+    g[libc::REG_RAX as usize] = a as i64;
+    g[libc::REG_RBX as usize] = b as i64;
+    g[libc::REG_RCX as usize] = c as i64;
+    g[libc::REG_RDX as usize] = d as i64;
+    g[libc::REG_RIP as usize] += 2;
+}
