@@ -452,8 +452,17 @@ fn rewrite(variant: Variant) {
 /// the host once, and nothing asked by a forked child that reads the
 /// leaves its parent read.
 fn cpuid(variant: Variant) {
+    for mode in ["exit", "exitless"] {
+        cpuid_in_mode(variant, mode);
+    }
+}
+
+fn cpuid_in_mode(variant: Variant, mode: &str) {
     let mut c = Case::new("cpuid", variant);
     c.flags = vec!["--log-level", "debug"];
+    // Exitless: the request to trap must still change the enclave thread,
+    // not the host worker that serves OCALLs.
+    c.manifest.raw(&format!("libos.ocall.mode = \"{mode}\""));
     let out = c.check(0);
     passed(&out);
     let leaves = |o: &Output| -> Vec<String> {

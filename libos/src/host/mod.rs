@@ -253,11 +253,13 @@ fn blocks(nr: Ocall) -> bool {
 
 /// Calls that wait by design (sleeping, waiting for another thread, polling
 /// with a timeout) always run on the caller's own host thread, so they never
-/// tie up an exitless worker.
+/// tie up an exitless worker; so does `TrapCpuid`, which changes the calling
+/// thread.
 fn always_exits(nr: Ocall) -> bool {
     matches!(
         nr,
-        Ocall::Poll
+        Ocall::TrapCpuid
+            | Ocall::Poll
             | Ocall::Sleep
             | Ocall::ThreadSleep
             | Ocall::SpawnThread
