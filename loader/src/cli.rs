@@ -135,7 +135,7 @@ pub fn timing(what: &str, since: std::time::Instant) {
     }
 }
 
-fn build(args: &Args, libos: &[u8]) -> Result<BuiltImage, Failure> {
+fn build(args: &Args, libos: &'static [u8]) -> Result<BuiltImage, Failure> {
     if let Some(spec) = &args.image {
         return Ok(crate::oci::wrapped::build_for_run(
             spec,
@@ -234,13 +234,11 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         })?),
         None => None,
     };
-    let custom_libos;
-    let libos: &[u8] = match &args.insecure_libos {
-        Some(p) => {
-            custom_libos =
-                std::fs::read(p).with_context(|| format!("cannot read LibOS {}", p.display()))?;
-            &custom_libos
-        }
+    let libos: &'static [u8] = match &args.insecure_libos {
+        // Kept for the life of the process, like the built-in one.
+        Some(p) => std::fs::read(p)
+            .with_context(|| format!("cannot read LibOS {}", p.display()))?
+            .leak(),
         None => image::default_libos(),
     };
     if args.backend == Backend::Sgx && !std::path::Path::new("/dev/sgx_enclave").exists() {
@@ -266,7 +264,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         root: root.as_os_str().as_bytes().to_vec(),
         child: None,
         child_spec: crate::host::process::ChildSpec {
-            manifest: img.manifest_bytes.clone(),
+            manifest: img.manifest_bytes.to_vec(),
             root: root.as_os_str().as_bytes().to_vec(),
             log_level: args.log_level.map(|l| l as u8),
             fds: Vec::new(),
@@ -294,7 +292,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
 
 /// conf-run --insecure-child: the same enclave again, for a child process
 /// of a program running in it; its state arrives over the channel.
-fn run_child(arg: &str, args: &Args, libos: &[u8]) -> Result<i32, Failure> {
+fn run_child(arg: &str, args: &Args, libos: &'static [u8]) -> Result<i32, Failure> {
     let bad = || Failure {
         code: ExitCode::Usage,
         error: anyhow::anyhow!("--insecure-child takes [warm:]CHANNEL_FD,SPEC_FD"),

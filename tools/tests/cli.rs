@@ -340,7 +340,7 @@ fn small_layout() -> EnclaveLayout {
         page_type,
         perms,
         measure,
-        content,
+        content: content.into(),
         what: String::new(),
     };
     EnclaveLayout {

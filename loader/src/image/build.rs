@@ -12,7 +12,7 @@ use super::EnclaveLayout;
 pub struct BuiltImage {
     pub resolved: ResolvedManifest,
     /// Canonical bytes of `resolved` (what is measured).
-    pub manifest_bytes: Vec<u8>,
+    pub manifest_bytes: std::sync::Arc<Vec<u8>>,
     pub layout: EnclaveLayout,
     /// Chunk digests of the trusted files, served to the LibOS at run time.
     pub chunks: ChunkIndex,
@@ -34,7 +34,7 @@ pub fn default_libos() -> &'static [u8] {
 pub fn build_resolved(
     resolved: ResolvedManifest,
     chunks: ChunkIndex,
-    libos: &[u8],
+    libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
     let manifest_bytes = resolved.encode();
     build_resolved_bytes(resolved, manifest_bytes, chunks, libos)
@@ -47,8 +47,9 @@ pub fn build_resolved_bytes(
     resolved: ResolvedManifest,
     manifest_bytes: Vec<u8>,
     chunks: ChunkIndex,
-    libos: &[u8],
+    libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
+    let manifest_bytes = std::sync::Arc::new(manifest_bytes);
     let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
     let host_root = std::path::PathBuf::from(&resolved.fs_root);
     Ok(BuiltImage {
@@ -66,7 +67,7 @@ pub fn build_resolved_bytes(
 pub fn build_from_manifest(
     manifest: &Manifest,
     opts: &ResolveOptions,
-    libos: &[u8],
+    libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
     let t0 = std::time::Instant::now();
     let res = conf_manifest::resolve(manifest, opts)?;
@@ -91,7 +92,7 @@ pub fn build_image_with(
     path: &Path,
     defines: &BTreeMap<String, String>,
     opts: &ResolveOptions,
-    libos: &[u8],
+    libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
     let bytes = std::fs::read(path)
         .map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;

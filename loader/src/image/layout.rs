@@ -10,8 +10,11 @@ use conf_abi::layout::{
     perm, tcs, EnclaveInfo, SlotGeometry, SlotRecord, ENCLAVE_INFO_MAGIC, HEAP_START,
     LIBOS_STACK_PAGES, NSSA, PAGE_SIZE, SLOT_RECORD_MAGIC, SSA_FRAME_PAGES,
 };
+use std::sync::Arc;
+
 use conf_abi::manifest::ResolvedManifest;
-use goblin::elf::{program_header::PT_LOAD, Elf};
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::{header, program_header::PT_LOAD, Elf, ProgramHeader};
 
 /// SGX page type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +45,54 @@ pub struct Region {
     pub perms: u8,
     pub measure: Measure,
     /// Bytes at the start of the region; the rest is zero.
-    pub content: Vec<u8>,
+    pub content: Content,
     /// What the region is, for `conf inspect --layout` and errors.
     pub what: String,
+}
+
+/// A region's bytes, without copying the big ones: the LibOS segments are
+/// borrowed from the image conf-run carries, the manifest is shared with
+/// the image that holds it (a copy of each cost every start ~1.4 MB of
+/// fresh memory for Python).
+#[derive(Clone, Debug, Default)]
+pub enum Content {
+    #[default]
+    Empty,
+    Borrowed(&'static [u8]),
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Content::Empty => &[],
+            Content::Borrowed(b) => b,
+            Content::Owned(v) => v,
+            Content::Shared(v) => v,
+        }
+    }
+}
+
+impl Content {
+    /// The bytes, made the region's own to change.
+    pub fn to_mut(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Content::Owned(_)) {
+            *self = Content::Owned(self.to_vec());
+        }
+        match self {
+            Content::Owned(v) => v,
+            _ => unreachable!("made owned just above"),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(v: Vec<u8>) -> Content {
+        Content::Owned(v)
+    }
 }
 
 impl Region {
@@ -113,11 +161,27 @@ fn elf_perms(flags: u32) -> u8 {
 }
 
 /// The LibOS ELF's loadable image: regions relative to the LibOS base.
-fn libos_regions(elf_bytes: &[u8]) -> Result<(Vec<Region>, u64, u64), LayoutError> {
-    let elf = Elf::parse(elf_bytes).map_err(|e| LayoutError::BadLibos(e.to_string()))?;
+fn libos_regions(elf_bytes: &'static [u8]) -> Result<(Vec<Region>, u64, u64), LayoutError> {
+    // Only the headers: a full parse reads the symbol and string tables too.
+    if elf_bytes.len() < header::header64::SIZEOF_EHDR
+        || elf_bytes[header::EI_CLASS] != header::ELFCLASS64
+        || elf_bytes[header::EI_DATA] != header::ELFDATA2LSB
+    {
+        return Err(LayoutError::BadLibos(
+            "not a 64-bit little-endian ELF file".into(),
+        ));
+    }
+    let eh = Elf::parse_header(elf_bytes).map_err(|e| LayoutError::BadLibos(e.to_string()))?;
+    let phdrs = ProgramHeader::parse(
+        elf_bytes,
+        eh.e_phoff as usize,
+        eh.e_phnum as usize,
+        Ctx::new(Container::Big, Endian::Little),
+    )
+    .map_err(|e| LayoutError::BadLibos(format!("program headers: {e}")))?;
     let mut regions = Vec::new();
     let mut span = 0u64;
-    for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
+    for ph in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph.p_vaddr % PAGE_SIZE != ph.p_offset % PAGE_SIZE {
             return Err(LayoutError::BadLibos(
                 "segment offset and address are not congruent modulo the page size".into(),
@@ -139,8 +203,13 @@ fn libos_regions(elf_bytes: &[u8]) -> Result<(Vec<Region>, u64, u64), LayoutErro
             .ok_or_else(|| {
                 LayoutError::BadLibos("segment extends past the end of the file".into())
             })?;
-        let mut content = vec![0u8; lead];
-        content.extend_from_slice(bytes);
+        let content = if lead == 0 {
+            Content::Borrowed(bytes)
+        } else {
+            let mut v = vec![0u8; lead];
+            v.extend_from_slice(bytes);
+            Content::Owned(v)
+        };
         if let Some(prev) = regions.last() {
             let prev: &Region = prev;
             if start < prev.end() {
@@ -161,16 +230,16 @@ fn libos_regions(elf_bytes: &[u8]) -> Result<(Vec<Region>, u64, u64), LayoutErro
     if regions.is_empty() {
         return Err(LayoutError::BadLibos("no loadable segments".into()));
     }
-    Ok((regions, span, elf.entry))
+    Ok((regions, span, eh.e_entry))
 }
 
 impl EnclaveLayout {
     /// Lay out an enclave for the LibOS image `libos_elf` and the resolved
     /// manifest whose canonical bytes are `manifest_bytes`.
     pub fn build(
-        libos_elf: &[u8],
+        libos_elf: &'static [u8],
         manifest: &ResolvedManifest,
-        manifest_bytes: &[u8],
+        manifest_bytes: &Arc<Vec<u8>>,
     ) -> Result<EnclaveLayout, LayoutError> {
         let size = manifest.enclave_size;
         if !size.is_power_of_two() {
@@ -227,7 +296,7 @@ impl EnclaveLayout {
             } else {
                 Measure::Added
             },
-            content: Vec::new(),
+            content: Content::Empty,
             what: "heap".into(),
         });
         for mut r in libos {
@@ -240,7 +309,7 @@ impl EnclaveLayout {
             page_type: PageType::Reg,
             perms: perm::R,
             measure: Measure::Measured,
-            content: info.to_bytes().to_vec(),
+            content: info.to_bytes().to_vec().into(),
             what: "enclave info".into(),
         });
         regions.push(Region {
@@ -249,7 +318,7 @@ impl EnclaveLayout {
             page_type: PageType::Reg,
             perms: perm::R,
             measure: Measure::Measured,
-            content: manifest_bytes.to_vec(),
+            content: Content::Shared(manifest_bytes.clone()),
             what: "resolved manifest".into(),
         });
         for slot in 0..nslots {
@@ -263,7 +332,7 @@ impl EnclaveLayout {
                 page_type: PageType::Reg,
                 perms: perm::R | perm::W,
                 measure: Measure::Added,
-                content: Vec::new(),
+                content: Content::Empty,
                 what: format!("slot {slot} LibOS stack"),
             });
             let record = SlotRecord {
@@ -281,7 +350,7 @@ impl EnclaveLayout {
                 page_type: PageType::Reg,
                 perms: perm::R | perm::W,
                 measure: Measure::Measured,
-                content: record.to_bytes().to_vec(),
+                content: record.to_bytes().to_vec().into(),
                 what: format!("slot {slot} TLS"),
             });
             let mut tcs_page = vec![0u8; 72];
@@ -306,7 +375,7 @@ impl EnclaveLayout {
                 page_type: PageType::Tcs,
                 perms: 0,
                 measure: Measure::Measured,
-                content: tcs_page,
+                content: tcs_page.into(),
                 what: format!("slot {slot} TCS"),
             });
             regions.push(Region {
@@ -315,7 +384,7 @@ impl EnclaveLayout {
                 page_type: PageType::Reg,
                 perms: perm::R | perm::W,
                 measure: Measure::Added,
-                content: Vec::new(),
+                content: Content::Empty,
                 what: format!("slot {slot} SSA"),
             });
         }
@@ -388,7 +457,7 @@ mod tests {
             ..Default::default()
         };
         let bytes = m.encode();
-        let l = EnclaveLayout::build(&tiny_elf(), &m, &bytes).unwrap();
+        let l = EnclaveLayout::build(tiny_elf().leak(), &m, &Arc::new(bytes)).unwrap();
         let mut prev_end = 0;
         for r in &l.regions {
             assert!(r.offset >= prev_end, "{} overlaps", r.what);
@@ -413,14 +482,14 @@ mod tests {
             enclave_size: 3 << 20,
             ..Default::default()
         };
-        let e = EnclaveLayout::build(&tiny_elf(), &m, &m.encode()).unwrap_err();
+        let e = EnclaveLayout::build(tiny_elf().leak(), &m, &Arc::new(m.encode())).unwrap_err();
         assert!(e.to_string().contains("sgx.enclave_size"));
         let m = ResolvedManifest {
             enclave_size: 1 << 20,
             max_threads: 64,
             ..Default::default()
         };
-        let e = EnclaveLayout::build(&tiny_elf(), &m, &m.encode()).unwrap_err();
+        let e = EnclaveLayout::build(tiny_elf().leak(), &m, &Arc::new(m.encode())).unwrap_err();
         assert!(e.to_string().contains("sgx.max_threads"), "{e}");
     }
 }

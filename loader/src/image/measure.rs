@@ -126,7 +126,7 @@ mod tests {
             page_type,
             perms,
             measure,
-            content,
+            content: content.into(),
             what: String::new(),
         }
     }
@@ -258,13 +258,13 @@ mod tests {
     fn any_change_changes_mrenclave() {
         let base = tiny_layout().mrenclave();
         let mut l = tiny_layout();
-        l.regions[2].content[4999] ^= 1;
+        l.regions[2].content.to_mut()[4999] ^= 1;
         assert_ne!(l.mrenclave(), base, "content of a measured page");
         let mut l = tiny_layout();
         l.regions[1].perms = perm::R;
         assert_ne!(l.mrenclave(), base, "permissions of an added page");
         let mut l = tiny_layout();
-        l.regions[1].content = vec![7];
+        l.regions[1].content = vec![7].into();
         assert_eq!(
             l.mrenclave(),
             base,

@@ -266,7 +266,7 @@ pub fn open(spec: &str) -> Result<Image> {
 /// manifest and `libos`, then unpack it (or find it in the cache).
 /// `command_given`: arguments were given after the image, which only an
 /// image whose manifest takes them from the command line accepts.
-pub fn build_for_run(spec: &str, command_given: bool, libos: &[u8]) -> Result<BuiltImage> {
+pub fn build_for_run(spec: &str, command_given: bool, libos: &'static [u8]) -> Result<BuiltImage> {
     let img = open(spec)?;
     let conf = read_conf_layer(&img)?;
     let resolved = ResolvedManifest::decode(&conf.manifest).map_err(|e| {

@@ -55,7 +55,7 @@ fn layout(edmm: bool) -> EnclaveLayout {
         entrypoint: "/bin/true".into(),
         ..Default::default()
     };
-    EnclaveLayout::build(&small_elf(), &m, &m.encode()).unwrap()
+    EnclaveLayout::build(small_elf().leak(), &m, &std::sync::Arc::new(m.encode())).unwrap()
 }
 
 struct Sha(Sha256);
