@@ -23,6 +23,8 @@ struct Case {
     flags: Vec<&'static str>,
     /// A directory the program works in, emptied before each run.
     scratch: Option<PathBuf>,
+    /// conf-run's own environment additions for the enclave run.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Case {
@@ -41,6 +43,7 @@ impl Case {
             args: Vec::new(),
             flags: Vec::new(),
             scratch: None,
+            env: Vec::new(),
         }
     }
 
@@ -81,7 +84,9 @@ impl Case {
     fn enclave(&self) -> (PathBuf, Output) {
         self.reset_scratch();
         let m = self.sb.manifest("m", &self.manifest);
-        let out = self.sb.conf_run(&m, &self.flags, &self.argv());
+        let mut cmd = self.sb.conf_run_cmd(&m, &self.flags, &self.argv());
+        cmd.envs(self.env.iter().copied());
+        let out = run_with_timeout(&mut cmd, RUN_TIMEOUT);
         (m, out)
     }
 
@@ -448,21 +453,26 @@ fn rewrite(variant: Variant) {
 
 // ---- cpuid ----
 
-/// CPUID answers as natively, from the LibOS's cache: each leaf asked of
-/// the host once, and nothing asked by a forked child that reads the
-/// leaves its parent read.
+/// CPUID answers as natively. Made to trap as on SGX
+/// (CONF_SIM_TRAP_CPUID=1), they come from the LibOS's cache: each leaf
+/// asked of the host once, and nothing asked by a forked child that reads
+/// the leaves its parent read. By default the sim lets CPUID run natively.
 fn cpuid(variant: Variant) {
-    for mode in ["exit", "exitless"] {
-        cpuid_in_mode(variant, mode);
-    }
-}
-
-fn cpuid_in_mode(variant: Variant, mode: &str) {
-    let mut c = Case::new("cpuid", variant);
-    c.flags = vec!["--log-level", "debug"];
     // Exitless: the request to trap must still change the enclave thread,
     // not the host worker that serves OCALLs.
+    for mode in ["exit", "exitless"] {
+        cpuid_run(variant, mode, true);
+    }
+    cpuid_run(variant, "exit", false);
+}
+
+fn cpuid_run(variant: Variant, mode: &str, trap: bool) {
+    let mut c = Case::new("cpuid", variant);
+    c.flags = vec!["--log-level", "debug"];
     c.manifest.raw(&format!("libos.ocall.mode = \"{mode}\""));
+    if trap {
+        c.env.push(("CONF_SIM_TRAP_CPUID", "1"));
+    }
     let out = c.check(0);
     passed(&out);
     let leaves = |o: &Output| -> Vec<String> {
@@ -497,7 +507,9 @@ fn cpuid_in_mode(variant: Variant, mode: &str) {
     // its C library reads as it starts; 5,000 times one leaf must not show.
     assert!(total < 100, "{total} requests:\n{}", out.describe());
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    if cpu.contains(" cpuid_fault") {
+    if !trap {
+        assert_eq!(total, 0, "CPUID trapped unasked:\n{}", out.describe());
+    } else if cpu.contains(" cpuid_fault") {
         assert!(
             total > 0,
             "CPUID did not trap although the CPU can (cpuid_fault):\n{}",

@@ -375,8 +375,9 @@ ocalls! {
     Cpuid = 92,
     /// From now on CPUID executed in the enclave raises #UD, as it does in an
     /// SGX enclave, for every enclave thread of the process (sim: CPUID
-    /// faulting, arch_prctl ARCH_SET_CPUID) → 0, or ENODEV where the CPU
-    /// cannot trap it (CPUID then keeps running natively).
+    /// faulting, arch_prctl ARCH_SET_CPUID) → 0; ENOSYS where the backend
+    /// does not (the sim unless asked to), ENODEV where the CPU cannot:
+    /// CPUID then keeps running natively.
     TrapCpuid = 93,
 }
 

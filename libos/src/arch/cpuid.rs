@@ -2,12 +2,12 @@
 //!
 //! An SGX enclave cannot execute CPUID (#UD), so a program's CPUID is
 //! answered here: from the cache, or by asking the host once per leaf.
-//! Once booted, the LibOS has the host make CPUID trap in the sim backend
-//! too (`start_trapping`): the same path as SGX, and much cheaper than a
-//! CPUID on a virtual machine, where each one exits to the hypervisor —
-//! glibc runs about a hundred of them as a program starts. A child process
-//! gets its parent's cache with the rest of its state, so it asks for
-//! nothing.
+//! Once booted, the LibOS asks the host to make CPUID trap
+//! (`start_trapping`); the sim backend does so only when asked to
+//! (`CONF_SIM_TRAP_CPUID=1`, for testing this path: the trap costs more
+//! than a native CPUID), otherwise the program's CPUID keeps running
+//! natively. A child process gets its parent's cache with the rest of its
+//! state, so it asks for nothing.
 //!
 //! The leaves the LibOS relies on itself (XSAVE geometry, feature bits) are
 //! read with the real instruction before trapping starts; everything asked
@@ -117,8 +117,9 @@ pub fn start_trapping() {
     let _ = <aes_gcm::Aes256Gcm as aes_gcm::aead::KeyInit>::new(&[0u8; 32].into());
     match crate::host::calls::trap_cpuid() {
         Ok(()) => TRAPPING.store(true, core::sync::atomic::Ordering::Release),
-        // The CPU cannot fault on CPUID: it keeps running natively.
-        Err(conf_abi::Errno::ENODEV) => {}
+        // Not wanted by the backend, or the CPU cannot fault on CPUID: it
+        // keeps running natively.
+        Err(conf_abi::Errno::ENOSYS | conf_abi::Errno::ENODEV) => {}
         Err(e) => crate::debug!("CPUID stays native: {}", e.name()),
     }
 }
