@@ -107,6 +107,28 @@ fn remove_any(p: &Path) -> io::Result<()> {
 }
 
 impl Unpacker {
+    /// Is `p` (a path this unpacker made under the root) still a real
+    /// directory reached through real directories only? Paths are recorded
+    /// when an entry names them and used later (opaque directories at the
+    /// end of the layer, directory modes at the end): an entry in between
+    /// may have replaced one of their directories with a symbolic link, which
+    /// the kernel would follow — out of the root (a layer with `a/`,
+    /// `a/.wh..wh..opq` and then `a -> /` emptied the host's `/`).
+    fn still_a_real_dir(&self, p: &Path) -> bool {
+        let Ok(rel) = p.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut at = self.root.clone();
+        for c in rel.components() {
+            at.push(c);
+            match fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// Unpack into `root` (an existing directory).
     pub fn new(root: &Path) -> Unpacker {
         Unpacker {
@@ -355,6 +377,11 @@ impl Unpacker {
             created.insert(path);
         }
         for dir in opaque {
+            if !self.still_a_real_dir(&dir) {
+                // Replaced later in this layer: nothing of the layers below
+                // is left in it to hide.
+                continue;
+            }
             self.make_opaque(&dir, &created).map_err(io_err(
                 dir.as_os_str().as_bytes(),
                 "cannot empty opaque directory",
@@ -366,6 +393,9 @@ impl Unpacker {
     }
 
     /// Remove from `dir` everything the current layer did not create.
+    /// `dir` must be a real directory under the root (`still_a_real_dir`):
+    /// the entries read from it are then paths without links, and only the
+    /// ones that are directories themselves are entered.
     fn make_opaque(&self, dir: &Path, created: &HashSet<PathBuf>) -> io::Result<()> {
         let rd = match fs::read_dir(dir) {
             Ok(rd) => rd,
@@ -389,12 +419,10 @@ impl Unpacker {
         let mut seen = HashSet::new();
         self.dir_modes.reverse();
         for (p, mode) in &self.dir_modes {
-            if seen.insert(p.clone()) {
-                if let Ok(m) = fs::symlink_metadata(p) {
-                    if m.is_dir() {
-                        fs::set_permissions(p, fs::Permissions::from_mode(*mode))?;
-                    }
-                }
+            // A directory replaced by a link since must not lend its mode
+            // to what the link leads to.
+            if seen.insert(p.clone()) && self.still_a_real_dir(p) {
+                fs::set_permissions(p, fs::Permissions::from_mode(*mode))?;
             }
         }
         Ok(self.stats)
