@@ -11,6 +11,7 @@ use conf_manifest::ResolveOptions;
 
 use crate::exit::ExitCode;
 use crate::host::hostile;
+use crate::host::process::ChildKind;
 use crate::image::{self, BuiltImage};
 use crate::run::{self, Backend, RunOptions};
 
@@ -295,11 +296,14 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
 fn run_child(arg: &str, args: &Args, libos: &'static [u8]) -> Result<i32, Failure> {
     let bad = || Failure {
         code: ExitCode::Usage,
-        error: anyhow::anyhow!("--insecure-child takes [warm:]CHANNEL_FD,SPEC_FD"),
+        error: anyhow::anyhow!("--insecure-child takes [warm:|zygote:]CHANNEL_FD,SPEC_FD"),
     };
-    let (warm, arg) = match arg.strip_prefix("warm:") {
-        Some(rest) => (true, rest),
-        None => (false, arg),
+    let (kind, arg) = if let Some(rest) = arg.strip_prefix("warm:") {
+        (ChildKind::Warm, rest)
+    } else if let Some(rest) = arg.strip_prefix("zygote:") {
+        (ChildKind::Zygote, rest)
+    } else {
+        (ChildKind::Ready, arg)
     };
     let (c, s) = arg.split_once(',').ok_or_else(bad)?;
     let (chan_fd, spec_fd): (i32, i32) =
@@ -309,7 +313,7 @@ fn run_child(arg: &str, args: &Args, libos: &'static [u8]) -> Result<i32, Failur
         // A child started ahead of need is written its description by a
         // thread of the parent, which may end (the program exits) before it
         // is done: nobody waits for this process, so it just ends.
-        Err(_) if warm => std::process::exit(0),
+        Err(_) if kind != ChildKind::Ready => std::process::exit(0),
         Err(e) => {
             return Err(anyhow::Error::from(e)
                 .context("cannot read the child process description from the parent")
@@ -324,6 +328,47 @@ fn run_child(arg: &str, args: &Args, libos: &'static [u8]) -> Result<i32, Failur
         conf_manifest::ChunkIndex::default(),
         libos,
     )?;
+    if kind != ChildKind::Zygote {
+        return run_child_image(img, &spec, kind == ChildKind::Warm, chan_fd, args);
+    }
+    // The zygote: clone a waiting child for each request (the clone returns
+    // from here with its own copy of the image), until the parent goes.
+    use crate::host::zygote;
+    let sock = chan_fd;
+    // Named so it can be told from the conf-runs it makes (ps, tests).
+    zygote::set_name(c"conf-zygote");
+    loop {
+        let control = match zygote::next_request(sock) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return Ok(0),
+        };
+        match zygote::clone_as_sibling() {
+            Ok(0) => {
+                // SAFETY: the zygote's socket, which this clone must not keep.
+                unsafe { libc::close(sock) };
+                zygote::set_name(c"conf-run");
+                return run_child_image(img, &spec, true, control, args);
+            }
+            made => {
+                // SAFETY: the clone has its own copy of the fd.
+                unsafe { libc::close(control) };
+                if zygote::reply(sock, made).is_err() {
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
+/// Run a child conf-run's enclave from its image: a ready child's channel
+/// is `chan_fd`; a waiting (`warm`) one gets it over `chan_fd` later.
+fn run_child_image(
+    img: image::BuiltImage,
+    spec: &crate::host::process::ChildSpec,
+    warm: bool,
+    chan_fd: i32,
+    args: &Args,
+) -> Result<i32, Failure> {
     let opts = RunOptions {
         backend: args.backend,
         argv: Vec::new(),

@@ -289,9 +289,8 @@ fn wrapper_script_on_path_execs_the_interpreter() {
     );
 }
 
-/// The child conf-runs of `pid` started ahead of need (their command line
-/// says `--insecure-child warm:...`).
-fn warm_children(pid: u32) -> Vec<u32> {
+/// The host processes whose parent is `pid`: (pid, comm, command line).
+fn host_children(pid: u32) -> Vec<(u32, String, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -299,15 +298,100 @@ fn warm_children(pid: u32) -> Vec<u32> {
         };
         let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
         // pid (comm) state ppid ...: the comm may hold spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_string();
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-        if ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("warm:") {
-            out.push(child);
+        if ppid == Some(pid) {
+            out.push((child, comm, String::from_utf8_lossy(&cmdline).into_owned()));
         }
     }
     out
+}
+
+/// The child conf-runs of `pid` started ahead of need: exec'd with
+/// `--insecure-child warm:...`, or cloned by the zygote (which is named
+/// conf-zygote; its clones keep its command line).
+fn warm_children(pid: u32) -> Vec<u32> {
+    host_children(pid)
+        .into_iter()
+        .filter(|(_, comm, cmd)| {
+            cmd.contains("warm:") || (cmd.contains("zygote:") && comm != "conf-zygote")
+        })
+        .map(|(p, _, _)| p)
+        .collect()
+}
+
+/// After the first process, child conf-runs are cloned by one zygote
+/// conf-run instead of exec'd each, and are children of the conf-run that
+/// started them (so it waits for them like for any child). A zygote killed
+/// on the host breaks nothing: later processes still start.
+#[test]
+fn child_conf_runs_are_cloned_by_one_zygote() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    let go_dir = app.outside("go");
+    let go = go_dir.join("go");
+    let script = "import os, subprocess, sys, time\n\
+for i in range(4):\n    subprocess.run(['/usr/bin/true'], check=True)\n\
+print('spawned', flush=True)\n\
+while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
+print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)], flush=True)\n";
+    let go_flag = go_dir.to_str().unwrap();
+    let mut run = app.spawn(
+        &["--allow", go_flag, "--trust", "/usr/bin/true"],
+        &[PYTHON, "-c", script, go.to_str().unwrap()],
+    );
+    assert!(
+        run.wait_for(Duration::from_secs(60), |l| (l.trim() == "spawned")
+            .then_some(()))
+            .is_some(),
+        "no first line"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (zygotes, warm) = loop {
+        let kids = host_children(run.pid());
+        let zygotes: Vec<u32> = kids
+            .iter()
+            .filter(|k| k.1 == "conf-zygote")
+            .map(|k| k.0)
+            .collect();
+        let warm = warm_children(run.pid());
+        if (zygotes.len() == 1 && warm.len() == 1) || Instant::now() > deadline {
+            break (zygotes.len(), warm);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for (pid, comm, _) in host_children(run.pid()) {
+        if comm == "conf-zygote" {
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&go, b"").unwrap();
+    let out = run.finish(Duration::from_secs(60));
+    assert_eq!(zygotes, 1, "expected one zygote conf-run");
+    assert_eq!(
+        warm.len(),
+        1,
+        "expected one child conf-run kept ready, a child of conf-run"
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout_str().ends_with("after [0, 0, 0]\n"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// The child conf-run kept ready for the next process dies (killed by

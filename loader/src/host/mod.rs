@@ -10,6 +10,7 @@ pub mod ops;
 pub mod process;
 pub mod ring;
 pub mod workers;
+pub mod zygote;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ pub struct Host {
     pub warm: Arc<Mutex<Option<process::Warm>>>,
     /// A thread is starting the next such child.
     pub warm_starting: Arc<std::sync::atomic::AtomicBool>,
+    /// The conf-run that clones those children from itself, once started.
+    pub zygote: Arc<Mutex<zygote::ZygoteState>>,
     /// /proc/self/mem, opened on first use (FillPages).
     self_mem: OnceLock<i32>,
     /// The sim sealing key of this enclave (computed on first use).
@@ -181,6 +184,7 @@ impl Host {
             child_start: Mutex::new(None),
             warm: Arc::new(Mutex::new(None)),
             warm_starting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            zygote: Arc::new(Mutex::new(zygote::ZygoteState::default())),
             self_mem: OnceLock::new(),
             measure: OnceLock::new(),
             mrenclave_value: OnceLock::new(),

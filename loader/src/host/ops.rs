@@ -978,6 +978,12 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 if warm.as_ref().is_some_and(|w| w.pid as i32 == r) {
                     *warm = None;
                 }
+                drop(warm);
+                let mut zygote = host.zygote.lock().unwrap();
+                if matches!(&*zygote, crate::host::zygote::ZygoteState::Running(z) if z.pid as i32 == r)
+                {
+                    *zygote = crate::host::zygote::ZygoteState::Untried;
+                }
             };
             if r < 0 {
                 last_err()
@@ -1126,10 +1132,13 @@ fn start_warm(host: &Host, base: &process::ChildSpec) {
         return;
     }
     let (slot, starting, base) = (host.warm.clone(), host.warm_starting.clone(), base.clone());
+    let zygote = host.zygote.clone();
     let spawned = crate::sim::signals::spawn_blocked(
         std::thread::Builder::new().name("conf-warm".into()),
         move || {
-            *slot.lock().unwrap() = process::Warm::start(&base).ok();
+            let warm = crate::host::zygote::warm_from(&zygote, &base)
+                .or_else(|| process::Warm::start(&base).ok());
+            *slot.lock().unwrap() = warm;
             starting.store(false, Ordering::Release);
         },
     );

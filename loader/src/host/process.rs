@@ -290,13 +290,13 @@ impl ChildSpec {
     }
 }
 
-fn close(fd: i32) {
+pub(super) fn close(fd: i32) {
     // SAFETY: closing an fd this module owns.
     unsafe { libc::close(fd) };
 }
 
 /// A connected pair of `kind` sockets (close-on-exec).
-fn pair(kind: i32) -> std::io::Result<(i32, i32)> {
+pub(super) fn pair(kind: i32) -> std::io::Result<(i32, i32)> {
     let mut p = [0i32; 2];
     // SAFETY: creates two fds in `p`.
     if unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, p.as_mut_ptr()) } < 0
@@ -306,9 +306,21 @@ fn pair(kind: i32) -> std::io::Result<(i32, i32)> {
     Ok((p[0], p[1]))
 }
 
-/// Exec a child conf-run (`--insecure-child [warm:]LINK,SPEC`) that gets
-/// `link` and `spec.fds` at the same numbers, and write it `spec`.
-fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
+/// How a child conf-run starts (the prefix of `--insecure-child`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    /// Its process's channel and fds come with it.
+    Ready,
+    /// Ahead of need: it waits for them on `link` (`warm:`).
+    Warm,
+    /// A zygote: it prepares the enclave image once and clones a waiting
+    /// conf-run from itself for each request on `link` (`zygote:`).
+    Zygote,
+}
+
+/// Exec a child conf-run (`--insecure-child [warm:|zygote:]LINK,SPEC`) that
+/// gets `link` and `spec.fds` at the same numbers, and write it `spec`.
+pub(super) fn exec_child(spec: &ChildSpec, link: i32, kind: ChildKind) -> std::io::Result<u32> {
     let exe = std::env::current_exe()?;
     let mut pipe = [0i32; 2];
     // SAFETY: creates two fds in `pipe`.
@@ -318,7 +330,11 @@ fn exec_child(spec: &ChildSpec, link: i32, warm: bool) -> std::io::Result<u32> {
     let (spec_r, spec_w) = (pipe[0], pipe[1]);
     let mut keep: Vec<i32> = spec.fds.clone();
     keep.extend([link, spec_r, spec.count_fd]);
-    let prefix = if warm { "warm:" } else { "" };
+    let prefix = match kind {
+        ChildKind::Ready => "",
+        ChildKind::Warm => "warm:",
+        ChildKind::Zygote => "zygote:",
+    };
     let child = spawn_keeping(
         &exe,
         &[
@@ -420,7 +436,7 @@ fn spawn_keeping(exe: &std::path::Path, args: &[String], keep: &[i32]) -> std::i
 /// the state channel.
 pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
     let (parent_end, child_end) = pair(libc::SOCK_STREAM)?;
-    let r = exec_child(spec, child_end, false);
+    let r = exec_child(spec, child_end, ChildKind::Ready);
     close(child_end);
     match r {
         Ok(pid) => Ok((pid, parent_end)),
@@ -436,7 +452,7 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<(u32, i32)> {
 /// for the channel and fds of the process it is to become.
 pub struct Warm {
     pub pid: u32,
-    control: i32,
+    pub(super) control: i32,
 }
 
 /// Most fds in one SCM_RIGHTS message (the kernel allows 253).
@@ -449,7 +465,7 @@ impl Warm {
             fds: Vec::new(),
             ..spec.clone()
         };
-        let r = exec_child(&spec, child_end, true);
+        let r = exec_child(&spec, child_end, ChildKind::Warm);
         close(child_end);
         match r {
             Ok(pid) => Ok(Warm { pid, control }),
@@ -496,7 +512,7 @@ impl Warm {
     }
 }
 
-fn send_fds(sock: i32, payload: &[u8], fds: &[i32]) -> std::io::Result<()> {
+pub(super) fn send_fds(sock: i32, payload: &[u8], fds: &[i32]) -> std::io::Result<()> {
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
     let mut control = vec![0u8; space.max(1)];
     let mut iov = libc::iovec {
@@ -527,7 +543,7 @@ fn send_fds(sock: i32, payload: &[u8], fds: &[i32]) -> std::io::Result<()> {
 
 /// One message from `sock`: its payload length and the fds it carried
 /// (0 payload bytes: the parent went away).
-fn recv_fds(sock: i32, payload: &mut [u8]) -> std::io::Result<(usize, Vec<i32>)> {
+pub(super) fn recv_fds(sock: i32, payload: &mut [u8]) -> std::io::Result<(usize, Vec<i32>)> {
     let space = unsafe { libc::CMSG_SPACE((FDS_PER_MESSAGE * 4) as u32) } as usize;
     let mut control = vec![0u8; space];
     let mut iov = libc::iovec {
