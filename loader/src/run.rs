@@ -147,7 +147,11 @@ fn finish(host: &Host, end: ThreadEnd) -> i32 {
     match end {
         ThreadEnd::Process(status) => {
             if AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+                crate::host::process::report_exit(status);
                 die_like(status);
+                // Nothing of this process is needed any more: no destructors.
+                // SAFETY: ends the process.
+                unsafe { libc::_exit(exit_code_of(status)) };
             }
             exit_code_of(status)
         }

@@ -329,8 +329,10 @@ fn warm_children(pid: u32) -> Vec<u32> {
 
 /// After the first process, child conf-runs are cloned by one zygote
 /// conf-run instead of exec'd each, and are children of the conf-run that
-/// started them (so it waits for them like for any child). A zygote killed
-/// on the host breaks nothing: later processes still start.
+/// started them (so it waits for them like for any child). Children that
+/// reported their exit status ahead of their end are reaped: no zombies
+/// pile up. A zygote killed on the host breaks nothing: later processes
+/// still start.
 #[test]
 fn child_conf_runs_are_cloned_by_one_zygote() {
     if missing(PYTHON) {
@@ -340,7 +342,9 @@ fn child_conf_runs_are_cloned_by_one_zygote() {
     let go_dir = app.outside("go");
     let go = go_dir.join("go");
     let script = "import os, subprocess, sys, time\n\
-for i in range(4):\n    subprocess.run(['/usr/bin/true'], check=True)\n\
+for i in range(12):\n    subprocess.run(['/usr/bin/true'], check=True)\n\
+time.sleep(0.5)\n\
+subprocess.run(['/usr/bin/true'], check=True)\n\
 print('spawned', flush=True)\n\
 while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
 print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)], flush=True)\n";
@@ -369,6 +373,10 @@ print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)],
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let zombies = host_children(run.pid())
+        .iter()
+        .filter(|k| host_state(k.0) == Some('Z'))
+        .count();
     for (pid, comm, _) in host_children(run.pid()) {
         if comm == "conf-zygote" {
             let _ = std::process::Command::new("kill")
@@ -381,6 +389,7 @@ print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)],
     std::fs::write(&go, b"").unwrap();
     let out = run.finish(Duration::from_secs(60));
     assert_eq!(zygotes, 1, "expected one zygote conf-run");
+    assert!(zombies <= 1, "{zombies} child conf-runs left unreaped");
     assert_eq!(
         warm.len(),
         1,
@@ -443,6 +452,42 @@ print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert!(
         out.stdout_str().ends_with("after 0\nwaited True\n"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// A child conf-run killed on the host (SIGKILL) before its program ends
+/// reports no exit status: the parent's wait gets the kill from the host,
+/// as for any process.
+#[test]
+fn a_child_conf_run_killed_on_the_host_is_waited_for() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    // The first process starts on demand; the second is a ready child,
+    // which reports its program's exit status ahead of its own end.
+    let script = "import subprocess\n\
+subprocess.run(['/usr/bin/true'], check=True)\n\
+p = subprocess.Popen(['/usr/bin/sleep', '60'])\n\
+print('child', p.pid, flush=True)\n\
+print('status', p.wait(), flush=True)\n";
+    let mut run = app.spawn(
+        &["--trust", "/usr/bin/true", "--trust", "/usr/bin/sleep"],
+        &[PYTHON, "-c", script],
+    );
+    let child: u32 = run
+        .wait_for(Duration::from_secs(60), |l| {
+            l.trim().strip_prefix("child ")?.parse().ok()
+        })
+        .expect("no child line");
+    std::thread::sleep(Duration::from_millis(200));
+    send("KILL", child);
+    let out = run.finish(Duration::from_secs(60));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout_str().ends_with("status -9\n"),
         "{}",
         out.describe()
     );

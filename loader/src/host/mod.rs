@@ -101,6 +101,11 @@ pub struct Host {
     seal_key_value: OnceLock<[u8; 32]>,
     /// Child processes started for this enclave (host pids).
     pub children: Mutex<std::collections::HashSet<u32>>,
+    /// For the children that report their exit status ahead of their end
+    /// (`process::report_exit`): pid → the read end of that pipe.
+    pub exit_reports: Mutex<HashMap<u32, i32>>,
+    /// Children whose reported status the program has had, not reaped yet.
+    pub unreaped: Mutex<Vec<u32>>,
     /// Shared (MAP_SHARED) host mappings the program uses: id → (address, length).
     pub shared_maps: Mutex<HashMap<u64, (u64, u64)>>,
     pub next_map_id: AtomicU64,
@@ -190,6 +195,8 @@ impl Host {
             mrenclave_value: OnceLock::new(),
             seal_key_value: OnceLock::new(),
             children: Mutex::new(std::collections::HashSet::new()),
+            exit_reports: Mutex::new(HashMap::new()),
+            unreaped: Mutex::new(Vec::new()),
             shared_maps: Mutex::new(HashMap::new()),
             next_map_id: AtomicU64::new(1),
             unchecked: OnceLock::new(),

@@ -938,19 +938,24 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // already; otherwise start one now. Either way, start the one
             // for next time: a program that starts one process usually
             // starts more.
+            reap_reported(host);
             let warm = host.warm.lock().unwrap().take();
+            let on_demand = |spec| process::spawn(spec).map(|(pid, chan)| (pid, chan, -1));
             let started = match warm {
                 // One that died meanwhile is replaced by a new start.
-                Some(w) => w.activate(&spec.fds).or_else(|_| process::spawn(&spec)),
-                None => process::spawn(&spec),
+                Some(w) => w.activate(&spec.fds).or_else(|_| on_demand(&spec)),
+                None => on_demand(&spec),
             };
             if started.is_ok() {
                 start_warm(host, &spec);
             }
             match started {
-                Ok((pid, chan)) => {
+                Ok((pid, chan, report)) => {
                     host.fds.insert(chan);
                     host.children.lock().unwrap().insert(pid);
+                    if report >= 0 {
+                        host.exit_reports.lock().unwrap().insert(pid, report);
+                    }
                     (pid as i64, chan as u64)
                 }
                 Err(e) => {
@@ -965,6 +970,9 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 return Err(err(libc::ECHILD));
             }
             let options = a[1] as i32 & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED);
+            if let Some(r) = reported_exit(host, slot, pid, options) {
+                return Ok(r);
+            }
             let mut status = 0;
             // Only processes the program started are its children: a
             // conf-run started ahead of need (or being started) that ends
@@ -992,6 +1000,10 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                     && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status))
                     && host.children.lock().unwrap().remove(&(r as u32))
                 {
+                    if let Some(fd) = host.exit_reports.lock().unwrap().remove(&(r as u32)) {
+                        // SAFETY: the read end of its report pipe, ours.
+                        unsafe { libc::close(fd) };
+                    }
                     if let Some(count) = host.processes.get() {
                         count.remove();
                     }
@@ -1120,6 +1132,69 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
         }
     })
+}
+
+/// Reap the children whose status the program already had and that have
+/// ended since (so that no zombies pile up behind a program that waits for
+/// each child by pid).
+fn reap_reported(host: &Host) {
+    host.unreaped.lock().unwrap().retain(|&pid| {
+        // SAFETY: reaps our own child if it has ended; no status wanted.
+        let r = unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        r == 0
+    });
+}
+
+/// A wait for child `pid` answered by the status it reported before its
+/// conf-run ended (`process::report_exit`), or `None` to wait for the
+/// process itself: a child without a report pipe, a wait for any child or
+/// a group, a wait for stops too, or a child that ended without reporting.
+/// The reported child is reaped now if it is gone already, else by a later
+/// wait (as a process that is not the program's).
+fn reported_exit(host: &Host, slot: u64, pid: i32, options: i32) -> Option<Reply> {
+    if pid <= 0 || options & (libc::WUNTRACED | libc::WCONTINUED) != 0 {
+        return None;
+    }
+    let fd = *host.exit_reports.lock().unwrap().get(&(pid as u32))?;
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = if options & libc::WNOHANG != 0 { 0 } else { -1 };
+    // SAFETY: one pollfd on the stack.
+    let n = host.blocking(slot, || unsafe { libc::poll(&mut pfd, 1, timeout) });
+    if n < 0 {
+        return Some(last_err());
+    }
+    if n == 0 {
+        return Some((0, 0)); // WNOHANG: still running
+    }
+    let mut b = [0u8; 4];
+    // SAFETY: reads at most 4 bytes into a local.
+    let got = unsafe { libc::read(fd, b.as_mut_ptr() as *mut _, 4) };
+    host.exit_reports.lock().unwrap().remove(&(pid as u32));
+    // SAFETY: our pipe's read end, not used again.
+    unsafe { libc::close(fd) };
+    if got != 4 {
+        return None; // it ended without reporting: wait for it
+    }
+    let status = u32::from_le_bytes(b);
+    if host.children.lock().unwrap().remove(&(pid as u32)) {
+        if let Some(count) = host.processes.get() {
+            count.remove();
+        }
+    }
+    host.unreaped.lock().unwrap().push(pid as u32);
+    reap_reported(host);
+    // A child's SIGCHLD comes before its wait returns: raise it now. The
+    // kernel's, when the conf-run ends, comes as one more, which programs
+    // take as they take coalesced ones (a wait that finds nothing).
+    host.ring.header().pending_signals.fetch_or(
+        1 << (libc::SIGCHLD - 1),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    Some((pid as i64, status as u64))
 }
 
 /// Start the conf-run kept ready for the program's next process, on a
