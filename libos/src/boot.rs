@@ -67,7 +67,6 @@ pub fn init_thread_tls() -> &'static mut Tls {
     }
     let t = init_tls(true);
     t.sim = (host::boot_field(core::mem::offset_of!(BootBlock, backend)) == BACKEND_SIM) as u64;
-    crate::arch::cpuid::start_trapping();
     t
 }
 
