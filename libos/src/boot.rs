@@ -283,6 +283,9 @@ fn boot(ring_addr: u64) -> ! {
         info.nslots
     );
 
+    // The chunks the last start of this program loaded, verified on a
+    // second thread while this one starts it.
+    crate::fs::prefetch::start();
     let (argv, env) = program_args(m);
     let regs = match crate::process::exec::load(
         proc,

@@ -78,6 +78,11 @@ pub fn exit_code_of(wait_status: u64) -> i32 {
 /// wait status, which must say "killed by signal N" when the program was.
 static AS_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Is this conf-run a child process of a program (not the run's first)?
+pub fn is_child() -> bool {
+    AS_CHILD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// If `wait_status` is a death by signal, die of that signal (no core
 /// file: it would hold the whole enclave range). Returns otherwise.
 fn die_like(wait_status: u64) {

@@ -390,6 +390,53 @@ fn fork_code(variant: Variant) {
     );
 }
 
+// ---- prefetch ----
+
+/// A program started again gets the file chunks its last start loaded
+/// verified ahead on a second thread (the debug log counts those it took);
+/// hints the host garbled change nothing but that count.
+fn prefetch(variant: Variant) {
+    let mut c = Case::new("forkcode", variant);
+    c.flags = vec!["--log-level", "debug"];
+    let ahead = |o: &Output| -> Vec<u64> {
+        o.stderr_str()
+            .lines()
+            .filter_map(|l| {
+                l.split("file chunks, ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let first = c.check(0);
+    passed(&first);
+    assert_eq!(ahead(&first), vec![0], "first start:\n{}", first.describe());
+    let second = c.check(0);
+    passed(&second);
+    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    if two_cpus {
+        let n = ahead(&second);
+        assert!(
+            n.len() == 1 && n[0] > 0,
+            "nothing verified ahead on the second start:\n{}",
+            second.describe()
+        );
+    }
+    let hints = c.sb.path("cache/fill-hints");
+    let files: Vec<_> = std::fs::read_dir(&hints)
+        .unwrap_or_else(|e| panic!("no hints at {}: {e}", hints.display()))
+        .flatten()
+        .collect();
+    assert!(!files.is_empty(), "no hints kept in {}", hints.display());
+    for f in files {
+        std::fs::write(f.path(), pattern(4096)).unwrap();
+    }
+    passed(&c.check(0));
+}
+
 // ---- vecregs ----
 
 /// YMM0-15 and ZMM16-31 keep the program's values across a page fault
@@ -554,5 +601,6 @@ per_variant!(
     rewrite,
     unix_sockets,
     unix_pass_tmpfs_fd,
-    cpuid
+    cpuid,
+    prefetch
 );

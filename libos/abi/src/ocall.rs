@@ -379,6 +379,39 @@ ocalls! {
     /// does not (the sim unless asked to), ENODEV where the CPU cannot:
     /// CPUID then keeps running natively.
     TrapCpuid = 93,
+    /// Which trusted file chunks the program loaded the last time a run of
+    /// this manifest started it (`FillHint` entries, 8 bytes each; the run's
+    /// first process only: none for a child). a0 = 0: read them into
+    /// data[a1..], at most a2 → how many. a0 = 1: keep the a2 entries at
+    /// data[a1..] for the next run → 0. Untrusted: they only say what to
+    /// verify ahead.
+    FillHints = 94,
+}
+
+/// One entry of `Ocall::FillHints`: a trusted file (its index in the
+/// resolved manifest's list) and a 64 KiB chunk of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FillHint {
+    pub file: u32,
+    pub chunk: u32,
+}
+
+impl FillHint {
+    pub const SIZE: usize = 8;
+
+    pub fn to_bytes(self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&self.file.to_le_bytes());
+        b[4..].copy_from_slice(&self.chunk.to_le_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: [u8; 8]) -> FillHint {
+        FillHint {
+            file: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            chunk: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod file;
 pub mod host;
 pub mod path;
 pub mod policy;
+pub mod prefetch;
 pub mod proc;
 pub mod tmpfs;
 pub mod trusted;

@@ -22,6 +22,8 @@ use crate::sync::SpinLock;
 
 pub struct TrustedFile {
     fd: HostFd,
+    /// Its index in the measured manifest's list (names it in fill hints).
+    index: Option<u32>,
     path: String,
     size: u64,
     root: Digest32,
@@ -42,6 +44,15 @@ impl TrustedFile {
     /// Open the trusted file described by `entry`, whose bytes the host
     /// keeps at `host_path`.
     pub fn open(entry: &Entry, host_path: &str) -> Result<TrustedFile, Errno> {
+        Self::open_at(entry, index_of(entry), host_path)
+    }
+
+    /// As [`TrustedFile::open`], for entry `index` of the manifest's list.
+    pub fn open_indexed(entry: &Entry, index: u32, host_path: &str) -> Result<TrustedFile, Errno> {
+        Self::open_at(entry, Some(index), host_path)
+    }
+
+    fn open_at(entry: &Entry, index: Option<u32>, host_path: &str) -> Result<TrustedFile, Errno> {
         let fd = hc::open(host_path.as_bytes(), 0 /* O_RDONLY */, 0)?;
         let mut stat = match hc::fstat(fd) {
             Ok(s) => s,
@@ -56,6 +67,7 @@ impl TrustedFile {
         stat.st_mode = (stat.st_mode & 0o7777) | mode::S_IFREG;
         Ok(TrustedFile {
             fd,
+            index,
             path: entry.path.clone(),
             size: entry.size,
             root: entry.digest,
@@ -100,6 +112,27 @@ impl TrustedFile {
 
     /// Read chunk `idx` into `dst` (exactly its length) and check it there.
     fn read_chunk_into(&self, idx: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        if let Some(file) = self.index {
+            if !super::prefetch::take(file, idx as u32, dst) {
+                self.read_and_check(idx, dst)?;
+            }
+            super::prefetch::loaded(file, idx as u32);
+            return Ok(());
+        }
+        self.read_and_check(idx, dst)
+    }
+
+    /// Chunk `idx`, read and checked now (for `prefetch`).
+    pub fn verified_chunk(&self, idx: u64) -> Option<Vec<u8>> {
+        if idx >= chunk_count(self.size) {
+            return None;
+        }
+        let mut b = alloc::vec![0u8; self.chunk_len(idx)];
+        self.read_and_check(idx, &mut b).ok()?;
+        Some(b)
+    }
+
+    fn read_and_check(&self, idx: u64, dst: &mut [u8]) -> Result<(), Errno> {
         hc::pread_exact(self.fd, dst, idx * CHUNK_SIZE).map_err(|_| changed(&self.path))?;
         let got = chunk_digest(dst);
         let ok = if chunk_count(self.size) == 1 {
@@ -122,6 +155,20 @@ impl TrustedFile {
         }
         Ok(())
     }
+}
+
+/// The index of `entry` in the measured manifest's list of trusted files,
+/// if it is one of its elements.
+fn index_of(entry: &Entry) -> Option<u32> {
+    if !crate::boot::booted() {
+        return None;
+    }
+    let list = &crate::boot::enclave().manifest.trusted_files;
+    let (base, at) = (list.as_ptr() as usize, entry as *const Entry as usize);
+    let size = core::mem::size_of::<Entry>();
+    let off = at.checked_sub(base)?;
+    let i = off / size;
+    (off % size == 0 && i < list.len()).then_some(i as u32)
 }
 
 impl Drop for TrustedFile {

@@ -302,6 +302,39 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> Result<[u32; 4], Errno> {
     Ok([word(0), word(1), word(2), word(3)])
 }
 
+/// The fill hints for a program about to start (at most `max`).
+pub fn get_fill_hints(max: usize) -> Result<alloc::vec::Vec<conf_abi::ocall::FillHint>, Errno> {
+    use conf_abi::ocall::FillHint;
+    let max = max.min(MAX_IO / FillHint::SIZE);
+    let n =
+        call(Ocall::FillHints, [0, OUT, max as u64, 0, 0, 0]).result(Ocall::FillHints)? as usize;
+    if n > max {
+        hostile(Ocall::FillHints, "more hints than were asked for");
+    }
+    let d = Data::mine();
+    let mut out = alloc::vec::Vec::with_capacity(n);
+    for i in 0..n {
+        let mut b = [0u8; FillHint::SIZE];
+        d.get(OUT + (i * FillHint::SIZE) as u64, &mut b);
+        out.push(FillHint::from_bytes(b));
+    }
+    Ok(out)
+}
+
+/// Publish which chunks this process's program loaded.
+pub fn put_fill_hints(hints: &[conf_abi::ocall::FillHint]) -> Result<(), Errno> {
+    use conf_abi::ocall::FillHint;
+    let n = hints.len().min(MAX_IO / FillHint::SIZE);
+    let d = Data::mine();
+    for (i, h) in hints[..n].iter().enumerate() {
+        d.put(OUT + (i * FillHint::SIZE) as u64, &h.to_bytes());
+    }
+    zero_result(
+        Ocall::FillHints,
+        call(Ocall::FillHints, [1, OUT, n as u64, 0, 0, 0]),
+    )
+}
+
 /// Have CPUID in the enclave raise #UD from now on, as on SGX.
 pub fn trap_cpuid() -> Result<(), Errno> {
     zero_result(Ocall::TrapCpuid, call(Ocall::TrapCpuid, [0; 6]))

@@ -211,6 +211,8 @@ pub struct Prepared {
 
 /// Find and check `path` for execution with `argv`.
 pub fn prepare(proc: &Process, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Prepared, ExecError> {
+    // What this program loads from here on is what its next start wants.
+    crate::fs::prefetch::exec_started();
     let mut argv = argv;
     let mut path = path.to_vec();
     let mut depth = 0;

@@ -3,6 +3,7 @@
 /// End the whole program with a Linux wait status (`code << 8`, or the
 /// number of the signal that killed it).
 pub fn exit_group(wait_status: u64) -> ! {
+    crate::fs::prefetch::publish();
     crate::host::exit_process(wait_status)
 }
 

@@ -50,11 +50,19 @@ pub struct StartInfo {
     pub mxcsr: u32,
 }
 
+/// What a slot being started will run.
+enum Start {
+    Program(alloc::boxed::Box<StartInfo>),
+    /// LibOS work on a thread of its own (no program thread: it is not
+    /// counted, gets no signals and never runs program code).
+    Worker(fn()),
+}
+
 struct Slots {
-    /// Per slot: in use by a program thread.
+    /// Per slot: in use by a program thread or a worker.
     used: Vec<bool>,
     /// Per slot: the start record of a thread being created.
-    pending: Vec<Option<StartInfo>>,
+    pending: Vec<Option<Start>>,
 }
 
 static SLOTS: SpinLock<Option<Slots>> = SpinLock::new(None);
@@ -79,12 +87,23 @@ pub fn init_main(tid: u32) {
 /// Start a new thread with `info`: find a slot and ask the host for an OS
 /// thread to run it.
 pub fn spawn(info: StartInfo) -> Result<(), Errno> {
+    start_slot(Start::Program(alloc::boxed::Box::new(info)))
+}
+
+/// Run `job` on a LibOS thread of its own, if a slot is free; the slot is
+/// free again when `job` returns.
+pub fn spawn_worker(job: fn()) -> Result<(), Errno> {
+    start_slot(Start::Worker(job))
+}
+
+fn start_slot(start: Start) -> Result<(), Errno> {
+    let worker = matches!(start, Start::Worker(_));
     let slot = {
         let mut g = SLOTS.lock();
         let s = g.as_mut().expect("threads not initialized");
         let Some(slot) = s.used.iter().position(|u| !u) else {
             drop(g);
-            if !LOGGED_FULL.swap(true, Ordering::Relaxed) {
+            if !worker && !LOGGED_FULL.swap(true, Ordering::Relaxed) {
                 warn!(
                     "cannot create a thread: all {} thread slots are in use; raise sgx.max_threads in the manifest",
                     crate::boot::enclave().info.nslots
@@ -93,16 +112,20 @@ pub fn spawn(info: StartInfo) -> Result<(), Errno> {
             return Err(Errno::EAGAIN);
         };
         s.used[slot] = true;
-        s.pending[slot] = Some(info);
+        s.pending[slot] = Some(start);
         slot
     };
-    LIVE.fetch_add(1, Ordering::AcqRel);
+    if !worker {
+        LIVE.fetch_add(1, Ordering::AcqRel);
+    }
     if let Err(e) = crate::host::calls::spawn_thread(slot as u64) {
         let mut g = SLOTS.lock();
         let s = g.as_mut().unwrap();
         s.used[slot] = false;
         s.pending[slot] = None;
-        LIVE.fetch_sub(1, Ordering::AcqRel);
+        if !worker {
+            LIVE.fetch_sub(1, Ordering::AcqRel);
+        }
         return Err(e);
     }
     Ok(())
@@ -117,11 +140,21 @@ pub fn start_current() -> ! {
         g.as_mut()
             .and_then(|s| s.pending.get_mut(slot).and_then(|p| p.take()))
     };
-    let Some(info) = info else {
-        crate::host::abort(
+    let info = match info {
+        Some(Start::Program(info)) => info,
+        Some(Start::Worker(job)) => {
+            job();
+            // The host does not re-enter a slot until this OS thread has
+            // left it (as for exit_current).
+            if let Some(s) = SLOTS.lock().as_mut() {
+                s.used[slot] = false;
+            }
+            crate::host::exit_thread()
+        }
+        None => crate::host::abort(
             AbortCode::BadImage,
             format_args!("the host started thread slot {slot}, which no clone asked for"),
-        );
+        ),
     };
     let t = tls();
     t.xmm = info.xmm;

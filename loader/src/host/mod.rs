@@ -5,6 +5,7 @@
 //! is checked against the slot's data area, every fd against the set the
 //! enclave was given, every address against the enclave heap.
 
+pub mod hints;
 pub mod hostile;
 pub mod ops;
 pub mod process;

@@ -294,6 +294,19 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             }
             (0, 0)
         }
+        Ocall::FillHints => {
+            let size = conf_abi::ocall::FillHint::SIZE;
+            let r = range(a[1], a[2].saturating_mul(size as u64))?;
+            if a[0] == 1 {
+                crate::host::hints::publish(host, &data[r]);
+                (0, 0)
+            } else {
+                (
+                    (crate::host::hints::read(host, &mut data[r]) / size) as i64,
+                    0,
+                )
+            }
+        }
         Ocall::TrapCpuid => match crate::sim::cpuid::trap_from_now_on() {
             Ok(()) => (0, 0),
             Err(e) => err(e),

@@ -1,0 +1,139 @@
+//! Trusted file chunks verified ahead of need, on a second thread.
+//!
+//! Starting a program reads and hashes one 64 KiB chunk of a trusted file
+//! per first touch of a page: for `python3 -S -c pass` about 120 chunks,
+//! 7 MB, several milliseconds on the thread that starts the program. Most
+//! of that work is the same every time the same program starts, so the
+//! run's first process publishes which chunks its program loaded
+//! (`publish`, as it ends; the host keeps them for the next run of the same
+//! manifest), and the next run verifies those chunks on a LibOS worker
+//! thread (`start`, at boot) while its main thread starts the program; a
+//! first touch then copies the chunk from here, or reads it itself if the
+//! worker has not got there yet. (Child processes do not: on two CPUs
+//! their worker competed with the start of the next ready child.)
+//!
+//! The hints come from the host and are untrusted: they only choose which
+//! chunks to verify; every byte kept here was checked against its digest
+//! in the measured manifest, as on first touch.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use conf_abi::ocall::FillHint;
+
+use super::trusted::TrustedFile;
+use crate::sync::SpinLock;
+
+/// Most hints one process publishes (what fits the run's shared page).
+const MAX_HINTS: usize = 440;
+/// Most bytes kept verified ahead.
+const MAX_BYTES: usize = 16 << 20;
+
+/// Verified chunks not used yet: (file index, chunk) → bytes.
+static READY: SpinLock<BTreeMap<(u32, u32), Vec<u8>>> = SpinLock::new(BTreeMap::new());
+/// Chunks loaded since this process's last exec, and whether it exec'd.
+static LOADED: SpinLock<(Vec<FillHint>, bool)> = SpinLock::new((Vec::new(), false));
+
+/// Chunks the program got from here (for the debug log).
+static TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The bytes of chunk `chunk` of trusted file `file`, if verified ahead:
+/// copied into `dst` (which must be its length) and forgotten.
+pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
+    let mut r = READY.lock();
+    if r.is_empty() {
+        return false;
+    }
+    match r.remove(&(file, chunk)) {
+        Some(b) if b.len() == dst.len() => {
+            dst.copy_from_slice(&b);
+            TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Note that a chunk was loaded (for this process's hints).
+pub fn loaded(file: u32, chunk: u32) {
+    let mut l = LOADED.lock();
+    if l.1 && l.0.len() < MAX_HINTS {
+        l.0.push(FillHint { file, chunk });
+    }
+}
+
+/// A new program starts: its loads are what the next process to exec it
+/// will want.
+pub fn exec_started() {
+    let mut l = LOADED.lock();
+    l.0.clear();
+    l.1 = true;
+}
+
+/// As the process ends: tell the run which chunks its program loaded (only
+/// a process that exec'd a program has anything worth telling).
+pub fn publish() {
+    let hints = {
+        let l = LOADED.lock();
+        if !l.1 || l.0.is_empty() {
+            return;
+        }
+        l.0.clone()
+    };
+    crate::debug!(
+        "prefetch: the program loaded {} file chunks, {} of them verified ahead",
+        hints.len(),
+        TAKEN.load(core::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = crate::host::calls::put_fill_hints(&hints);
+}
+
+/// Hints the worker has not taken yet.
+static HINTS: SpinLock<Vec<FillHint>> = SpinLock::new(Vec::new());
+
+/// A program is about to start: verify the chunks the hints name on a
+/// worker thread (if there are hints, two CPUs, and a free thread slot).
+pub fn start() {
+    if crate::boot::host_cpus() < 2 {
+        return;
+    }
+    let hints = match crate::host::calls::get_fill_hints(MAX_HINTS) {
+        Ok(h) if !h.is_empty() => h,
+        _ => return,
+    };
+    *HINTS.lock() = hints;
+    if crate::process::threads::spawn_worker(verify_hinted).is_err() {
+        HINTS.lock().clear();
+    }
+}
+
+fn verify_hinted() {
+    let hints = core::mem::take(&mut *HINTS.lock());
+    let m = &crate::boot::enclave().manifest;
+    let ns = super::policy::ns();
+    let mut open: BTreeMap<u32, Option<TrustedFile>> = BTreeMap::new();
+    let mut bytes = 0usize;
+    for h in hints {
+        // Already loaded by the program's thread: it got there first.
+        if LOADED.lock().0.contains(&h) {
+            continue;
+        }
+        let Some(entry) = m.trusted_files.get(h.file as usize) else {
+            continue;
+        };
+        let f = open.entry(h.file).or_insert_with(|| {
+            TrustedFile::open_indexed(entry, h.file, &ns.host_path(&entry.path)).ok()
+        });
+        let Some(f) = f else {
+            continue;
+        };
+        let Some(b) = f.verified_chunk(h.chunk as u64) else {
+            continue;
+        };
+        bytes += b.len();
+        if bytes > MAX_BYTES {
+            break;
+        }
+        READY.lock().insert((h.file, h.chunk), b);
+    }
+}
