@@ -3,6 +3,9 @@
  * (which loads them again when it reads them); the child must see the same
  * bytes. The 8 MiB table here would dominate what fork sends otherwise
  * (conf-run --log-level debug reports the amount).
+ *
+ * An optional argument: milliseconds to sleep before reading the table
+ * (time for conf's second thread to verify the table's chunks ahead).
  */
 #include "check.h"
 
@@ -27,9 +30,11 @@ static long sum_table(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     check_init();
+    if (argc > 1)
+        usleep(atoi(argv[1]) * 1000);
     long want = 7L * (TABLE / 512);
     CHECK_EQ("the parent reads the table", sum_table(), want);
     pid_t pid = fork();

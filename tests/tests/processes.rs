@@ -13,7 +13,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use conf_e2e::apps::{assert_same_as_native, have, App, PYTHON};
+use conf_e2e::apps::{assert_same_as_native, have, App, Running, PYTHON};
 use conf_e2e::process::Output;
 
 /// Programs the workloads start by name, which zero-config cannot guess
@@ -289,6 +289,24 @@ fn wrapper_script_on_path_execs_the_interpreter() {
     );
 }
 
+/// Start Python `script` under conf-run with /usr/bin/true trusted and the
+/// directory of `go` allowed (the script waits for that file to appear),
+/// and wait until it prints `line`.
+fn start_gated(app: &App, script: &str, go: &std::path::Path, line: &str) -> Running {
+    let go_flag = go.parent().unwrap().to_str().unwrap();
+    let mut run = app.spawn(
+        &["--allow", go_flag, "--trust", "/usr/bin/true"],
+        &[PYTHON, "-c", script, go.to_str().unwrap()],
+    );
+    assert!(
+        run.wait_for(Duration::from_secs(60), |l| (l.trim() == line)
+            .then_some(()))
+            .is_some(),
+        "no line {line:?}"
+    );
+    run
+}
+
 /// The host processes whose parent is `pid`: (pid, comm, command line).
 fn host_children(pid: u32) -> Vec<(u32, String, String)> {
     let mut out = Vec::new();
@@ -348,17 +366,7 @@ subprocess.run(['/usr/bin/true'], check=True)\n\
 print('spawned', flush=True)\n\
 while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
 print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)], flush=True)\n";
-    let go_flag = go_dir.to_str().unwrap();
-    let mut run = app.spawn(
-        &["--allow", go_flag, "--trust", "/usr/bin/true"],
-        &[PYTHON, "-c", script, go.to_str().unwrap()],
-    );
-    assert!(
-        run.wait_for(Duration::from_secs(60), |l| (l.trim() == "spawned")
-            .then_some(()))
-            .is_some(),
-        "no first line"
-    );
+    let mut run = start_gated(&app, script, &go, "spawned");
     let deadline = Instant::now() + Duration::from_secs(20);
     let (zygotes, warm) = loop {
         let kids = host_children(run.pid());
@@ -422,17 +430,7 @@ print('after', subprocess.run(['/usr/bin/true']).returncode, flush=True)\n\
 pid = os.fork()\n\
 if pid == 0:\n    os._exit(4)\n\
 print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
-    let go_flag = go_dir.to_str().unwrap();
-    let mut run = app.spawn(
-        &["--allow", go_flag, "--trust", "/usr/bin/true"],
-        &[PYTHON, "-c", script, go.to_str().unwrap()],
-    );
-    assert!(
-        run.wait_for(Duration::from_secs(60), |l| (l.trim() == "first")
-            .then_some(()))
-            .is_some(),
-        "no first line"
-    );
+    let mut run = start_gated(&app, script, &go, "first");
     let deadline = Instant::now() + Duration::from_secs(20);
     let warm = loop {
         let w = warm_children(run.pid());
