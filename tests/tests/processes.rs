@@ -289,13 +289,19 @@ fn wrapper_script_on_path_execs_the_interpreter() {
     );
 }
 
-/// Start Python `script` under conf-run with /usr/bin/true trusted and the
-/// directory of `go` allowed (the script waits for that file to appear),
-/// and wait until it prints `line`.
-fn start_gated(app: &App, script: &str, go: &std::path::Path, line: &str) -> Running {
-    let go_flag = go.parent().unwrap().to_str().unwrap();
+/// Start Python `script` under conf-run with /usr/bin/true trusted, its
+/// argument a file in an allowed directory that the script waits for, and
+/// wait until it prints `line`. Returns the run and that file.
+fn start_gated(app: &App, script: &str, line: &str) -> (Running, std::path::PathBuf) {
+    let go_dir = app.outside("go");
+    let go = go_dir.join("go");
     let mut run = app.spawn(
-        &["--allow", go_flag, "--trust", "/usr/bin/true"],
+        &[
+            "--allow",
+            go_dir.to_str().unwrap(),
+            "--trust",
+            "/usr/bin/true",
+        ],
         &[PYTHON, "-c", script, go.to_str().unwrap()],
     );
     assert!(
@@ -304,7 +310,7 @@ fn start_gated(app: &App, script: &str, go: &std::path::Path, line: &str) -> Run
             .is_some(),
         "no line {line:?}"
     );
-    run
+    (run, go)
 }
 
 /// The host processes whose parent is `pid`: (pid, comm, command line).
@@ -357,8 +363,6 @@ fn child_conf_runs_are_cloned_by_one_zygote() {
         return;
     }
     let app = App::new("procs");
-    let go_dir = app.outside("go");
-    let go = go_dir.join("go");
     let script = "import os, subprocess, sys, time\n\
 for i in range(12):\n    subprocess.run(['/usr/bin/true'], check=True)\n\
 time.sleep(0.5)\n\
@@ -366,7 +370,7 @@ subprocess.run(['/usr/bin/true'], check=True)\n\
 print('spawned', flush=True)\n\
 while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n\
 print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)], flush=True)\n";
-    let mut run = start_gated(&app, script, &go, "spawned");
+    let (run, go) = start_gated(&app, script, "spawned");
     let deadline = Instant::now() + Duration::from_secs(20);
     let (zygotes, warm) = loop {
         let kids = host_children(run.pid());
@@ -420,8 +424,6 @@ fn a_dead_ready_child_does_not_break_the_next_spawn() {
         return;
     }
     let app = App::new("procs");
-    let go_dir = app.outside("go");
-    let go = go_dir.join("go");
     let script = "import os, subprocess, sys, time\n\
 subprocess.run(['/usr/bin/true'], check=True)\n\
 print('first', flush=True)\n\
@@ -430,7 +432,7 @@ print('after', subprocess.run(['/usr/bin/true']).returncode, flush=True)\n\
 pid = os.fork()\n\
 if pid == 0:\n    os._exit(4)\n\
 print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
-    let mut run = start_gated(&app, script, &go, "first");
+    let (run, go) = start_gated(&app, script, "first");
     let deadline = Instant::now() + Duration::from_secs(20);
     let warm = loop {
         let w = warm_children(run.pid());
