@@ -24,7 +24,7 @@ use conf_abi::ocall::FillHint;
 use super::trusted::TrustedFile;
 use crate::sync::SpinLock;
 
-/// Most hints one process publishes (what fits the run's shared page).
+/// Most hints one process publishes (3.5 KiB in the cache directory).
 const MAX_HINTS: usize = 440;
 /// Most bytes kept verified ahead.
 const MAX_BYTES: usize = 16 << 20;
@@ -57,8 +57,9 @@ pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
 /// Note that a chunk was loaded (for this process's hints).
 pub fn loaded(file: u32, chunk: u32) {
     let mut l = LOADED.lock();
-    if l.1 && l.0.len() < MAX_HINTS {
-        l.0.push(FillHint { file, chunk });
+    let h = FillHint { file, chunk };
+    if l.1 && l.0.len() < MAX_HINTS && !l.0.contains(&h) {
+        l.0.push(h);
     }
 }
 
