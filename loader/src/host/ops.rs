@@ -1162,8 +1162,8 @@ fn reap_reported(host: &Host) {
 /// conf-run ended (`process::report_exit`), or `None` to wait for the
 /// process itself: a child without a report pipe, a wait for any child or
 /// a group, a wait for stops too, or a child that ended without reporting.
-/// The reported child is reaped now if it is gone already, else by a later
-/// wait (as a process that is not the program's).
+/// The reported child is reaped now if it is gone already, else at a later
+/// spawn or wait (`reap_reported`).
 fn reported_exit(host: &Host, slot: u64, pid: i32, options: i32) -> Option<Reply> {
     if pid <= 0 || options & (libc::WUNTRACED | libc::WCONTINUED) != 0 {
         return None;
