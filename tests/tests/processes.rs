@@ -457,6 +457,44 @@ print('waited', os.wait() == (pid, 4 << 8), flush=True)\n";
     );
 }
 
+/// A child conf-run kept ready verifies, while it waits, the file chunks
+/// the run's last exec loaded (the debug log of each exec'd child says how
+/// many it took from there).
+#[test]
+fn ready_children_verify_what_the_last_exec_loaded() {
+    if missing(PYTHON) {
+        return;
+    }
+    let app = App::new("procs");
+    // Pauses between the processes give each ready child time to finish.
+    let script = "import subprocess, time\n\
+for i in range(5):\n    subprocess.run(['/usr/bin/true'], check=True)\n    time.sleep(0.2)\n\
+print('done', flush=True)\n";
+    let out = app.run(
+        &["--log-level", "debug", "--trust", "/usr/bin/true"],
+        &[PYTHON, "-c", script],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let ahead: Vec<u64> = out
+        .stderr_str()
+        .lines()
+        .filter_map(|l| {
+            l.split("file chunks, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    assert!(
+        ahead.iter().any(|&n| n > 0) || !two_cpus,
+        "no child took chunks verified ahead: {ahead:?}\n{}",
+        out.describe()
+    );
+}
+
 /// A child conf-run killed on the host (SIGKILL) before its program ends
 /// reports no exit status: the parent's wait gets the kill from the host,
 /// as for any process.

@@ -379,12 +379,14 @@ ocalls! {
     /// does not (the sim unless asked to), ENODEV where the CPU cannot:
     /// CPUID then keeps running natively.
     TrapCpuid = 93,
-    /// Which trusted file chunks the program loaded the last time a run of
-    /// this manifest started it (`FillHint` entries, 8 bytes each; the run's
-    /// first process only: none for a child). a0 = 0: read them into
-    /// data[a1..], at most a2 → how many. a0 = 1: keep the a2 entries at
-    /// data[a1..] for the next run → 0. Untrusted: they only say what to
-    /// verify ahead.
+    /// Which trusted file chunks a program loaded as it started (`FillHint`
+    /// entries, 8 bytes each). a0 = 0: read them into data[a1..], at most a2
+    /// → how many: for the run's first process, those of the last run of
+    /// this manifest; for a child started ahead of need whose work has not
+    /// come, those the run's last exec'd child published; none otherwise.
+    /// a0 = 1: publish the a2 entries at data[a1..] → 0. a0 = 2: is this a
+    /// child still waiting for its work → 1 or 0. Untrusted: they only say
+    /// what to verify ahead.
     FillHints = 94,
 }
 

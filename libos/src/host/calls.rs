@@ -321,6 +321,14 @@ pub fn get_fill_hints(max: usize) -> Result<alloc::vec::Vec<conf_abi::ocall::Fil
     Ok(out)
 }
 
+/// Is this process (started ahead of need) still without its work?
+pub fn still_waiting_for_work() -> bool {
+    matches!(
+        call(Ocall::FillHints, [2, OUT, 0, 0, 0, 0]).result(Ocall::FillHints),
+        Ok(1)
+    )
+}
+
 /// Publish which chunks this process's program loaded.
 pub fn put_fill_hints(hints: &[conf_abi::ocall::FillHint]) -> Result<(), Errno> {
     use conf_abi::ocall::FillHint;

@@ -512,6 +512,9 @@ pub fn child_boot(
     // The host fds come as this process's host numbers them (a conf-run
     // started ahead of need gets them later, at other numbers than the
     // parent's); the parent's list only says how many to expect.
+    // Started ahead of need: verify what the run's last exec loaded while
+    // the work has not come.
+    crate::fs::prefetch::verify_while_waiting();
     let (chan_fd, inherited) = hc::child_start()?;
     let mut chan = Channel::child(chan_fd)?;
     let state = recv_big(&mut chan)?;

@@ -3,18 +3,22 @@
 //! thread (`libos/src/fs/prefetch.rs`).
 //!
 //! The run's first process keeps them in the cache directory, under a key
-//! of the resolved manifest. Child processes neither read nor write them:
-//! on two CPUs a second thread in a child competed with the next ready
-//! child's start and slowed `subprocess.run` down. They are hints: wrong or
-//! stale ones cost only the work of verifying chunks no one uses.
+//! of the resolved manifest, for the next run. A child publishes its in the
+//! run's shared page, where the next child started ahead of need reads them
+//! while it waits for its work. They are hints: wrong or stale ones cost
+//! only the work of verifying chunks no one uses.
 
 use std::path::PathBuf;
 
 use super::Host;
 
-/// Keep the hints of the run's first process as it ends.
+/// Keep the hints of a process as it ends: a child's for the run's next
+/// ready child, the first process's for the next run.
 pub fn publish(host: &Host, entries: &[u8]) {
     if crate::run::is_child() {
+        if let Some(count) = host.processes.get() {
+            count.put_hints(entries);
+        }
         return;
     }
     if let Some(path) = file(host) {
@@ -30,7 +34,10 @@ pub fn publish(host: &Host, entries: &[u8]) {
 /// bytes.
 pub fn read(host: &Host, out: &mut [u8]) -> usize {
     if crate::run::is_child() {
-        return 0;
+        if !still_waiting_for_work(host) {
+            return 0;
+        }
+        return host.processes.get().map_or(0, |c| c.get_hints(out));
     }
     let Some(b) = file(host).and_then(|p| std::fs::read(p).ok()) else {
         return 0;
@@ -39,6 +46,23 @@ pub fn read(host: &Host, out: &mut [u8]) -> usize {
     let n = b.len().min(out.len()) / size * size;
     out[..n].copy_from_slice(&b[..n]);
     n
+}
+
+/// Is this a child conf-run started ahead of need whose work has not come
+/// yet (so that time spent now is not time its parent waits)?
+pub fn still_waiting_for_work(host: &Host) -> bool {
+    match &*host.child_start.lock().unwrap() {
+        Some(super::process::StartFrom::Warm { control }) => {
+            let mut pfd = libc::pollfd {
+                fd: *control,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd on the stack, no waiting.
+            unsafe { libc::poll(&mut pfd, 1, 0) == 0 }
+        }
+        _ => false,
+    }
 }
 
 /// The cache file of the hints: named by a hash of the resolved manifest's

@@ -300,6 +300,8 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if a[0] == 1 {
                 crate::host::hints::publish(host, &data[r]);
                 (0, 0)
+            } else if a[0] == 2 {
+                (crate::host::hints::still_waiting_for_work(host) as i64, 0)
             } else {
                 (
                     (crate::host::hints::read(host, &mut data[r]) / size) as i64,

@@ -12,6 +12,8 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use conf_abi::ocall::FillHint;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sha2::{Digest, Sha256};
@@ -55,6 +57,11 @@ pub struct ProcessCount {
 const DIR_LEN_AT: usize = 64;
 const DIR_AT: usize = 66;
 const DIR_MAX: usize = 256;
+/// The fill hints children publish for the run's next ready child
+/// (`Ocall::FillHints`): a sequence number (odd while being written) at
+/// `HINTS_AT`, the count after it, then the entries.
+const HINTS_AT: usize = 512;
+const HINTS_MAX: usize = (4096 - HINTS_AT - 8) / FillHint::SIZE;
 
 impl ProcessCount {
     /// The count for a new program: one process, this one.
@@ -120,6 +127,62 @@ impl ProcessCount {
     /// The run's socket directory.
     pub fn socket_dir(&self) -> &SocketDir {
         &self.sockets
+    }
+
+    fn page(&self) -> *mut u8 {
+        self.count as *const AtomicU32 as *mut u8
+    }
+
+    fn hints_seq(&self) -> &AtomicU32 {
+        // SAFETY: an aligned u32 inside the mapped page.
+        unsafe { &*(self.page().add(HINTS_AT) as *const AtomicU32) }
+    }
+
+    /// Replace the run's fill hints with `entries` (`FillHint` bytes); a
+    /// process that finds another one writing them leaves them to it.
+    pub fn put_hints(&self, entries: &[u8]) {
+        let seq = self.hints_seq();
+        let s = seq.load(Ordering::Acquire);
+        if s % 2 == 1
+            || seq
+                .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        let n = (entries.len() / FillHint::SIZE).min(HINTS_MAX);
+        // SAFETY: inside the mapped page (HINTS_MAX bounds the entries);
+        // this process holds the odd sequence number.
+        unsafe {
+            let at = self.page().add(HINTS_AT + 4);
+            (at as *mut u32).write_volatile(n as u32);
+            std::ptr::copy_nonoverlapping(entries.as_ptr(), at.add(4), n * FillHint::SIZE);
+        }
+        seq.store(s + 2, Ordering::Release);
+    }
+
+    /// Copy the run's fill hints into `out`; how many bytes (0 if there are
+    /// none, or they were being written).
+    pub fn get_hints(&self, out: &mut [u8]) -> usize {
+        let seq = self.hints_seq();
+        let s = seq.load(Ordering::Acquire);
+        if s % 2 == 1 {
+            return 0;
+        }
+        // SAFETY: inside the mapped page; a concurrent writer is detected by
+        // the sequence number below and the copy dropped.
+        let len = unsafe {
+            let at = self.page().add(HINTS_AT + 4);
+            let n = ((at as *const u32).read_volatile() as usize).min(HINTS_MAX);
+            let len = (n * FillHint::SIZE).min(out.len() / FillHint::SIZE * FillHint::SIZE);
+            std::ptr::copy_nonoverlapping(at.add(4), out.as_mut_ptr(), len);
+            len
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) != s {
+            return 0;
+        }
+        len
     }
 
     /// Is host process `pid` a conf-run of this run? It is if it holds the
