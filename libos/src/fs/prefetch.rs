@@ -131,7 +131,7 @@ pub fn verify_while_waiting() {
     let mut n = 0u32;
     verify(hints, || {
         n += 1;
-        n % 4 != 0 || crate::host::calls::still_waiting_for_work()
+        !n.is_multiple_of(4) || crate::host::calls::still_waiting_for_work()
     });
 }
 
