@@ -166,6 +166,28 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 
 /// The bytes of the trusted test data file the C programs check:
 /// byte i = a fixed mix of i (so that a read at a wrong offset shows).
+/// From a `--log-level debug` run's stderr: per process that exec'd a
+/// program, how many file chunks it took verified ahead (the LibOS's
+/// "prefetch: the program loaded N file chunks, M of them verified ahead").
+pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            l.split("file chunks, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Does this machine have the two CPUs that verifying ahead needs?
+pub fn two_cpus() -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+}
+
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 ^ (i as u8))

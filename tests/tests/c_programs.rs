@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use conf_e2e::{
-    assert_exit, conf_lines, host_time, pattern, process::clip, run_with_timeout, Manifest, Output,
-    Sandbox, Variant, RUN_TIMEOUT,
+    assert_exit, chunks_verified_ahead, conf_lines, host_time, pattern, process::clip,
+    run_with_timeout, two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
 };
 
 const TRUSTED_SIZE: usize = 200_000;
@@ -401,26 +401,13 @@ fn prefetch(variant: Variant) {
     // The program waits before it reads its table, so that the second
     // thread is done first however busy the machine is.
     c.args = vec!["300".into()];
-    let ahead = |o: &Output| -> Vec<u64> {
-        o.stderr_str()
-            .lines()
-            .filter_map(|l| {
-                l.split("file chunks, ")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect()
-    };
+    let ahead = |o: &Output| chunks_verified_ahead(&o.stderr_str());
     let first = c.check(0);
     passed(&first);
     assert_eq!(ahead(&first), vec![0], "first start:\n{}", first.describe());
     let second = c.check(0);
     passed(&second);
-    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
-    if two_cpus {
+    if two_cpus() {
         let n = ahead(&second);
         assert!(
             n.len() == 1 && n[0] > 0,

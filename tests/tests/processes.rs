@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use conf_e2e::apps::{assert_same_as_native, have, App, Running, PYTHON};
 use conf_e2e::process::Output;
+use conf_e2e::{chunks_verified_ahead, two_cpus};
 
 /// Programs the workloads start by name, which zero-config cannot guess
 /// from the command line: trusted with --trust, as a user would.
@@ -475,21 +476,9 @@ print('done', flush=True)\n";
         &[PYTHON, "-c", script],
     );
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let ahead: Vec<u64> = out
-        .stderr_str()
-        .lines()
-        .filter_map(|l| {
-            l.split("file chunks, ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let ahead = chunks_verified_ahead(&out.stderr_str());
     assert!(
-        ahead.iter().any(|&n| n > 0) || !two_cpus,
+        ahead.iter().any(|&n| n > 0) || !two_cpus(),
         "no child took chunks verified ahead: {ahead:?}\n{}",
         out.describe()
     );
