@@ -108,7 +108,9 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> Regs {
 
 /// Read what the LibOS itself relies on, then have CPUID trap from now on.
 pub fn start_trapping() {
-    for (leaf, subleaf) in [(0, 0), (1, 0), (7, 0), (0xd, 0), (0xd, 1)] {
+    // Feature bits (auxv's AT_HWCAP, XSAVE's presence) and the XSAVE
+    // geometry signal frames are sized by: not taken from the host.
+    for (leaf, subleaf) in [(1, 0), (0xd, 0), (0xd, 1)] {
         cpuid(leaf, subleaf);
     }
     // The crypto crates pick their implementation by CPUID on first use:

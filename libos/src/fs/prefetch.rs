@@ -105,9 +105,8 @@ pub fn start() {
     if crate::boot::host_cpus() < 2 {
         return;
     }
-    let hints = match crate::host::calls::get_fill_hints(MAX_HINTS) {
-        Ok(h) if !h.is_empty() => h,
-        _ => return,
+    let Some(hints) = hints() else {
+        return;
     };
     *HINTS.lock() = hints;
     if crate::process::threads::spawn_worker(verify_hinted).is_err() {
@@ -124,15 +123,21 @@ fn verify_hinted() {
 /// chunks the run's last exec loaded, stopping as soon as the work comes
 /// (the rest loads on first touch). The host gives no hints once it has.
 pub fn verify_while_waiting() {
-    let hints = match crate::host::calls::get_fill_hints(MAX_HINTS) {
-        Ok(h) if !h.is_empty() => h,
-        _ => return,
+    let Some(hints) = hints() else {
+        return;
     };
     let mut n = 0u32;
     verify(hints, || {
         n += 1;
         !n.is_multiple_of(4) || crate::host::calls::still_waiting_for_work()
     });
+}
+
+/// The hints the host has for this process, if any.
+fn hints() -> Option<Vec<FillHint>> {
+    crate::host::calls::get_fill_hints(MAX_HINTS)
+        .ok()
+        .filter(|h| !h.is_empty())
 }
 
 fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
