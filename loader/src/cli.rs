@@ -265,7 +265,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         root: root.as_os_str().as_bytes().to_vec(),
         child: None,
         child_spec: crate::host::process::ChildSpec {
-            manifest: img.manifest_bytes.to_vec(),
+            manifest: img.manifest_bytes.clone(),
             root: root.as_os_str().as_bytes().to_vec(),
             log_level: args.log_level.map(|l| l as u8),
             fds: Vec::new(),
@@ -331,33 +331,12 @@ fn run_child(arg: &str, args: &Args, libos: &'static [u8]) -> Result<i32, Failur
     if kind != ChildKind::Zygote {
         return run_child_image(img, &spec, kind == ChildKind::Warm, chan_fd, args);
     }
-    // The zygote: clone a waiting child for each request (the clone returns
-    // from here with its own copy of the image), until the parent goes.
-    use crate::host::zygote;
-    let sock = chan_fd;
-    // Named so it can be told from the conf-runs it makes (ps, tests).
-    zygote::set_name(c"conf-zygote");
-    loop {
-        let control = match zygote::next_request(sock) {
-            Ok(Some(c)) => c,
-            Ok(None) | Err(_) => return Ok(0),
-        };
-        match zygote::clone_as_sibling() {
-            Ok(0) => {
-                // SAFETY: the zygote's socket, which this clone must not keep.
-                unsafe { libc::close(sock) };
-                zygote::set_name(c"conf-run");
-                return run_child_image(img, &spec, true, control, args);
-            }
-            made => {
-                // SAFETY: the clone has its own copy of the fd.
-                unsafe { libc::close(control) };
-                if zygote::reply(sock, made).is_err() {
-                    return Ok(0);
-                }
-            }
-        }
-    }
+    // The zygote: each clone runs a waiting child with its own copy of the
+    // image; the zygote itself ends when the parent goes.
+    crate::host::zygote::serve(chan_fd, |control| {
+        run_child_image(img, &spec, true, control, args)
+    })
+    .unwrap_or(Ok(0))
 }
 
 /// Run a child conf-run's enclave from its image: a ready child's channel

@@ -67,8 +67,13 @@ pub fn still_waiting_for_work(host: &Host) -> bool {
 
 /// The cache file of the hints: named by a hash of the resolved manifest's
 /// length, head and tail (the whole of it is up to a megabyte; a collision
-/// only costs useless hints).
+/// only costs useless hints). Worked out once: at boot and again at exit.
 fn file(host: &Host) -> Option<PathBuf> {
+    static FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| name_of(host)).clone()
+}
+
+fn name_of(host: &Host) -> Option<PathBuf> {
     use std::hash::{Hash, Hasher};
     let m = &host.child_spec.get()?.manifest;
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 /// What a child conf-run needs to build the same enclave.
 #[derive(Clone, Debug, Default)]
 pub struct ChildSpec {
-    pub manifest: Vec<u8>,
+    /// The resolved manifest's canonical bytes, shared with the image (half
+    /// a megabyte or more: a spec is cloned for every process started).
+    pub manifest: std::sync::Arc<Vec<u8>>,
     pub root: Vec<u8>,
     pub log_level: Option<u8>,
     /// Host fds the child may use (passed at the same numbers).
@@ -330,7 +332,7 @@ impl ChildSpec {
     }
 
     pub fn decode(mut b: &[u8]) -> Option<ChildSpec> {
-        let manifest = take(&mut b)?.to_vec();
+        let manifest = std::sync::Arc::new(take(&mut b)?.to_vec());
         let root = take(&mut b)?.to_vec();
         let level = *take(&mut b)?.first()?;
         let fds = take(&mut b)?
@@ -792,7 +794,7 @@ mod tests {
 
     fn spec(mrenclave: Option<[u8; 32]>) -> ChildSpec {
         ChildSpec {
-            manifest: b"CONFMAN...".to_vec(),
+            manifest: std::sync::Arc::new(b"CONFMAN...".to_vec()),
             root: b"/srv/root".to_vec(),
             log_level: Some(3),
             fds: vec![0, 1, 2, 17],

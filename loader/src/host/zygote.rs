@@ -124,9 +124,38 @@ impl Drop for Zygote {
     }
 }
 
+/// The zygote's loop: for each request on `sock`, clone this process; the
+/// clone returns `Some(become_child(its control socket))`, the zygote goes
+/// on until the parent goes away (`None`).
+pub fn serve<T>(sock: i32, become_child: impl FnOnce(i32) -> T) -> Option<T> {
+    // Named so it can be told from the conf-runs it makes (ps, tests).
+    set_name(c"conf-zygote");
+    loop {
+        let control = match next_request(sock) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return None,
+        };
+        match clone_as_sibling() {
+            Ok(0) => {
+                // The zygote's socket, which the clone must not keep.
+                process::close(sock);
+                set_name(c"conf-run");
+                return Some(become_child(control));
+            }
+            made => {
+                // The clone has its own copy of the fd.
+                process::close(control);
+                if reply(sock, made).is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// The zygote's side: wait for the next request on `sock`; `Ok(None)` when
 /// the parent went away. The fd returned is the new child's control socket.
-pub fn next_request(sock: i32) -> std::io::Result<Option<i32>> {
+fn next_request(sock: i32) -> std::io::Result<Option<i32>> {
     let mut req = [0u8; 1];
     let (n, fds) = process::recv_fds(sock, &mut req)?;
     match (n, fds.as_slice()) {
@@ -143,7 +172,7 @@ pub fn next_request(sock: i32) -> std::io::Result<Option<i32>> {
 }
 
 /// Answer a request: the clone's pid, or the errno that stopped it.
-pub fn reply(sock: i32, made: std::io::Result<u32>) -> std::io::Result<()> {
+fn reply(sock: i32, made: std::io::Result<u32>) -> std::io::Result<()> {
     let (pid, errno) = match made {
         Ok(pid) => (pid as i32, 0),
         Err(e) => (0, e.raw_os_error().unwrap_or(libc::EAGAIN)),
@@ -156,7 +185,7 @@ pub fn reply(sock: i32, made: std::io::Result<u32>) -> std::io::Result<()> {
 
 /// Fork this (single-threaded) process into a child of its parent:
 /// `Ok(0)` in the clone, `Ok(pid)` in the zygote.
-pub fn clone_as_sibling() -> std::io::Result<u32> {
+fn clone_as_sibling() -> std::io::Result<u32> {
     const PR_GET_TID_ADDRESS: libc::c_int = 40;
     let mut tid_addr: *mut libc::pid_t = std::ptr::null_mut();
     // SAFETY: PR_GET_TID_ADDRESS writes one pointer to the given address.
@@ -187,7 +216,7 @@ pub fn clone_as_sibling() -> std::io::Result<u32> {
 }
 
 /// Set the calling process's name (the `comm` ps shows).
-pub fn set_name(name: &std::ffi::CStr) {
+fn set_name(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }

@@ -36,7 +36,7 @@ pub fn build_resolved(
     chunks: ChunkIndex,
     libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
-    let manifest_bytes = resolved.encode();
+    let manifest_bytes = std::sync::Arc::new(resolved.encode());
     build_resolved_bytes(resolved, manifest_bytes, chunks, libos)
 }
 
@@ -45,11 +45,10 @@ pub fn build_resolved(
 /// a pass over half a megabyte for a Python).
 pub fn build_resolved_bytes(
     resolved: ResolvedManifest,
-    manifest_bytes: Vec<u8>,
+    manifest_bytes: std::sync::Arc<Vec<u8>>,
     chunks: ChunkIndex,
     libos: &'static [u8],
 ) -> anyhow::Result<BuiltImage> {
-    let manifest_bytes = std::sync::Arc::new(manifest_bytes);
     let layout = EnclaveLayout::build(libos, &resolved, &manifest_bytes)?;
     let host_root = std::path::PathBuf::from(&resolved.fs_root);
     Ok(BuiltImage {
