@@ -488,6 +488,48 @@ fn rewrite(variant: Variant) {
     }
 }
 
+/// A program with one thread has its system call sites rewritten without
+/// any page changing protection: the host writes the stub and the jump
+/// (`PokeCode`), where making the page writable (RWX) and read-only again
+/// cost two calls and a TLB shootdown per write.
+fn rewrite_alone(variant: Variant) {
+    let mut c = Case::new("auxv", variant);
+    c.manifest
+        .env("CONF_E2E_VAR", "hello world")
+        .env("CONF_E2E_EMPTY", "");
+    c.args = vec![
+        c.bin.to_str().unwrap().into(),
+        "alpha".into(),
+        "with space".into(),
+        String::new(),
+    ];
+    c.env.push(("CONF_TRACE_OCALLS", "1"));
+    let out = c.check(0);
+    passed(&out);
+    // The trace prints each call's first four arguments one per line.
+    let err = out.stderr_str();
+    let lines: Vec<&str> = err.lines().collect();
+    let calls = |name: &str| -> Vec<usize> {
+        let tag = format!("Some({name})(");
+        (0..lines.len()).filter(|&i| lines[i].contains(&tag)).collect()
+    };
+    assert!(
+        !calls("PokeCode").is_empty(),
+        "no site was rewritten:\n{}",
+        out.describe()
+    );
+    let writable_code = calls("Mprotect")
+        .into_iter()
+        .filter(|&i| lines.get(i + 3).map(|l| l.trim()) == Some("0x7,"))
+        .count();
+    assert_eq!(
+        writable_code,
+        0,
+        "code pages were made writable to rewrite sites:\n{}",
+        out.describe()
+    );
+}
+
 // ---- cpuid ----
 
 /// CPUID answers as natively. Made to trap as on SGX
@@ -589,6 +631,7 @@ per_variant!(
     vec_regs,
     thread_churn,
     rewrite,
+    rewrite_alone,
     unix_sockets,
     unix_pass_tmpfs_fd,
     cpuid,

@@ -388,6 +388,15 @@ ocalls! {
     /// child still waiting for its work → 1 or 0. Untrusted: they only say
     /// what to verify ahead.
     FillHints = 94,
+    /// Write the a1 bytes (at most 64) at data[a2..] into program code at
+    /// a0, whatever the pages' protection, leaving it unchanged →
+    /// 0; ENOSYS where the backend cannot (the sim without /proc). The
+    /// LibOS uses it to rewrite a system call site while the program has
+    /// one thread: one call where making the page writable and read-only
+    /// again took two, each restriction a TLB shootdown. (On SGX2 the
+    /// LibOS extends the page's EPCM permissions itself, EMODPE, and asks
+    /// the host only to restrict them again.)
+    PokeCode = 95,
 }
 
 /// One entry of `Ocall::FillHints`: a trusted file (its index in the

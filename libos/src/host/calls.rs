@@ -290,6 +290,22 @@ pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
     )
 }
 
+/// Write `bytes` into program code at `addr` without changing the pages'
+/// protection (see `Ocall::PokeCode`).
+pub fn poke_code(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    if bytes.len() > 64 {
+        return Err(Errno::EINVAL);
+    }
+    Data::mine().put(OUT, bytes);
+    zero_result(
+        Ocall::PokeCode,
+        call(
+            Ocall::PokeCode,
+            [addr, bytes.len() as u64, OUT, 0, 0, 0],
+        ),
+    )
+}
+
 /// CPUID `leaf`/`subleaf` as the host CPU answers it (untrusted).
 pub fn cpuid(leaf: u32, subleaf: u32) -> Result<[u32; 4], Errno> {
     zero_result(

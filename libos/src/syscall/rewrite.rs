@@ -114,9 +114,21 @@ fn alloc_stub(site: u64) -> Option<u64> {
     Some(base + FIRST_STUB)
 }
 
-/// Write `bytes` at `addr` inside program code, making it writable for the
-/// moment (RWX, so other threads running this page keep executing).
-fn poke_code(addr: u64, bytes: &[u8]) -> bool {
+/// Write `bytes` at `addr` inside program code. When no other thread can
+/// be running those bytes (`unseen`: a stub not jumped to yet, or a site
+/// while the program has one thread), the host writes them without
+/// touching the page's protection (`PokeCode`: one call, no TLB
+/// shootdown); otherwise the page is made writable for the moment (RWX,
+/// so other threads running it keep executing) and the store is atomic
+/// where it can be.
+fn poke_code(addr: u64, bytes: &[u8], unseen: bool) -> bool {
+    if unseen {
+        match crate::host::calls::poke_code(addr, bytes) {
+            Ok(()) => return true,
+            Err(conf_abi::Errno::ENOSYS) => {}
+            Err(_) => return false,
+        }
+    }
     with_code_writable(addr, bytes.len() as u64, || poke_writable(addr, bytes))
 }
 
@@ -319,7 +331,8 @@ pub fn on_trap(site: u64, nr: u64) {
     code[lea + 7..lea + 9].copy_from_slice(&[0xff, 0x25]);
     code[lea + 9..lea + 13]
         .copy_from_slice(&((page_base as i64 - jmp_end as i64) as i32).to_le_bytes());
-    if !poke_code(stub, &code) {
+    // No thread runs the stub before the `jmp` to it is written.
+    if !poke_code(stub, &code, true) {
         return;
     }
     let mut jmp = [0u8; 5];
@@ -328,7 +341,7 @@ pub fn on_trap(site: u64, nr: u64) {
     let single = crate::process::threads::live_threads() <= 1;
     let atomic_ok = (mov & 7) + 5 <= 8;
     let patched = if single || atomic_ok {
-        poke_code(mov, &jmp)
+        poke_code(mov, &jmp, single)
     } else {
         poke_under_threads(mov, nr, &jmp)
     };

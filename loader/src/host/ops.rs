@@ -340,27 +340,21 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if src < host.heap_lo || src_end > host.heap_hi {
                 return Err(err(libc::EINVAL));
             }
+            // SAFETY: enclave heap memory (checked above), which the sim
+            // host may read.
+            let bytes = unsafe { std::slice::from_raw_parts(src as *const u8, len as usize) };
+            // Written whatever the pages' protection: they become
+            // accessible only afterwards.
+            write_enclave(host, dst, bytes)?;
             let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
-            // Written through /proc/self/mem, which reaches pages whatever
-            // their protection: they become accessible only afterwards.
-            // Without /proc (a chroot), the LibOS fills them in place.
-            let mem = host.self_mem().map_err(|_| err(libc::ENOSYS))?;
-            let mut done = 0u64;
-            while done < len {
-                let n = unsafe {
-                    libc::pwrite(
-                        mem,
-                        (src + done) as *const libc::c_void,
-                        (len - done) as usize,
-                        (dst + done) as i64,
-                    )
-                };
-                if n <= 0 {
-                    return Err(if n < 0 { last_err() } else { err(libc::EIO) });
-                }
-                done += n as u64;
-            }
             sys(unsafe { libc::mprotect(dst as *mut _, len as usize, prot) } as i64)
+        }
+        Ocall::PokeCode => {
+            if a[1] > 64 {
+                return Err(err(libc::EINVAL));
+            }
+            write_enclave(host, a[0], &data[range(a[2], a[1])?])?;
+            (0, 0)
         }
         Ocall::Mprotect => {
             heap_range(host, a[0], a[1])?;
@@ -1410,4 +1404,36 @@ fn chunk_digests_for(host: &Host, fd: i32) -> Result<std::sync::Arc<[[u8; 32]]>,
         out.push(chunk_digest(&buf[..len]));
     }
     Ok(out.into())
+}
+
+/// Write `bytes` to enclave memory at `dst` (in the heap) through
+/// /proc/self/mem, which reaches pages whatever their protection. ENOSYS
+/// without /proc (a chroot): the LibOS then makes the pages writable and
+/// writes itself.
+fn write_enclave(host: &Host, dst: u64, bytes: &[u8]) -> Result<(), Reply> {
+    let len = bytes.len() as u64;
+    match dst.checked_add(len) {
+        Some(end) if dst >= host.heap_lo && end <= host.heap_hi => {}
+        _ => return Err(err(libc::EINVAL)),
+    }
+    let mem = host.self_mem().map_err(|_| err(libc::ENOSYS))?;
+    let mut done = 0;
+    while done < bytes.len() {
+        let rest = &bytes[done..];
+        // SAFETY: writes from a live slice; /proc/self/mem checks the
+        // destination's mapping itself.
+        let n = unsafe {
+            libc::pwrite(
+                mem,
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
+                (dst + done as u64) as i64,
+            )
+        };
+        if n <= 0 {
+            return Err(if n < 0 { last_err() } else { err(libc::EIO) });
+        }
+        done += n as usize;
+    }
+    Ok(())
 }
