@@ -752,6 +752,20 @@ fn entrypoint_in_enclave(m: &Manifest, view: &View) -> Result<String, ResolveErr
 /// Expand and hash the trusted files of `m`, giving the resolved manifest
 /// (whose `encode()` is what gets measured), the chunk digests of every
 /// trusted file and statistics.
+/// The host directory whose files a snapshot checks at every start, since
+/// they are edited in place: the program's working directory. A manifest
+/// that starts the program in `/` says nothing of where its project is
+/// (and would make every file such a file): the directory conf-run runs
+/// in stands in, unless that is `/` too.
+fn volatile_dir(m: &Manifest, view: &View) -> Option<String> {
+    if m.start_dir != "/" {
+        return view.host(&m.start_dir);
+    }
+    let cwd = std::env::current_dir().ok()?;
+    let cwd = cwd.to_str()?;
+    (cwd != "/").then(|| cwd.to_string())
+}
+
 pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, ResolveError> {
     let started = Instant::now();
     let m = checked(m)?;
@@ -788,7 +802,8 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         .trusted_files
         .iter()
         .any(|t| t.path.contains(['*', '?', '[']));
-    let snap_key = crate::snapshot::key(&m);
+    let volatile = volatile_dir(&m, &view);
+    let snap_key = crate::snapshot::key(&m, volatile.as_deref());
     if snapshot_ok {
         if let Some(mut r) =
             crate::snapshot::load(&cache_dir, &snap_key, threads, opts.defer_checks)
@@ -850,8 +865,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             .collect();
         v.sort();
         v.dedup();
-        let cwd = view.host(&m.start_dir);
-        Some(crate::snapshot::Looked::stamp(v, cwd.as_deref(), threads))
+        Some(crate::snapshot::Looked::stamp(v, volatile.as_deref(), threads))
     } else {
         None
     };

@@ -13,7 +13,8 @@
 //!
 //! Checking every stamp of an interpreter's library (5,000 files for
 //! CPython) costs more than the rest of a start, so a caller may *defer*
-//! the files outside the working directory ([`ResolveOptions::defer_checks`]):
+//! the files outside the working directory (conf-run's own directory when
+//! the manifest starts the program in `/`; [`ResolveOptions::defer_checks`]):
 //! only directories, links, missing paths and the working directory's
 //! files are checked up front — adding, removing or renaming a file changes
 //! its directory — and the deferred files come back in [`Unchecked`], for
@@ -144,7 +145,7 @@ impl Unchecked {
 /// not change which files are resolved, so they are left out (zero-config
 /// carries the shell's environment, and every new argument would otherwise
 /// mean a full resolution); [`load`]'s caller puts the current ones in.
-pub(crate) fn key(m: &Manifest) -> String {
+pub(crate) fn key(m: &Manifest, volatile_dir: Option<&str>) -> String {
     let files_only = Manifest {
         env: Default::default(),
         argv: Vec::new(),
@@ -154,6 +155,8 @@ pub(crate) fn key(m: &Manifest) -> String {
     h.update(env!("CARGO_PKG_VERSION"));
     h.update([0, m.argv.is_empty() as u8]);
     h.update(format!("{files_only:?}"));
+    // Which files are checked up front is part of what was saved.
+    h.update(format!("{volatile_dir:?}"));
     h.finalize()
         .iter()
         .take(16)

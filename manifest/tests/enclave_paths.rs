@@ -431,6 +431,30 @@ fn deferred_checks_catch_files_edited_in_place() {
     assert_ne!(after.manifest.encode(), before.manifest.encode());
 }
 
+/// A manifest that starts the program in `/` (the default) does not make
+/// every file a working-directory file checked at each start: the files
+/// outside the directory conf-run runs in (here the test's, which holds
+/// none of them) are deferred too.
+#[test]
+fn a_start_in_the_root_defers_files_outside_the_current_directory() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = f.manifest(&["usr", "lib", "app"]);
+    assert_eq!(m.start_dir, "/");
+    let cwd = std::env::current_dir().unwrap();
+    assert!(!f.root.starts_with(&cwd), "the fixture lies outside the cwd");
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    let first = resolve(&m, &defer).unwrap();
+    let second = resolve(&m, &defer).unwrap();
+    assert_eq!(second.stats.bytes_hashed, 0);
+    assert_eq!(second.manifest.encode(), first.manifest.encode());
+    // main.py too this time: the working directory is not /app.
+    assert_eq!(second.unchecked.len(), 5);
+}
+
 /// Zero-config puts the shell's environment and the command's arguments in
 /// the manifest: a new environment or argument must still use the snapshot,
 /// and give what a full resolution gives.
