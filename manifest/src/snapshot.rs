@@ -88,18 +88,29 @@ pub(crate) fn stamp(path: &str) -> Stamp {
     std::fs::symlink_metadata(path).map_or(Stamp::MISSING, |m| Stamp::of(&m))
 }
 
-/// Stamp many paths, in parallel.
-pub(crate) fn stamp_all(paths: &[String], threads: usize) -> Vec<Stamp> {
-    let threads = threads.clamp(1, 16).min(paths.len().max(1));
+/// Paths stamped per helper thread: fewer cost less than starting one.
+const STAMPS_PER_THREAD: usize = 2048;
+
+/// Stamp many paths, in parallel when they are many.
+pub(crate) fn stamp_all<S: AsRef<str> + Sync>(paths: &[S], threads: usize) -> Vec<Stamp> {
+    let threads = threads
+        .clamp(1, 16)
+        .min(paths.len().div_ceil(STAMPS_PER_THREAD).max(1));
     let chunk = paths.len().div_ceil(threads).max(1);
     let mut out = vec![Stamp::MISSING; paths.len()];
+    let stamp_some = |ps: &[S], os: &mut [Stamp]| {
+        for (p, o) in ps.iter().zip(os.iter_mut()) {
+            *o = stamp(p.as_ref());
+        }
+    };
     std::thread::scope(|s| {
-        for (ps, os) in paths.chunks(chunk).zip(out.chunks_mut(chunk)) {
-            s.spawn(move || {
-                for (p, o) in ps.iter().zip(os.iter_mut()) {
-                    *o = stamp(p);
-                }
-            });
+        let mut parts = paths.chunks(chunk).zip(out.chunks_mut(chunk));
+        let mine = parts.next();
+        for (ps, os) in parts {
+            s.spawn(move || stamp_some(ps, os));
+        }
+        if let Some((ps, os)) = mine {
+            stamp_some(ps, os);
         }
     });
     out
@@ -110,8 +121,10 @@ pub(crate) fn stamp_all(paths: &[String], threads: usize) -> Vec<Stamp> {
 #[derive(Debug, Default)]
 pub struct Unchecked {
     snapshot: PathBuf,
-    /// Host path and stamp, sorted by path.
-    files: Vec<(String, Stamp)>,
+    /// The snapshot file, whose bytes hold the paths.
+    data: Option<Arc<memmap2::Mmap>>,
+    /// Each file's host path (a range of `data`) and stamp, sorted by path.
+    files: Vec<(std::ops::Range<usize>, Stamp)>,
 }
 
 impl Unchecked {
@@ -129,7 +142,14 @@ impl Unchecked {
     /// next start resolves afresh) and false is returned: this run's
     /// manifest holds the old digest, so the LibOS will refuse the file.
     pub fn check(&self, path: &str, file: &std::fs::File) -> bool {
-        let Ok(i) = self.files.binary_search_by(|(p, _)| p.as_str().cmp(path)) else {
+        let Some(data) = &self.data else {
+            return true;
+        };
+        // Byte order is str order for UTF-8.
+        let Ok(i) = self
+            .files
+            .binary_search_by(|(p, _)| data[p.clone()].cmp(path.as_bytes()))
+        else {
             return true;
         };
         let now = file.metadata().map_or(Stamp::MISSING, |m| Stamp::of(&m));
@@ -353,7 +373,11 @@ pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resoluti
 pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> Option<Resolution> {
     let started = std::time::Instant::now();
     let file = file_of(cache_dir, key);
-    let data = std::fs::read(&file).ok()?;
+    // SAFETY: snapshots are written to a temporary file and renamed into
+    // place, never changed where they are, so the mapping's bytes stay put.
+    // (A file truncated under us by someone else would end conf-run with
+    // SIGBUS: the cache directory is the user's own.)
+    let data = Arc::new(unsafe { memmap2::Mmap::map(&std::fs::File::open(&file).ok()?) }.ok()?);
     if data.len() < 8 + 8 || &data[..8] != MAGIC {
         return None;
     }
@@ -362,12 +386,19 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
         return None;
     }
     let mut r = R(&body[8..]);
+    // Paths as ranges of `data`: thousands of them, not worth a String each.
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - data.as_ptr() as usize;
+        start..start + s.len()
+    };
     let mut lists = [Vec::new(), Vec::new()];
     for list in &mut lists {
         let n = r.count(8 + 48)?;
         list.reserve(n);
         for _ in 0..n {
-            list.push((r.string()?, r.stamp()?));
+            let path = r.bytes()?;
+            std::str::from_utf8(path).ok()?;
+            list.push((at(path), r.stamp()?));
         }
     }
     let [checked, deferrable] = lists;
@@ -389,13 +420,15 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     if !r.0.is_empty() {
         return None;
     }
+    let path_of = |p: &std::ops::Range<usize>| std::str::from_utf8(&data[p.clone()]).unwrap_or("");
     let (now, unchecked) = if defer {
         let mut files = deferrable;
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.sort_by(|a, b| data[a.0.clone()].cmp(&data[b.0.clone()]));
         (
             checked,
             Unchecked {
                 snapshot: file,
+                data: Some(data.clone()),
                 files,
             },
         )
@@ -404,8 +437,13 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
         all.extend(deferrable);
         (all, Unchecked::default())
     };
-    let (paths, stamps): (Vec<String>, Vec<Stamp>) = now.into_iter().unzip();
-    if stamp_all(&paths, threads) != stamps {
+    let paths: Vec<&str> = now.iter().map(|(p, _)| path_of(p)).collect();
+    let stamps = stamp_all(&paths, threads);
+    if now
+        .iter()
+        .zip(&stamps)
+        .any(|((_, saved), now)| saved != now)
+    {
         return None;
     }
     let bytes = manifest.trusted_files.iter().map(|t| t.size).sum();

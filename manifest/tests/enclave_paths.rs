@@ -442,7 +442,10 @@ fn a_start_in_the_root_defers_files_outside_the_current_directory() {
     let m = f.manifest(&["usr", "lib", "app"]);
     assert_eq!(m.start_dir, "/");
     let cwd = std::env::current_dir().unwrap();
-    assert!(!f.root.starts_with(&cwd), "the fixture lies outside the cwd");
+    assert!(
+        !f.root.starts_with(&cwd),
+        "the fixture lies outside the cwd"
+    );
     let defer = ResolveOptions {
         defer_checks: true,
         ..f.opts()
@@ -453,6 +456,44 @@ fn a_start_in_the_root_defers_files_outside_the_current_directory() {
     assert_eq!(second.manifest.encode(), first.manifest.encode());
     // main.py too this time: the working directory is not /app.
     assert_eq!(second.unchecked.len(), 5);
+}
+
+/// A damaged snapshot (torn, emptied, garbage, a flipped bit) is not used:
+/// the resolution is the same as without one, and a good one replaces it.
+#[test]
+fn damaged_snapshots_are_ignored() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = f.manifest(&["usr", "lib", "app"]);
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    let want = resolve(&m, &defer).unwrap().manifest.encode();
+    let dir = f.cache.join("snapshots");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = std::fs::read(&file).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 3] ^= 0x10;
+    let damages = [
+        Vec::new(),
+        b"CONFSNP2".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        b"not a snapshot at all, just some bytes".to_vec(),
+        flipped,
+    ];
+    for bad in damages {
+        std::fs::write(&file, &bad).unwrap();
+        let r = resolve(&m, &defer).unwrap();
+        assert_eq!(r.manifest.encode(), want, "with {} bytes", bad.len());
+        assert!(r.unchecked.is_empty(), "a damaged snapshot was used");
+        assert_eq!(std::fs::read(&file).unwrap(), good, "not rewritten");
+    }
 }
 
 /// Zero-config puts the shell's environment and the command's arguments in
