@@ -865,7 +865,11 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             .collect();
         v.sort();
         v.dedup();
-        Some(crate::snapshot::Looked::stamp(v, volatile.as_deref(), threads))
+        Some(crate::snapshot::Looked::stamp(
+            v,
+            volatile.as_deref(),
+            threads,
+        ))
     } else {
         None
     };

@@ -511,7 +511,9 @@ fn rewrite_alone(variant: Variant) {
     let lines: Vec<&str> = err.lines().collect();
     let calls = |name: &str| -> Vec<usize> {
         let tag = format!("Some({name})(");
-        (0..lines.len()).filter(|&i| lines[i].contains(&tag)).collect()
+        (0..lines.len())
+            .filter(|&i| lines[i].contains(&tag))
+            .collect()
     };
     assert!(
         !calls("PokeCode").is_empty(),

@@ -299,10 +299,7 @@ pub fn poke_code(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     Data::mine().put(OUT, bytes);
     zero_result(
         Ocall::PokeCode,
-        call(
-            Ocall::PokeCode,
-            [addr, bytes.len() as u64, OUT, 0, 0, 0],
-        ),
+        call(Ocall::PokeCode, [addr, bytes.len() as u64, OUT, 0, 0, 0]),
     )
 }
 
