@@ -98,6 +98,12 @@ pub trait File: Send + Sync {
     fn set_flags(&self, _flags: u32) -> Result<(), Errno> {
         Ok(())
     }
+    /// Its index in the measured manifest's list of trusted files, for a
+    /// trusted file listed there (fill hints name chunks by it).
+    fn trusted_index(&self) -> Option<u32> {
+        None
+    }
+
     /// Fill `buf` with the bytes at `off` for a private file mapping
     /// (short at end of file; the rest stays zero).
     fn read_for_map(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {

@@ -61,6 +61,21 @@ pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
     }
 }
 
+/// Chunk `chunk` of trusted file `file`, if verified ahead and `len`
+/// bytes long: handed over (a file mapping fills its pages straight from
+/// it) and forgotten.
+pub fn take_whole(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
+    let mut r = READY.lock();
+    if r.get(&(file, chunk))?.len() != len {
+        return None;
+    }
+    let b = r.remove(&(file, chunk))?;
+    drop(r);
+    TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    loaded(file, chunk);
+    Some(b)
+}
+
 /// Note that a chunk was loaded (for this process's hints).
 pub fn loaded(file: u32, chunk: u32) {
     let mut l = LOADED.lock();

@@ -215,6 +215,10 @@ impl File for TrustedFile {
         Ok(done)
     }
 
+    fn trusted_index(&self) -> Option<u32> {
+        self.index
+    }
+
     fn write_at(&self, _off: u64, _buf: &[u8]) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }

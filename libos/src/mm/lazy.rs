@@ -108,6 +108,22 @@ impl LazyMap {
         (lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1))
     }
 
+    /// The bytes of `[lo, hi)` if they are exactly one whole chunk of the
+    /// file that `fs/prefetch.rs` verified ahead: handed over, so filling
+    /// the pages needs no buffer to clear and copy into.
+    pub fn take_verified(&self, lo: u64, hi: u64) -> Option<Vec<u8>> {
+        let rel = lo.checked_sub(self.start)?;
+        let off = self.file_off + rel;
+        if hi - lo != CHUNK_SIZE
+            || !off.is_multiple_of(CHUNK_SIZE)
+            || rel + CHUNK_SIZE > self.file_len
+        {
+            return None;
+        }
+        let file = self.file.trusted_index()?;
+        crate::fs::prefetch::take_whole(file, (off / CHUNK_SIZE) as u32, CHUNK_SIZE as usize)
+    }
+
     /// The bytes of `[lo, lo + dst.len())` from the file into `dst` (zero
     /// past the end of the file).
     pub fn fill_into(&self, lo: u64, dst: &mut [u8]) -> Result<(), Errno> {

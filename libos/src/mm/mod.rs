@@ -251,8 +251,14 @@ impl Mm {
     /// they hold their verified bytes: made writable in place, another
     /// thread could read them half filled without faulting.
     fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
-        let mut buf = alloc::vec![0u8; (b - a) as usize];
-        lz.fill_into(a, &mut buf)?;
+        let buf = match lz.take_verified(a, b) {
+            Some(chunk) => chunk,
+            None => {
+                let mut buf = alloc::vec![0u8; (b - a) as usize];
+                lz.fill_into(a, &mut buf)?;
+                buf
+            }
+        };
         match hc::fill_pages(a, &buf, host_prot(prot)) {
             // A host that cannot (no /proc in a chroot): writable in place,
             // which another thread may see half filled for the copy.
