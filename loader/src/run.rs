@@ -141,6 +141,15 @@ fn thread_loop(
     }
 }
 
+fn block_all_signals() {
+    // SAFETY: changes this thread's signal mask only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+}
+
 /// Report how the enclave ended and leave the process with the right status.
 fn finish(host: &Host, end: ThreadEnd) -> i32 {
     // The first process owns the run's socket directory.
@@ -158,6 +167,9 @@ fn finish(host: &Host, end: ThreadEnd) -> i32 {
                 // SAFETY: ends the process.
                 unsafe { libc::_exit(exit_code_of(status)) };
             }
+            // This thread runs no enclave code again: signals from now on
+            // (children exiting) go to the enclave's other threads, if any.
+            block_all_signals();
             exit_code_of(status)
         }
         ThreadEnd::Thread => 0,

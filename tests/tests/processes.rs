@@ -600,3 +600,42 @@ fn sigtstp_stops_conf_run_like_a_job() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Signals that reach conf-run as it exits (a program's children ending as
+/// it does) do not crash it. The root conf-run's main thread leaves the
+/// enclave and returns from `main`, whose runtime takes down the alternate
+/// signal stack the sim keeps its per-thread state on; the sim's handler
+/// then took its state from the bottom of whatever stack the signal landed
+/// on, and conf-run died of SIGSEGV (the fork tests did, now and then).
+#[test]
+fn signals_while_conf_run_exits_do_not_crash_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut deaths = Vec::new();
+    for _ in 0..40 {
+        let mut child = std::process::Command::new(conf_e2e::conf_run())
+            .env("CONF_CACHE_DIR", dir.path().join("cache"))
+            .current_dir(dir.path())
+            .args(["--", "/bin/true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // Signal it until it is gone (never after it is reaped: the pid
+        // could be someone else's by then).
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            // SAFETY: kill(2) of our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGCHLD) };
+            std::thread::sleep(Duration::from_micros(20));
+        };
+        if status.code() != Some(0) {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            deaths.push(format!("{status}: {err}"));
+        }
+    }
+    assert!(deaths.is_empty(), "conf-run died: {deaths:#?}");
+}

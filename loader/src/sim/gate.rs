@@ -34,6 +34,11 @@ pub mod off {
     pub const OENTRY: usize = 0x48;
 }
 
+/// Where the kernel's ucontext says whether the thread had an alternate
+/// signal stack (`uc_stack.ss_flags`).
+const UC_SS_FLAGS: usize = std::mem::offset_of!(libc::ucontext_t, uc_stack)
+    + std::mem::offset_of!(libc::stack_t, ss_flags);
+
 core::arch::global_asm!(
     ".pushsection .text.conf_gate, \"ax\"",
     ".balign 4096",
@@ -92,6 +97,12 @@ core::arch::global_asm!(
     ".globl conf_sim_signal_entry",
     ".type conf_sim_signal_entry, @function",
     "conf_sim_signal_entry:",
+    // No alternate stack (uc_stack.ss_flags has SS_DISABLE): not a thread
+    // running a slot, whose SimThread is at the bottom of its alternate
+    // stack, but conf-run's main thread after Rust's runtime took its own
+    // alternate stack down on the way out. Nothing here may be touched.
+    "test dword ptr [rdx + {uc_ss_flags}], {ss_disable}",
+    "jnz {foreign}",
     "mov rax, rsp",
     "and rax, -{altstack}",
     "mov r11b, byte ptr [rax + {sel}]",
@@ -141,6 +152,9 @@ core::arch::global_asm!(
     allow = const SELECTOR_ALLOW,
     altstack = const ALTSTACK_SIZE,
     handler = sym super::signals::conf_sim_signal_rust,
+    foreign = sym super::signals::conf_sim_signal_foreign,
+    uc_ss_flags = const UC_SS_FLAGS,
+    ss_disable = const libc::SS_DISABLE,
 );
 
 /// Registers the enclave left at EEXIT.

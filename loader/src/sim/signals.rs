@@ -276,6 +276,39 @@ unsafe fn enter_on_return(
     sim.resume_sel = SELECTOR_BLOCK;
 }
 
+/// A signal on a thread without an alternate stack, which is never one
+/// running a slot: conf-run's main thread once it has left the enclave for
+/// good (the root conf-run returns from `main`, and Rust's runtime takes
+/// down the alternate stack it thinks is its own) while children still
+/// exit. An asynchronous signal is kept for the enclave as usual; a
+/// synchronous one is a crash of conf-run itself: the default action
+/// produces it. `conf_sim_signal_entry` jumps here with the host's FS
+/// base untouched.
+///
+/// # Safety
+/// Called only by the signal trampoline, with the kernel's arguments.
+#[no_mangle]
+pub unsafe extern "C" fn conf_sim_signal_foreign(
+    sig: i32,
+    _info: *mut libc::siginfo_t,
+    _uc: *mut libc::c_void,
+) {
+    // SAFETY: async-signal-safe calls; the ring outlives every thread.
+    unsafe {
+        if SYNC_SIGNALS.contains(&sig) {
+            libc::signal(sig, libc::SIG_DFL);
+            return;
+        }
+        if let Some(g) = GLOBALS.get() {
+            if sig != crate::host::SIG_KICK {
+                (*g.ring)
+                    .pending_signals
+                    .fetch_or(1 << (sig - 1), Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 /// The handler proper, called by `conf_sim_signal_entry` with the host FS
 /// base restored. `fs`/`gs` are the bases at the moment of the signal.
 /// # Safety
