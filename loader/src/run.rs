@@ -152,6 +152,9 @@ fn block_all_signals() {
 
 /// Report how the enclave ended and leave the process with the right status.
 fn finish(host: &Host, end: ThreadEnd) -> i32 {
+    if let Some(t) = &host.ocall_times {
+        eprint!("{}", t.report());
+    }
     // The first process owns the run's socket directory.
     if !AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
         if let Some(count) = host.processes.get() {

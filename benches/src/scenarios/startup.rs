@@ -165,7 +165,8 @@ fn time(env: &mut Env, runner: &Runner, prog: &Prepared) -> Cell {
 }
 
 /// conf-run's start-up phases as it reports them with CONF_TIMING=1
-/// (`[conf] timing: PHASE: X ms` on stderr), joined on one line.
+/// (`[conf] timing: PHASE: X ms` on stderr), joined on one line, with the
+/// OCALLs' total but not the line per kind.
 fn conf_phases(env: &mut Env, runner: &Runner, args: &[OsString]) -> Option<String> {
     let mut c = env.command(runner, args).ok()?;
     c.env("CONF_TIMING", "1");
@@ -174,6 +175,7 @@ fn conf_phases(env: &mut Env, runner: &Runner, args: &[OsString]) -> Option<Stri
         .stderr
         .lines()
         .filter_map(|l| l.trim().strip_prefix("[conf] timing: "))
+        .filter(|p| !p.starts_with("OCALL "))
         .collect();
     (!phases.is_empty()).then(|| phases.join(", "))
 }

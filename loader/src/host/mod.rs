@@ -7,6 +7,7 @@
 
 pub mod hints;
 pub mod hostile;
+pub mod ocall_times;
 pub mod ops;
 pub mod process;
 pub mod ring;
@@ -72,6 +73,8 @@ pub struct Host {
     pub spawner: OnceLock<Spawner>,
     /// Print every OCALL and its result (CONF_TRACE_OCALLS=1; debugging).
     pub trace_ocalls: bool,
+    /// Host time per OCALL kind, reported at exit (CONF_TIMING=1).
+    pub ocall_times: Option<Box<ocall_times::OcallTimes>>,
     /// The OS thread running each slot, for kicks.
     threads: Mutex<Vec<Option<libc::pthread_t>>>,
     /// Per slot: a kick arrived while the thread was not blocked on the
@@ -182,6 +185,8 @@ impl Host {
             hostile,
             spawner: OnceLock::new(),
             trace_ocalls: std::env::var_os("CONF_TRACE_OCALLS").is_some(),
+            ocall_times: std::env::var_os("CONF_TIMING")
+                .map(|_| Box::new(ocall_times::OcallTimes::new())),
             threads: Mutex::new(Vec::new()),
             kicked: Vec::new(),
             alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
@@ -345,10 +350,14 @@ impl Host {
         }
         let nr = s.nr.load(Ordering::Relaxed);
         let args: [u64; 6] = std::array::from_fn(|i| s.args[i].load(Ordering::Relaxed));
+        let started = self.ocall_times.as_ref().map(|_| std::time::Instant::now());
         let (mut ret, mut aux): (i64, u64) = match Ocall::from_raw(nr) {
             Some(op) => ops::execute(self, slot, op, args),
             None => (-(libc::ENOSYS as i64), 0),
         };
+        if let (Some(t), Some(since)) = (&self.ocall_times, started) {
+            t.record(nr, since);
+        }
         if self.trace_ocalls {
             eprintln!(
                 "[conf-host] slot {slot} {:?}({:#x?}) = {ret} aux {aux:#x}",
