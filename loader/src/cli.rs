@@ -274,6 +274,7 @@ pub fn main_exec(args: Args) -> Result<i32, Failure> {
         },
         max_processes: img.resolved.max_processes,
         unchecked: img.unchecked.clone(),
+        hints_key: img.files_key.clone(),
     };
     // The host knows files by host path; the manifest by enclave path.
     let root_prefix = root.to_string_lossy().trim_end_matches('/').to_string();
@@ -375,6 +376,7 @@ fn run_child_image(
         },
         max_processes: img.resolved.max_processes,
         unchecked: Default::default(),
+        hints_key: None,
     };
     // Digests the first process's resolution stored; anything else is
     // hashed when opened.

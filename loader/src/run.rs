@@ -42,6 +42,10 @@ pub struct RunOptions {
     pub max_processes: u32,
     /// Trusted files the start did not check.
     pub unchecked: std::sync::Arc<conf_manifest::Unchecked>,
+    /// What the fill hints of this program are kept under
+    /// ([`conf_manifest::Resolution::files_key`]); without it, the
+    /// manifest's bytes.
+    pub hints_key: Option<String>,
 }
 
 /// A child process: where its state comes from.
@@ -265,6 +269,9 @@ pub fn run(
     let _ = host.processes.set(count);
     if !opts.unchecked.is_empty() {
         let _ = host.unchecked.set(opts.unchecked.clone());
+    }
+    if let Some(k) = &opts.hints_key {
+        let _ = host.hints_key.set(k.clone());
     }
     let key_layout = layout.clone();
     let _ = host.measure.set(Box::new(move || key_layout.mrenclave()));

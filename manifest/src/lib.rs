@@ -291,6 +291,11 @@ pub struct Resolution {
     /// Trusted files used from a snapshot without a check (only with
     /// [`ResolveOptions::defer_checks`]).
     pub unchecked: Arc<Unchecked>,
+    /// Names what was resolved: the manifest without its environment and
+    /// arguments (the key of its snapshot). Caches of what depends only on
+    /// the files, such as conf-run's fill hints, are keyed by it: zero-config
+    /// carries the shell's environment, which changes from start to start.
+    pub files_key: String,
 }
 
 /// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,

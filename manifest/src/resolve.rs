@@ -957,6 +957,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         stats,
         host_root,
         unchecked: Default::default(),
+        files_key: snap_key.clone(),
     };
     if let Some(looked) = looked.filter(|_| res.stats.warnings.is_empty()) {
         crate::snapshot::store(&cache_dir, &snap_key, &looked, &res);

@@ -463,6 +463,7 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
         stats,
         host_root: PathBuf::new(),
         unchecked: Arc::new(unchecked),
+        files_key: key.to_string(),
     })
 }
 

@@ -427,6 +427,43 @@ fn prefetch(variant: Variant) {
     passed(&c.check(0));
 }
 
+/// Zero-config carries the shell's environment into the manifest, and it
+/// changes from start to start (`OLDPWD`, `_`, a variable set for one
+/// command): the hints of what the last start loaded are still found,
+/// since they are kept by what was resolved, not by the whole manifest.
+fn prefetch_zero_config(variant: Variant) {
+    let c = Case::new("forkcode", variant);
+    let cache = tempfile::tempdir().unwrap();
+    let cwd = c.bin.parent().unwrap();
+    let run = |value: &str| {
+        let mut cmd = std::process::Command::new(conf_e2e::conf_run());
+        cmd.env("CONF_CACHE_DIR", cache.path())
+            .env("CONF_E2E_CHANGING", value)
+            .current_dir(cwd)
+            .args(["--log-level", "debug"])
+            .arg(&c.bin)
+            // Waits before it reads its table, so that the second thread
+            // is done first however busy the machine is.
+            .arg("300");
+        let out = conf_e2e::process::run_with_timeout(&mut cmd, conf_e2e::RUN_TIMEOUT);
+        assert_exit(&out, 0, "zero-config forkcode");
+        passed(&out);
+        out
+    };
+    let first = run("first");
+    let ahead = |o: &Output| chunks_verified_ahead(&o.stderr_str());
+    assert_eq!(ahead(&first), vec![0], "first start:\n{}", first.describe());
+    let second = run("second");
+    if two_cpus() {
+        let n = ahead(&second);
+        assert!(
+            n.len() == 1 && n[0] > 0,
+            "nothing verified ahead with another environment:\n{}",
+            second.describe()
+        );
+    }
+}
+
 // ---- vecregs ----
 
 /// YMM0-15 and ZMM16-31 keep the program's values across a page fault
@@ -637,5 +674,6 @@ per_variant!(
     unix_sockets,
     unix_pass_tmpfs_fd,
     cpuid,
-    prefetch
+    prefetch,
+    prefetch_zero_config
 );

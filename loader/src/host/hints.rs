@@ -85,7 +85,8 @@ pub fn still_waiting_for_work(host: &Host) -> bool {
     }
 }
 
-/// The cache file of the hints: named by a hash of the resolved manifest's
+/// The cache file of the hints: named by the resolution's files key, or
+/// (an image resolved elsewhere) by a hash of the resolved manifest's
 /// length, head and tail (the whole of it is up to a megabyte; a collision
 /// only costs useless hints). Worked out once: at boot and again at exit.
 fn file(host: &Host) -> Option<PathBuf> {
@@ -95,16 +96,19 @@ fn file(host: &Host) -> Option<PathBuf> {
 
 fn name_of(host: &Host) -> Option<PathBuf> {
     use std::hash::{Hash, Hasher};
+    let dir = conf_manifest::default_cache_dir().join("fill-hints");
+    // The resolution's key leaves out the environment and the arguments,
+    // which do not change what a program loads as it starts (and change
+    // from start to start under zero-config, which carries the shell's).
+    if let Some(key) = host.hints_key.get() {
+        return Some(dir.join(key));
+    }
     let m = &host.child_spec.get()?.manifest;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     m.len().hash(&mut h);
     m[..m.len().min(65536)].hash(&mut h);
     m[m.len().saturating_sub(65536)..].hash(&mut h);
-    Some(
-        conf_manifest::default_cache_dir()
-            .join("fill-hints")
-            .join(format!("{:016x}", h.finish())),
-    )
+    Some(dir.join(format!("{:016x}", h.finish())))
 }
 
 #[cfg(test)]

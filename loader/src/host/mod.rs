@@ -116,6 +116,8 @@ pub struct Host {
     /// Trusted files used from a snapshot without a check: checked as the
     /// program opens them.
     pub unchecked: OnceLock<Arc<conf_manifest::Unchecked>>,
+    /// Names the program's fill hints (see `hints.rs`).
+    pub hints_key: OnceLock<String>,
 }
 
 /// The host signal that interrupts an enclave thread (never shown to the
@@ -206,6 +208,7 @@ impl Host {
             shared_maps: Mutex::new(HashMap::new()),
             next_map_id: AtomicU64::new(1),
             unchecked: OnceLock::new(),
+            hints_key: OnceLock::new(),
         }
     }
 

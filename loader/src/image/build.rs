@@ -23,6 +23,8 @@ pub struct BuiltImage {
     /// Trusted files the resolution did not check (conf-run checks them as
     /// the program opens them).
     pub unchecked: std::sync::Arc<conf_manifest::Unchecked>,
+    /// [`conf_manifest::Resolution::files_key`], when resolved here.
+    pub files_key: Option<String>,
 }
 
 /// The LibOS every image carries unless a test build overrides it.
@@ -59,6 +61,7 @@ pub fn build_resolved_bytes(
         stats: None,
         host_root,
         unchecked: Default::default(),
+        files_key: None,
     })
 }
 
@@ -77,6 +80,7 @@ pub fn build_from_manifest(
     img.stats = Some(res.stats);
     img.host_root = res.host_root;
     img.unchecked = res.unchecked;
+    img.files_key = Some(res.files_key);
     Ok(img)
 }
 
