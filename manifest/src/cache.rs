@@ -74,9 +74,20 @@ impl FileKey {
         let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        const MARGIN: i128 = 100_000_000;
-        ns(self.mtime).max(ns(self.ctime)) > now - MARGIN
+        changed_too_recently(ns(self.mtime), ns(self.ctime), now)
     }
+}
+
+/// Whether a path whose timestamps are `mtime`/`ctime` (ns since the
+/// epoch) changed so shortly before `now` that a change right after could
+/// leave them as they are: within 100 ms (the kernel stamps files from a
+/// clock that ticks every few milliseconds), or within two seconds on a
+/// file system that keeps whole seconds only (no nanoseconds in either).
+pub(crate) fn changed_too_recently(mtime: i128, ctime: i128, now: i128) -> bool {
+    const SECOND: i128 = 1_000_000_000;
+    let coarse = mtime % SECOND == 0 && ctime % SECOND == 0;
+    let margin = if coarse { 2 * SECOND } else { SECOND / 10 };
+    mtime.max(ctime) > now - margin
 }
 
 /// Digests of one file version, as cached.
@@ -562,8 +573,25 @@ mod tests {
             ctime: (s, 0),
         };
         assert!(k(secs + 1).is_racy(now));
-        assert!(!k(secs - 2).is_racy(now));
+        assert!(!k(secs - 3).is_racy(now));
         assert!(!k(i64::MIN).is_racy(now));
         assert!(k(i64::MAX).is_racy(now));
+        // Whole seconds only: a file system that keeps no more; a second
+        // ago may still be this second's tick of it.
+        assert!(k(secs - 1).is_racy(now));
+    }
+
+    #[test]
+    fn fine_grained_timestamps_are_settled_after_a_tenth_of_a_second() {
+        let s = 1_000_000_000i128;
+        let now = 1_700_000_000 * s + 500_000_000;
+        let t = |ago_ms: i128| now - ago_ms * 1_000_000 + 7; // with nanoseconds
+        assert!(changed_too_recently(t(50), t(5000), now));
+        assert!(changed_too_recently(t(5000), t(50), now));
+        assert!(!changed_too_recently(t(150), t(150), now));
+        // Whole seconds: two of them.
+        let whole = |ago_s: i128| (now / s - ago_s) * s;
+        assert!(changed_too_recently(whole(1), whole(1), now));
+        assert!(!changed_too_recently(whole(3), whole(3), now));
     }
 }

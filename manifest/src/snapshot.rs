@@ -319,16 +319,14 @@ impl Looked {
 
 /// Save a resolution with the stamps taken before it was computed.
 pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resolution) {
-    // Paths changed within the last second may change again within the
-    // timestamp granularity without a visible difference: don't snapshot.
+    // Paths changed just now may change again within the timestamp
+    // granularity without a visible difference: don't snapshot.
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    if looked
-        .all()
-        .any(|(_, s)| now_ns - s.mtime_ns < 1_000_000_000 || now_ns - s.ctime_ns < 1_000_000_000)
-    {
+        .map_or(0, |d| d.as_nanos() as i128);
+    if looked.all().any(|(_, s)| {
+        crate::cache::changed_too_recently(s.mtime_ns as i128, s.ctime_ns as i128, now_ns)
+    }) {
         return;
     }
     let mut w = W(Vec::with_capacity(
