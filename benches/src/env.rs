@@ -59,6 +59,10 @@ pub enum Runner {
     Conf {
         manifest: PathBuf,
     },
+    /// `conf-run -- ARGV` with no manifest (zero-config: conf-run writes
+    /// one for the command), run in an empty directory of the scratch
+    /// directory, since zero-config trusts the working directory's files.
+    ConfZeroConfig,
     /// `runsc --network=none do ARGV`.
     Gvisor,
     /// `runsc --rootless --network=host do ARGV`: gVisor on the host's
@@ -257,6 +261,13 @@ impl Env {
                 c.env("CONF_CACHE_DIR", &self.cache_dir);
                 c
             }
+            Runner::ConfZeroConfig => {
+                let conf_run = self.conf_run()?;
+                let mut c = Command::new(conf_run);
+                c.arg("--").args(argv);
+                c.env("CONF_CACHE_DIR", &self.cache_dir);
+                c
+            }
             Runner::Gvisor => {
                 let runsc = self.runsc()?;
                 let mut c = Command::new(runsc);
@@ -271,6 +282,12 @@ impl Env {
             }
         };
         c.current_dir(self.scratch());
+        if matches!(runner, Runner::ConfZeroConfig) {
+            let dir = self.scratch().join("zero-config-cwd");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            c.current_dir(dir);
+        }
         Ok(c)
     }
 

@@ -45,6 +45,8 @@ pub const HELLO_C: &str = include_str!("../../c/hello.c");
 
 pub const NATIVE: &str = crate::report::NATIVE;
 pub const CONF: &str = "conf";
+/// conf-run without a manifest (zero-config), where a scenario shows it.
+pub const CONF_ZERO_CONFIG: &str = "conf zero-config";
 pub const GVISOR: &str = "gvisor";
 
 /// native, conf with `manifest`, gVisor.

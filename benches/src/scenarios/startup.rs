@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::{progress, standard_columns, Scenario, CONF, GVISOR, HELLO_C, NATIVE};
+use super::{
+    progress, standard_columns, Scenario, CONF, CONF_ZERO_CONFIG, GVISOR, HELLO_C, NATIVE,
+};
 use crate::env::{self, argv, Env, Runner};
 use crate::manifest::Spec;
 use crate::report::{Better, Cell, Metric, ScenarioReport, Stat};
@@ -26,7 +28,8 @@ impl Scenario for Startup {
     }
 
     fn run(&self, env: &mut Env) -> anyhow::Result<ScenarioReport> {
-        let mut r = ScenarioReport::new(self.name(), self.about(), &[NATIVE, CONF, GVISOR]);
+        let columns = [NATIVE, CONF, CONF_ZERO_CONFIG, GVISOR];
+        let mut r = ScenarioReport::new(self.name(), self.about(), &columns);
         let progs = [
             ("python3 -S -c pass", python(env, false)),
             ("python3 -c pass", python(env, true)),
@@ -38,17 +41,19 @@ impl Scenario for Startup {
             let mut m = Metric::new(label, "ms", Better::Lower);
             match prog {
                 Err(e) => {
-                    for c in [NATIVE, CONF, GVISOR] {
+                    for c in columns {
                         m.set(c, Cell::failed(format!("cannot prepare {label}: {e:#}")));
                     }
                 }
                 Ok(p) => {
-                    for (col, runner) in standard_columns(&p.manifest) {
+                    let mut runners = standard_columns(&p.manifest);
+                    runners.insert(2, (CONF_ZERO_CONFIG, Runner::ConfZeroConfig));
+                    for (col, runner) in runners {
                         progress(self.name(), label, col);
                         m.set(col, time(env, &runner, &p));
-                        if matches!(runner, Runner::Conf { .. }) {
+                        if matches!(runner, Runner::Conf { .. } | Runner::ConfZeroConfig) {
                             if let Some(phases) = conf_phases(env, &runner, &p.argv) {
-                                r.note(format!("conf-run's own phases for {label} (CONF_TIMING=1, one run): {phases}; the rest is conf-run's own process start, the LibOS boot and the program in the enclave"));
+                                r.note(format!("{col}'s own phases for {label} (CONF_TIMING=1, one run): {phases}; the rest is conf-run's own process start, the LibOS boot and the program in the enclave"));
                             }
                         }
                     }
@@ -62,6 +67,7 @@ impl Scenario for Startup {
             r.note(format!("hyperfine -N, 1 warm-up run (plus one checked run before it), {} timed runs: mean ± stddev", env.opts.startup_runs()));
         }
         r.note("conf: explicit manifests (the program, its ldd closure, /etc/ld.so.cache; for python also its standard library, C.utf8 locale, gconv, /etc/localtime), enclave 1G (2G for python), digest cache warm");
+        r.note("conf zero-config: `conf-run -- PROGRAM ARGS` without a manifest, as a user types it, from an empty directory (zero-config trusts the working directory), with this shell's environment; conf-run synthesizes the manifest (cached) and sizes the enclave itself; digest cache warm");
         r.note("node -e 0: `node` on PATH, enclave 16G and 32 threads (as zero-config sizes Node), also trusting the OpenSSL configuration it reads and the CA bundle NODE_EXTRA_CA_CERTS names (passed through when set, so conf reads it like native); java -version: `java` on PATH, enclave 8G and 64 threads (as zero-config sizes Java), its whole Java home, /etc/java-*, the closures of the home's shared objects, passwd lookup and C.utf8, /tmp a tmpfs in the enclave (the JVM writes /tmp/hsperfdata_USER there, as zero-config does); its version banner on stderr is expected");
         r.note("python3 -c pass imports site, which reads the .pth files in the dist-packages directories: its manifest trusts those directories too and passes HOME, PATH, LANG and LC_ALL through, so conf does the same work as native");
         Ok(r)
