@@ -865,8 +865,10 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
             .collect();
         v.sort();
         v.dedup();
+        let walked: HashSet<String> = ex.walked.iter().filter_map(|e| view.host(e)).collect();
         Some(crate::snapshot::Looked::stamp(
             v,
+            |p| walked.contains(p),
             volatile.as_deref(),
             threads,
         ))

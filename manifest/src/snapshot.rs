@@ -6,7 +6,11 @@
 //! plus the `lstat` stamp of every path the resolver looked at: trusted
 //! files, symlinks, every directory it walked, and paths it found missing.
 //! Any change (a file edited, added to or removed from a walked directory,
-//! a link retargeted) makes the resolver run again. Stamps are taken before
+//! a link retargeted) makes the resolver run again. A directory it only
+//! passed through, on the way to a path below it, is stamped by identity
+//! (still a directory, the same inode): files coming and going beside the
+//! trusted ones (in a home directory, the parent of a working directory)
+//! change nothing it resolved. Stamps are taken before
 //! hashing, so a file changed while it was hashed is caught on the next
 //! start. Corrupt or foreign snapshot files are ignored (they carry a
 //! checksum of their contents).
@@ -82,7 +86,35 @@ impl Stamp {
     pub(crate) fn is_file(&self) -> bool {
         self.kind == 1
     }
+
+    /// The stamp of a directory the resolution only passed through (to a
+    /// path below it), without listing it: what is in it does not matter,
+    /// only that it is still that directory. A home directory, the parent
+    /// of a working directory, gains and loses files all day.
+    fn passed_through(self) -> Stamp {
+        if self.kind != 2 {
+            return self;
+        }
+        Stamp {
+            kind: PASSED_THROUGH,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ..self
+        }
+    }
+
+    /// Whether the path, stamped `now`, is as this stamp saved it.
+    fn still(&self, now: &Stamp) -> bool {
+        if self.kind == PASSED_THROUGH {
+            return now.kind == 2 && now.dev == self.dev && now.ino == self.ino;
+        }
+        self == now
+    }
 }
+
+/// `Stamp::kind` of a directory only passed through.
+const PASSED_THROUGH: u8 = 5;
 
 pub(crate) fn stamp(path: &str) -> Stamp {
     std::fs::symlink_metadata(path).map_or(Stamp::MISSING, |m| Stamp::of(&m))
@@ -290,7 +322,14 @@ pub(crate) struct Looked {
 impl Looked {
     /// Stamp `paths` now; regular files outside `volatile_dir` (the working
     /// directory, whose files are edited in place) may be deferred.
-    pub fn stamp(paths: Vec<String>, volatile_dir: Option<&str>, threads: usize) -> Looked {
+    /// `listed` says which of the paths are directories the resolution
+    /// listed (the others it only passed through).
+    pub fn stamp(
+        paths: Vec<String>,
+        listed: impl Fn(&str) -> bool,
+        volatile_dir: Option<&str>,
+        threads: usize,
+    ) -> Looked {
         let stamps = stamp_all(&paths, threads);
         let volatile = |p: &str| {
             volatile_dir.is_some_and(|d| {
@@ -303,6 +342,7 @@ impl Looked {
             deferrable: Vec::new(),
         };
         for (p, s) in paths.into_iter().zip(stamps) {
+            let s = if listed(&p) { s } else { s.passed_through() };
             if s.is_file() && !volatile(&p) {
                 looked.deferrable.push((p, s));
             } else {
@@ -325,7 +365,8 @@ pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resoluti
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);
     if looked.all().any(|(_, s)| {
-        crate::cache::changed_too_recently(s.mtime_ns as i128, s.ctime_ns as i128, now_ns)
+        s.kind != PASSED_THROUGH
+            && crate::cache::changed_too_recently(s.mtime_ns as i128, s.ctime_ns as i128, now_ns)
     }) {
         return;
     }
@@ -440,7 +481,7 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     if now
         .iter()
         .zip(&stamps)
-        .any(|((_, saved), now)| saved != now)
+        .any(|((_, saved), now)| !saved.still(now))
     {
         return None;
     }

@@ -458,6 +458,40 @@ fn a_start_in_the_root_defers_files_outside_the_current_directory() {
     assert_eq!(second.unchecked.len(), 5);
 }
 
+/// A directory the resolution only passed through (on the way to a
+/// trusted path below it) may gain and lose files without making the
+/// snapshot stale, as a home directory does all day; one it listed may not.
+#[test]
+fn files_added_beside_a_trusted_path_keep_the_snapshot() {
+    let f = fixture();
+    let m = f.manifest(&["usr/bin/python3.11", "app"]);
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    // A resolution from a snapshot defers its files (none is in the cwd).
+    let from_snapshot = |r: &Resolution| !r.unchecked.is_empty();
+    assert!(!from_snapshot(&resolve(&m, &defer).unwrap()));
+    assert!(from_snapshot(&resolve(&m, &defer).unwrap()));
+    std::fs::write(f.root.join("usr/bin/other"), b"x").unwrap();
+    std::fs::remove_file(f.root.join("usr/bin/escape")).unwrap();
+    assert!(
+        from_snapshot(&resolve(&m, &defer).unwrap()),
+        "files added and removed beside a trusted file made the snapshot stale"
+    );
+    std::fs::write(f.root.join("app/new.py"), b"print('new')\n").unwrap();
+    let r = resolve(&m, &defer).unwrap();
+    assert!(
+        !from_snapshot(&r),
+        "a file added to a trusted directory was missed"
+    );
+    assert!(r
+        .manifest
+        .trusted_files
+        .iter()
+        .any(|t| t.path == "/app/new.py"));
+}
+
 /// A damaged snapshot (torn, emptied, garbage, a flipped bit) is not used:
 /// the resolution is the same as without one, and a good one replaces it.
 #[test]
