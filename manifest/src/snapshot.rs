@@ -435,8 +435,9 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
         let n = r.count(8 + 48)?;
         list.reserve(n);
         for _ in 0..n {
+            // Checked as UTF-8 only if stamped now (`path_of`); deferred
+            // ones are only ever compared as bytes.
             let path = r.bytes()?;
-            std::str::from_utf8(path).ok()?;
             list.push((at(path), r.stamp()?));
         }
     }
