@@ -117,11 +117,13 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-fn resolve_options() -> ResolveOptions {
+fn resolve_options(args: &Args) -> ResolveOptions {
     // conf-run checks the trusted files a snapshot defers as they are
-    // opened; `conf sign` and `conf measure` resolve with every check.
+    // opened; `conf sign` and `conf measure` resolve with every check, and
+    // so does a run against a signature: a file changed since signing must
+    // be refused by the MRENCLAVE check, before anything runs.
     ResolveOptions {
-        defer_checks: true,
+        defer_checks: args.sig.is_none(),
         ..ResolveOptions::default()
     }
 }
@@ -146,7 +148,7 @@ fn build(args: &Args, libos: &'static [u8]) -> Result<BuiltImage, Failure> {
     }
     if let Some(path) = &args.manifest {
         let defines = args.define.iter().cloned().collect();
-        let img = image::build_image_with(path, &defines, &resolve_options(), libos)
+        let img = image::build_image_with(path, &defines, &resolve_options(args), libos)
             .with_context(|| format!("cannot use manifest {}", path.display()))?;
         if !args.command.is_empty() && !img.resolved.use_cmdline_argv {
             return Err(Failure {
@@ -180,7 +182,7 @@ fn build(args: &Args, libos: &'static [u8]) -> Result<BuiltImage, Failure> {
         }
     }
     let t0 = std::time::Instant::now();
-    let img = image::build_from_manifest(&synth.manifest, &resolve_options(), libos)?;
+    let img = image::build_from_manifest(&synth.manifest, &resolve_options(args), libos)?;
     timing("resolve and lay out", t0);
     Ok(img)
 }

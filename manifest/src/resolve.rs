@@ -749,23 +749,45 @@ fn entrypoint_in_enclave(m: &Manifest, view: &View) -> Result<String, ResolveErr
     }
 }
 
+/// Which trusted files a snapshot checks at every start because they may
+/// be edited in place (with [`ResolveOptions::defer_checks`], the others
+/// are checked as the program opens them): those of the program's working
+/// directory. A manifest that starts the program in `/` (the default) says
+/// nothing of where its project is: there, every file outside the system's
+/// own directories, which a package manager changes by replacing files
+/// (a new inode, a changed directory), not by editing them.
+#[derive(Debug)]
+pub(crate) enum Volatile {
+    Under(String),
+    OutsideSystem,
+}
+
+/// Enclave directories whose files only a package manager changes.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin",
+];
+
+impl Volatile {
+    fn of(m: &Manifest) -> Volatile {
+        if m.start_dir == "/" {
+            Volatile::OutsideSystem
+        } else {
+            Volatile::Under(m.start_dir.clone())
+        }
+    }
+
+    /// Whether the file at enclave path `path` is checked at every start.
+    fn holds(&self, path: &str) -> bool {
+        match self {
+            Volatile::Under(dir) => is_under(path, dir),
+            Volatile::OutsideSystem => !SYSTEM_DIRS.iter().any(|d| is_under(path, d)),
+        }
+    }
+}
+
 /// Expand and hash the trusted files of `m`, giving the resolved manifest
 /// (whose `encode()` is what gets measured), the chunk digests of every
 /// trusted file and statistics.
-/// The host directory whose files a snapshot checks at every start, since
-/// they are edited in place: the program's working directory. A manifest
-/// that starts the program in `/` says nothing of where its project is
-/// (and would make every file such a file): the directory conf-run runs
-/// in stands in, unless that is `/` too.
-fn volatile_dir(m: &Manifest, view: &View) -> Option<String> {
-    if m.start_dir != "/" {
-        return view.host(&m.start_dir);
-    }
-    let cwd = std::env::current_dir().ok()?;
-    let cwd = cwd.to_str()?;
-    (cwd != "/").then(|| cwd.to_string())
-}
-
 pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, ResolveError> {
     let started = Instant::now();
     let m = checked(m)?;
@@ -802,8 +824,8 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         .trusted_files
         .iter()
         .any(|t| t.path.contains(['*', '?', '[']));
-    let volatile = volatile_dir(&m, &view);
-    let snap_key = crate::snapshot::key(&m, volatile.as_deref());
+    let volatile = Volatile::of(&m);
+    let snap_key = crate::snapshot::key(&m, &volatile);
     if snapshot_ok {
         if let Some(mut r) =
             crate::snapshot::load(&cache_dir, &snap_key, threads, opts.defer_checks)
@@ -866,10 +888,16 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         v.sort();
         v.dedup();
         let walked: HashSet<String> = ex.walked.iter().filter_map(|e| view.host(e)).collect();
+        let volatile: HashSet<String> = ex
+            .nodes
+            .keys()
+            .filter(|e| volatile.holds(e))
+            .filter_map(|e| view.host(e))
+            .collect();
         Some(crate::snapshot::Looked::stamp(
             v,
             |p| walked.contains(p),
-            volatile.as_deref(),
+            |p| volatile.contains(p),
             threads,
         ))
     } else {

@@ -17,8 +17,9 @@
 //!
 //! Checking every stamp of an interpreter's library (5,000 files for
 //! CPython) costs more than the rest of a start, so a caller may *defer*
-//! the files outside the working directory (conf-run's own directory when
-//! the manifest starts the program in `/`; [`ResolveOptions::defer_checks`]):
+//! the files outside the working directory (outside the system's own
+//! directories when the manifest starts the program in `/`;
+//! [`ResolveOptions::defer_checks`]):
 //! only directories, links, missing paths and the working directory's
 //! files are checked up front — adding, removing or renaming a file changes
 //! its directory — and the deferred files come back in [`Unchecked`], for
@@ -197,7 +198,7 @@ impl Unchecked {
 /// not change which files are resolved, so they are left out (zero-config
 /// carries the shell's environment, and every new argument would otherwise
 /// mean a full resolution); [`load`]'s caller puts the current ones in.
-pub(crate) fn key(m: &Manifest, volatile_dir: Option<&str>) -> String {
+pub(crate) fn key(m: &Manifest, volatile: &crate::resolve::Volatile) -> String {
     let files_only = Manifest {
         env: Default::default(),
         argv: Vec::new(),
@@ -208,7 +209,7 @@ pub(crate) fn key(m: &Manifest, volatile_dir: Option<&str>) -> String {
     h.update([0, m.argv.is_empty() as u8]);
     h.update(format!("{files_only:?}"));
     // Which files are checked up front is part of what was saved.
-    h.update(format!("{volatile_dir:?}"));
+    h.update(format!("{volatile:?}"));
     h.finalize()
         .iter()
         .take(16)
@@ -320,23 +321,17 @@ pub(crate) struct Looked {
 }
 
 impl Looked {
-    /// Stamp `paths` now; regular files outside `volatile_dir` (the working
-    /// directory, whose files are edited in place) may be deferred.
-    /// `listed` says which of the paths are directories the resolution
-    /// listed (the others it only passed through).
+    /// Stamp `paths` now; regular files that are not `volatile` (files of
+    /// the working directory, edited in place) may be deferred. `listed`
+    /// says which of the paths are directories the resolution listed (the
+    /// others it only passed through).
     pub fn stamp(
         paths: Vec<String>,
         listed: impl Fn(&str) -> bool,
-        volatile_dir: Option<&str>,
+        volatile: impl Fn(&str) -> bool,
         threads: usize,
     ) -> Looked {
         let stamps = stamp_all(&paths, threads);
-        let volatile = |p: &str| {
-            volatile_dir.is_some_and(|d| {
-                p.strip_prefix(d.trim_end_matches('/'))
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-        };
         let mut looked = Looked {
             checked: Vec::new(),
             deferrable: Vec::new(),

@@ -94,6 +94,55 @@ fn conf(sb: &Sandbox, args: &[&str]) -> Output {
     run_with_timeout(&mut c, Duration::from_secs(120))
 }
 
+/// A start may defer checking the system's own files (those under /usr: a
+/// package manager replaces them, it does not edit them) to when the
+/// program opens them; a run against a signature may not: a file edited in
+/// place since signing must be refused by the MRENCLAVE check, before the
+/// program runs, even one shown under /usr.
+#[test]
+fn a_signed_run_checks_even_the_files_a_start_may_defer() {
+    let sb = Sandbox::new();
+    let (cat, data, mut m) = cat_copy(&sb);
+    let dir = data.parent().unwrap();
+    m.mount(&format!(
+        "{{ type = \"chroot\", path = \"/usr/share/conf-e2e\", uri = {} }}",
+        conf_e2e::manifest::toml_str(&format!("file:{}", dir.display()))
+    ));
+    let mpath = sb.manifest("m", &m);
+    let key = sb.path("k.pem");
+    let sig = sb.path("s.sig");
+    let (key_s, sig_s, m_s) = (
+        key.to_str().unwrap(),
+        sig.to_str().unwrap(),
+        mpath.to_str().unwrap(),
+    );
+    assert_exit(&conf(&sb, &["keygen", "-o", key_s]), 0, "conf keygen");
+    assert_exit(
+        &conf(&sb, &["sign", m_s, "--key", key_s, "-o", sig_s]),
+        0,
+        "conf sign",
+    );
+    let shown = std::path::Path::new("/usr/share/conf-e2e/data.txt");
+    // Twice, so that the second start comes from a snapshot.
+    for _ in 0..2 {
+        let out = run_cat(&sb, &mpath, &["--sig", sig_s], &cat, shown);
+        assert_exit(&out, 0, "signed run");
+        assert_eq!(out.stdout_str(), "version 1\n");
+    }
+    std::fs::write(&data, "version 2\n").unwrap();
+    let out = run_cat(&sb, &mpath, &["--sig", sig_s], &cat, shown);
+    assert_exit(
+        &out,
+        EXIT_SETUP,
+        "signed run after a file under /usr changed",
+    );
+    assert!(
+        out.stderr_str().contains("MRENCLAVE differs") && out.stdout.is_empty(),
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn signature_made_before_a_change_is_refused() {
     let sb = Sandbox::new();
