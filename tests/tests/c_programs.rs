@@ -232,7 +232,8 @@ fn proc_exit(variant: Variant) {
 
 // ---- auxv ----
 
-fn auxv(variant: Variant) {
+/// The auxv program with the environment and arguments it checks.
+fn auxv_case(variant: Variant) -> Case {
     let mut c = Case::new("auxv", variant);
     c.manifest
         .env("CONF_E2E_VAR", "hello world")
@@ -243,6 +244,11 @@ fn auxv(variant: Variant) {
         "with space".into(),
         String::new(),
     ];
+    c
+}
+
+fn auxv(variant: Variant) {
+    let c = auxv_case(variant);
     let out = c.check(0);
     passed(&out);
     no_conf_lines(&out);
@@ -530,16 +536,7 @@ fn rewrite(variant: Variant) {
 /// (`PokeCode`), where making the page writable (RWX) and read-only again
 /// cost two calls and a TLB shootdown per write.
 fn rewrite_alone(variant: Variant) {
-    let mut c = Case::new("auxv", variant);
-    c.manifest
-        .env("CONF_E2E_VAR", "hello world")
-        .env("CONF_E2E_EMPTY", "");
-    c.args = vec![
-        c.bin.to_str().unwrap().into(),
-        "alpha".into(),
-        "with space".into(),
-        String::new(),
-    ];
+    let mut c = auxv_case(variant);
     c.env.push(("CONF_TRACE_OCALLS", "1"));
     let out = c.check(0);
     passed(&out);
