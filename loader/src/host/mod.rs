@@ -187,8 +187,7 @@ impl Host {
             hostile,
             spawner: OnceLock::new(),
             trace_ocalls: std::env::var_os("CONF_TRACE_OCALLS").is_some(),
-            ocall_times: std::env::var_os("CONF_TIMING")
-                .map(|_| Box::new(ocall_times::OcallTimes::new())),
+            ocall_times: std::env::var_os("CONF_TIMING").map(|_| Box::default()),
             threads: Mutex::new(Vec::new()),
             kicked: Vec::new(),
             alarm: Arc::new((Mutex::new(0), std::sync::Condvar::new())),

@@ -13,14 +13,16 @@ pub struct OcallTimes {
     ns: [AtomicU64; KINDS],
 }
 
-impl OcallTimes {
-    pub fn new() -> OcallTimes {
+impl Default for OcallTimes {
+    fn default() -> OcallTimes {
         OcallTimes {
             calls: [const { AtomicU64::new(0) }; KINDS],
             ns: [const { AtomicU64::new(0) }; KINDS],
         }
     }
+}
 
+impl OcallTimes {
     pub fn record(&self, nr: u32, since: std::time::Instant) {
         let i = (nr as usize).min(KINDS - 1);
         self.calls[i].fetch_add(1, Ordering::Relaxed);
@@ -38,7 +40,7 @@ impl OcallTimes {
                 })
             })
             .collect();
-        kinds.sort_by(|a, b| b.0.cmp(&a.0));
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.0));
         let ms = |ns: u64| ns as f64 / 1e6;
         let mut out = String::new();
         for (ns, calls, name) in &kinds {
@@ -64,7 +66,7 @@ mod tests {
 
     #[test]
     fn the_report_names_each_kind_costliest_first_and_adds_them_up() {
-        let t = OcallTimes::new();
+        let t = OcallTimes::default();
         let long_ago = std::time::Instant::now() - std::time::Duration::from_millis(3);
         t.record(Ocall::Pread as u32, long_ago);
         t.record(Ocall::Pread as u32, long_ago);
