@@ -169,6 +169,22 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 /// From a `--log-level debug` run's stderr: per process that exec'd a
 /// program, how many file chunks it took verified ahead (the LibOS's
 /// "prefetch: the program loaded N file chunks, M of them verified ahead").
+/// From `--log-level debug` output: per process that published fill hints,
+/// how many chunks were loaded into its memory before it touched them.
+pub fn chunks_loaded_before_touch(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            l.split("verified ahead, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
     stderr
         .lines()

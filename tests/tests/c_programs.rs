@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use conf_e2e::{
-    assert_exit, chunks_verified_ahead, conf_lines, host_time, pattern, process::clip,
-    run_with_timeout, two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
+    assert_exit, chunks_loaded_before_touch, chunks_verified_ahead, conf_lines, host_time, pattern,
+    process::clip, run_with_timeout, two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
 };
 
 const TRUSTED_SIZE: usize = 200_000;
@@ -418,6 +418,14 @@ fn prefetch(variant: Variant) {
         assert!(
             n.len() == 1 && n[0] > 0,
             "nothing verified ahead on the second start:\n{}",
+            second.describe()
+        );
+        // The table's first touch loads its other chunks the worker has
+        // verified (the program sleeps first, so it has verified them all).
+        let before = chunks_loaded_before_touch(&second.stderr_str());
+        assert!(
+            before.len() == 1 && before[0] >= 100,
+            "the table's chunks were not loaded before the program touched them:\n{}",
             second.describe()
         );
     }

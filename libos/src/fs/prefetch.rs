@@ -41,6 +41,15 @@ static READY: SpinLock<BTreeMap<(u32, u32), Vec<u8>>> = SpinLock::new(BTreeMap::
 /// Chunks loaded since this process's last exec, and whether it exec'd.
 static LOADED: SpinLock<(Vec<FillHint>, bool)> = SpinLock::new((Vec::new(), false));
 
+/// Chunks loaded into the program's memory before it touched them (for the
+/// debug log).
+static LOADED_AHEAD: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Note that a chunk verified ahead was loaded before the program touched it.
+pub fn loaded_before_touch() {
+    LOADED_AHEAD.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Chunks the program got from here (for the debug log).
 static TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
@@ -76,6 +85,17 @@ pub fn take_whole(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
     Some(b)
 }
 
+/// The chunks of trusted file `file` verified ahead and not used yet.
+pub fn ready_chunks(file: u32) -> Vec<u32> {
+    let r = READY.lock();
+    if r.is_empty() {
+        return Vec::new();
+    }
+    r.range((file, 0)..=(file, u32::MAX))
+        .map(|(&(_, chunk), _)| chunk)
+        .collect()
+}
+
 /// Note that a chunk was loaded (for this process's hints).
 pub fn loaded(file: u32, chunk: u32) {
     let mut l = LOADED.lock();
@@ -104,9 +124,10 @@ pub fn publish() {
         l.0.clone()
     };
     crate::debug!(
-        "prefetch: the program loaded {} file chunks, {} of them verified ahead",
+        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them",
         hints.len(),
-        TAKEN.load(core::sync::atomic::Ordering::Relaxed)
+        TAKEN.load(core::sync::atomic::Ordering::Relaxed),
+        LOADED_AHEAD.load(core::sync::atomic::Ordering::Relaxed)
     );
     let _ = crate::host::calls::put_fill_hints(&hints);
 }

@@ -108,6 +108,19 @@ impl LazyMap {
         (lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1))
     }
 
+    /// The pages holding chunk `chunk` of the file, if this mapping shows
+    /// any of it.
+    pub fn chunk_pages(&self, chunk: u64) -> Option<(u64, u64)> {
+        let lo_file = chunk.checked_mul(CHUNK_SIZE)?.max(self.file_off);
+        let hi_file = ((chunk + 1) * CHUNK_SIZE).min(self.file_off + self.file_len);
+        if lo_file >= hi_file {
+            return None;
+        }
+        let lo = self.start + (lo_file - self.file_off);
+        let hi = self.start + (hi_file - self.file_off);
+        Some((lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1)))
+    }
+
     /// The bytes of `[lo, hi)` if they are exactly one whole chunk of the
     /// file that `fs/prefetch.rs` verified ahead: handed over, so filling
     /// the pages needs no buffer to clear and copy into.
