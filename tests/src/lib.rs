@@ -164,38 +164,24 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.starts_with("[conf]")).collect()
 }
 
-/// The bytes of the trusted test data file the C programs check:
-/// byte i = a fixed mix of i (so that a read at a wrong offset shows).
 /// From a `--log-level debug` run's stderr: per process that exec'd a
 /// program, how many file chunks it took verified ahead (the LibOS's
-/// "prefetch: the program loaded N file chunks, M of them verified ahead").
-/// From `--log-level debug` output: per process that published fill hints,
-/// how many chunks were loaded into its memory before it touched them.
-pub fn chunks_loaded_before_touch(stderr: &str) -> Vec<u64> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            l.split("verified ahead, ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+/// "prefetch: the program loaded N file chunks, M of them verified ahead,
+/// K before it touched them").
+pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
+    numbers_after(stderr, "file chunks, ")
 }
 
-pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            l.split("file chunks, ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
+/// The same line's K: chunks loaded into the program's memory before it
+/// touched them.
+pub fn chunks_loaded_before_touch(stderr: &str) -> Vec<u64> {
+    numbers_after(stderr, "verified ahead, ")
+}
+
+/// The number after `marker` on each line of `text` that has one.
+fn numbers_after(text: &str, marker: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.split(marker).nth(1)?.split(' ').next()?.parse().ok())
         .collect()
 }
 
@@ -204,6 +190,8 @@ pub fn two_cpus() -> bool {
     std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
 }
 
+/// The bytes of the trusted test data file the C programs check:
+/// byte i = a fixed mix of i (so that a read at a wrong offset shows).
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 ^ (i as u8))
