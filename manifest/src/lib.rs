@@ -298,8 +298,6 @@ pub struct Resolution {
     pub files_key: String,
 }
 
-/// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,
-/// else `~/.cache/conf` (else a per-user directory under the temp dir).
 /// The digest cache, read-only: chunk digests of files an earlier
 /// resolution hashed. A child process's conf-run uses it so that opening a
 /// trusted file does not hash it again (the LibOS still checks the digests
@@ -322,6 +320,23 @@ impl DigestCache {
     }
 }
 
+/// How many CPUs this process may run on (its affinity mask; at least 1).
+/// `std::thread::available_parallelism` also reads the cgroup's CPU quota
+/// from /proc and /sys: about 0.1 ms at every start, for a number that
+/// only sizes the hashing threads and the enclave's worker.
+pub fn cpus() -> usize {
+    // SAFETY: sched_getaffinity writes at most the set it is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        (libc::CPU_COUNT(&set) as usize).max(1)
+    }
+}
+
+/// Where digests are cached: `$CONF_CACHE_DIR`, else `$XDG_CACHE_HOME/conf`,
+/// else `~/.cache/conf` (else a per-user directory under the temp dir).
 pub fn default_cache_dir() -> PathBuf {
     let var = |name: &str| {
         std::env::var_os(name)
@@ -340,4 +355,24 @@ pub fn default_cache_dir() -> PathBuf {
     // SAFETY: getuid cannot fail and has no preconditions.
     let uid = unsafe { libc::getuid() };
     std::env::temp_dir().join(format!("conf-cache-{uid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The kernel's own count of the CPUs this process may use.
+    #[test]
+    fn cpus_are_those_the_affinity_mask_allows() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed:"))
+            .unwrap();
+        let allowed: u32 = mask
+            .trim()
+            .chars()
+            .filter_map(|c| c.to_digit(16))
+            .map(|d| d.count_ones())
+            .sum();
+        assert_eq!(super::cpus(), allowed as usize);
+    }
 }

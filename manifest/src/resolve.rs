@@ -814,7 +814,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         }
     }
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => crate::cpus(),
         n => n,
     };
     let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);

@@ -125,9 +125,7 @@ impl Ring {
             env_off,
             env_len: env.len() as u64,
             tty_mask: info.tty_mask,
-            ncpus: std::thread::available_parallelism()
-                .map(|n| n.get() as u64)
-                .unwrap_or(1),
+            ncpus: conf_manifest::cpus() as u64,
             realtime_ns: 0,
             abort_msg_off: abort_off,
             abort_msg_cap: ABORT_MSG_CAP,
