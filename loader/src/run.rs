@@ -145,29 +145,20 @@ fn thread_loop(
     }
 }
 
-fn block_all_signals() {
-    // SAFETY: changes this thread's signal mask only.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-    }
-}
-
 /// Report how the enclave ended and leave the process with the right status.
 fn finish(host: &Host, end: ThreadEnd) -> i32 {
     if let Some(t) = &host.ocall_times {
         eprint!("{}", t.report());
     }
     // The first process owns the run's socket directory.
-    if !AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+    if !is_child() {
         if let Some(count) = host.processes.get() {
             count.socket_dir().remove();
         }
     }
     match end {
         ThreadEnd::Process(status) => {
-            if AS_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+            if is_child() {
                 crate::host::process::report_exit(status);
                 die_like(status);
                 // Nothing of this process is needed any more: no destructors.
@@ -176,7 +167,7 @@ fn finish(host: &Host, end: ThreadEnd) -> i32 {
             }
             // This thread runs no enclave code again: signals from now on
             // (children exiting) go to the enclave's other threads, if any.
-            block_all_signals();
+            signals::block_all();
             exit_code_of(status)
         }
         ThreadEnd::Thread => 0,

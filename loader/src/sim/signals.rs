@@ -117,6 +117,18 @@ const SI_KERNEL: i32 = 0x80;
 const FPE_INTDIV: i32 = 1;
 const FPE_INTOVF: i32 = 2;
 
+/// Block every signal on the calling thread; the mask it had before.
+pub fn block_all() -> libc::sigset_t {
+    // SAFETY: changes the calling thread's signal mask only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
 /// Start a thread with every signal blocked from its first instruction (a
 /// thread inherits its creator's mask): a signal must never land on a
 /// thread before it has the gate's alternate stack, and never on a
@@ -128,14 +140,7 @@ pub fn spawn_blocked<F>(
 where
     F: FnOnce() + Send + 'static,
 {
-    // SAFETY: signal mask changes of the calling thread, restored below.
-    let old = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    };
+    let old = block_all();
     let spawned = builder.spawn(move || {
         super::cpuid::on_host_only();
         f()

@@ -58,12 +58,10 @@ const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
 /// or the kernel, finding a value in the middle of being rewritten, kills
 /// the process with SIGSYS; and a signal could land on the shared stack.
 pub fn detach_current() {
-    // SAFETY: signal mask, dispatch and altstack changes of this thread
-    // only; it runs no enclave code again.
+    super::signals::block_all();
+    // SAFETY: dispatch and altstack changes of this thread only; it runs no
+    // enclave code again.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
         libc::prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
         let off = libc::stack_t {
             ss_sp: ptr::null_mut(),
