@@ -61,15 +61,18 @@ fn fd_arg(host: &Host, v: u64) -> Result<i32, Reply> {
 
 /// Pages inside the enclave heap.
 fn heap_range(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
-    let end = addr.checked_add(len).ok_or(err(libc::EINVAL))?;
-    if !addr.is_multiple_of(4096)
-        || !len.is_multiple_of(4096)
-        || addr < host.heap_lo
-        || end > host.heap_hi
-    {
+    if !addr.is_multiple_of(4096) || !len.is_multiple_of(4096) {
         return Err(err(libc::EINVAL));
     }
-    Ok(())
+    heap_bytes(host, addr, len)
+}
+
+/// Bytes inside the enclave heap.
+fn heap_bytes(host: &Host, addr: u64, len: u64) -> Result<(), Reply> {
+    match addr.checked_add(len) {
+        Some(end) if addr >= host.heap_lo && end <= host.heap_hi => Ok(()),
+        _ => Err(err(libc::EINVAL)),
+    }
 }
 
 /// Terminal ioctls the LibOS forwards for the program's std streams, with
@@ -336,10 +339,7 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::FillPages => {
             let (dst, len, src) = (a[0], a[1], a[2]);
             heap_range(host, dst, len)?;
-            let src_end = src.checked_add(len).ok_or(err(libc::EINVAL))?;
-            if src < host.heap_lo || src_end > host.heap_hi {
-                return Err(err(libc::EINVAL));
-            }
+            heap_bytes(host, src, len)?;
             // SAFETY: enclave heap memory (checked above), which the sim
             // host may read.
             let bytes = unsafe { std::slice::from_raw_parts(src as *const u8, len as usize) };
@@ -1005,17 +1005,8 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             if r < 0 {
                 last_err()
             } else {
-                if r > 0
-                    && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status))
-                    && host.children.lock().unwrap().remove(&(r as u32))
-                {
-                    if let Some(fd) = host.exit_reports.lock().unwrap().remove(&(r as u32)) {
-                        // SAFETY: the read end of its report pipe, ours.
-                        unsafe { libc::close(fd) };
-                    }
-                    if let Some(count) = host.processes.get() {
-                        count.remove();
-                    }
+                if r > 0 && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+                    child_ended(host, r as u32);
                 }
                 (r as i64, status as u32 as u64)
             }
@@ -1143,6 +1134,22 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
     })
 }
 
+/// The program has had child `pid`'s end: it is no longer its child, its
+/// report pipe (if any) is closed, and it no longer counts against
+/// sys.max_processes.
+fn child_ended(host: &Host, pid: u32) {
+    if !host.children.lock().unwrap().remove(&pid) {
+        return;
+    }
+    if let Some(fd) = host.exit_reports.lock().unwrap().remove(&pid) {
+        // SAFETY: the read end of its report pipe, ours.
+        unsafe { libc::close(fd) };
+    }
+    if let Some(count) = host.processes.get() {
+        count.remove();
+    }
+}
+
 /// Reap the children whose status the program already had and that have
 /// ended since (so that no zombies pile up behind a program that waits for
 /// each child by pid).
@@ -1189,11 +1196,7 @@ fn reported_exit(host: &Host, slot: u64, pid: i32, options: i32) -> Option<Reply
         return None; // it ended without reporting: wait for it
     }
     let status = u32::from_le_bytes(b);
-    if host.children.lock().unwrap().remove(&(pid as u32)) {
-        if let Some(count) = host.processes.get() {
-            count.remove();
-        }
-    }
+    child_ended(host, pid as u32);
     host.unreaped.lock().unwrap().push(pid as u32);
     reap_reported(host);
     // A child's SIGCHLD comes before its wait returns: raise it now. The
@@ -1411,11 +1414,7 @@ fn chunk_digests_for(host: &Host, fd: i32) -> Result<std::sync::Arc<[[u8; 32]]>,
 /// without /proc (a chroot): the LibOS then makes the pages writable and
 /// writes itself.
 fn write_enclave(host: &Host, dst: u64, bytes: &[u8]) -> Result<(), Reply> {
-    let len = bytes.len() as u64;
-    match dst.checked_add(len) {
-        Some(end) if dst >= host.heap_lo && end <= host.heap_hi => {}
-        _ => return Err(err(libc::EINVAL)),
-    }
+    heap_bytes(host, dst, bytes.len() as u64)?;
     let mem = host.self_mem().map_err(|_| err(libc::ENOSYS))?;
     let mut done = 0;
     while done < bytes.len() {
