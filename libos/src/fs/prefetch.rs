@@ -56,17 +56,12 @@ static TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new
 /// The bytes of chunk `chunk` of trusted file `file`, if verified ahead:
 /// copied into `dst` (which must be its length) and forgotten.
 pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
-    let mut r = READY.lock();
-    if r.is_empty() {
-        return false;
-    }
-    match r.remove(&(file, chunk)) {
-        Some(b) if b.len() == dst.len() => {
+    match remove(file, chunk, dst.len()) {
+        Some(b) => {
             dst.copy_from_slice(&b);
-            TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             true
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -74,14 +69,19 @@ pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
 /// bytes long: handed over (a file mapping fills its pages straight from
 /// it) and forgotten.
 pub fn take_whole(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
+    let b = remove(file, chunk, len)?;
+    loaded(file, chunk);
+    Some(b)
+}
+
+/// Chunk `chunk` of `file` out of `READY`, if it is there and `len` bytes.
+fn remove(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
     let mut r = READY.lock();
     if r.get(&(file, chunk))?.len() != len {
         return None;
     }
     let b = r.remove(&(file, chunk))?;
-    drop(r);
     TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    loaded(file, chunk);
     Some(b)
 }
 
