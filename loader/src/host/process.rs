@@ -360,6 +360,16 @@ pub(super) fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
+/// A pipe (close-on-exec): its read and write ends.
+fn pipe() -> std::io::Result<(i32, i32)> {
+    let mut p = [0i32; 2];
+    // SAFETY: creates two fds in `p`.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((p[0], p[1]))
+}
+
 /// A connected pair of `kind` sockets (close-on-exec).
 pub(super) fn pair(kind: i32) -> std::io::Result<(i32, i32)> {
     let mut p = [0i32; 2];
@@ -387,12 +397,7 @@ pub enum ChildKind {
 /// gets `link` and `spec.fds` at the same numbers, and write it `spec`.
 pub(super) fn exec_child(spec: &ChildSpec, link: i32, kind: ChildKind) -> std::io::Result<u32> {
     let exe = std::env::current_exe()?;
-    let mut pipe = [0i32; 2];
-    // SAFETY: creates two fds in `pipe`.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let (spec_r, spec_w) = (pipe[0], pipe[1]);
+    let (spec_r, spec_w) = pipe()?;
     let mut keep: Vec<i32> = spec.fds.clone();
     keep.extend([link, spec_r, spec.count_fd]);
     let prefix = match kind {
@@ -546,15 +551,10 @@ impl Warm {
     /// the pipe it reports its exit status on (see [`report_exit`]).
     pub fn activate(self, fds: &[i32]) -> std::io::Result<(u32, i32, i32)> {
         let (parent_end, child_end) = pair(libc::SOCK_STREAM)?;
-        let mut p = [0i32; 2];
-        // SAFETY: creates two fds in `p`.
-        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            let e = std::io::Error::last_os_error();
+        let (report_r, report_w) = pipe().inspect_err(|_| {
             close(parent_end);
             close(child_end);
-            return Err(e);
-        }
-        let (report_r, report_w) = (p[0], p[1]);
+        })?;
         // First message: how many fds follow, with the channel and the
         // exit report pipe; then the fds in pieces.
         let mut r = send_fds(
