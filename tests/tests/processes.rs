@@ -392,10 +392,7 @@ print('after', [subprocess.run(['/usr/bin/true']).returncode for i in range(3)],
         .count();
     for (pid, comm, _) in host_children(run.pid()) {
         if comm == "conf-zygote" {
-            let _ = std::process::Command::new("kill")
-                .arg("-9")
-                .arg(pid.to_string())
-                .status();
+            send("KILL", pid);
         }
     }
     std::thread::sleep(Duration::from_millis(100));
