@@ -254,16 +254,12 @@ impl Env {
                 c.args(&argv[1..]);
                 c
             }
-            Runner::Conf { manifest } => {
+            Runner::Conf { .. } | Runner::ConfZeroConfig => {
                 let conf_run = self.conf_run()?;
                 let mut c = Command::new(conf_run);
-                c.arg("--manifest").arg(manifest).arg("--").args(argv);
-                c.env("CONF_CACHE_DIR", &self.cache_dir);
-                c
-            }
-            Runner::ConfZeroConfig => {
-                let conf_run = self.conf_run()?;
-                let mut c = Command::new(conf_run);
+                if let Runner::Conf { manifest } = runner {
+                    c.arg("--manifest").arg(manifest);
+                }
                 c.arg("--").args(argv);
                 c.env("CONF_CACHE_DIR", &self.cache_dir);
                 c
