@@ -953,7 +953,7 @@ pub fn resolve(m: &Manifest, opts: &ResolveOptions) -> Result<Resolution, Resolv
         fs_root: "/".to_string(),
         mounts: m.mounts.clone(),
         start_dir: m.start_dir.clone(),
-        trusted_files,
+        trusted_files: trusted_files.into(),
         trusted_symlinks,
         allowed_files,
         enclave_size: m.enclave_size,

@@ -95,11 +95,7 @@ impl Fixture {
 }
 
 fn paths(r: &Resolution) -> Vec<&str> {
-    r.manifest
-        .trusted_files
-        .iter()
-        .map(|t| t.path.as_str())
-        .collect()
+    r.manifest.trusted_files.iter().map(|t| t.path).collect()
 }
 
 fn links(r: &Resolution) -> Vec<(&str, &str)> {

@@ -87,7 +87,7 @@ fn paths(r: &Resolution) -> Vec<String> {
     r.manifest
         .trusted_files
         .iter()
-        .map(|t| t.path.clone())
+        .map(|t| t.path.to_string())
         .collect()
 }
 

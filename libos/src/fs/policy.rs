@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use conf_abi::manifest::{MountKind, ResolvedManifest, TrustedFile as Entry};
+use conf_abi::manifest::{MountKind, ResolvedManifest, TrustedFileRef as Entry};
 use conf_abi::Errno;
 
 use super::dev::Device;
@@ -93,7 +93,7 @@ pub fn ns() -> &'static Namespace {
 /// What a resolved enclave path is.
 pub enum Target {
     /// Fixed by the manifest; its bytes are at the host path `entry.path`.
-    Trusted(&'static Entry),
+    Trusted(Entry<'static>),
     /// Readable and writable, unprotected.
     Allowed(String),
     /// Under a host mount but neither trusted nor allowed: metadata and
@@ -368,7 +368,7 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
             if flags & oflags::O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
             }
-            Arc::new(TrustedFile::open(entry, &ns.host_path(&entry.path))?)
+            Arc::new(TrustedFile::open(entry, &ns.host_path(entry.path))?)
         }
         Target::Allowed(host) => {
             let fd = hc::open(
@@ -418,8 +418,8 @@ pub fn open(cwd: &str, path: &[u8], flags: u32, create_mode: u32) -> Result<Arc<
     Ok(OpenFile::new(file, keep, p))
 }
 
-fn trusted_stat(entry: &Entry) -> KernelStat {
-    let mut st = hc::stat(ns().host_path(&entry.path).as_bytes(), false).unwrap_or_default();
+fn trusted_stat(entry: Entry<'_>) -> KernelStat {
+    let mut st = hc::stat(ns().host_path(entry.path).as_bytes(), false).unwrap_or_default();
     st.st_size = entry.size as i64;
     st.st_blocks = entry.size.div_ceil(512) as i64;
     st.st_mode = (st.st_mode & 0o7777) | mode::S_IFREG;
@@ -630,7 +630,7 @@ pub fn statfs(cwd: &str, path: &[u8], out: &mut [u8; 120]) -> Result<(), Errno> 
             out[64..72].copy_from_slice(&255u64.to_le_bytes());
             Ok(())
         }
-        Target::Trusted(e) => hc::statfs(ns.host_path(&e.path).as_bytes(), out),
+        Target::Trusted(e) => hc::statfs(ns.host_path(e.path).as_bytes(), out),
         Target::Allowed(h) | Target::Metadata(h) => hc::statfs(h.as_bytes(), out),
     }
 }

@@ -192,9 +192,9 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
         let Some(entry) = m.trusted_files.get(h.file as usize) else {
             continue;
         };
-        let f = open.entry(h.file).or_insert_with(|| {
-            TrustedFile::open_indexed(entry, h.file, &ns.host_path(&entry.path)).ok()
-        });
+        let f = open
+            .entry(h.file)
+            .or_insert_with(|| TrustedFile::open(entry, &ns.host_path(entry.path)).ok());
         let Some(f) = f else {
             continue;
         };

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use conf_abi::manifest::TrustedFile as Entry;
+use conf_abi::manifest::TrustedFileRef as Entry;
 use conf_abi::trusted::{chunk_count, chunk_digest, root_digest, Digest32, CHUNK_SIZE};
 use conf_abi::Errno;
 
@@ -23,7 +23,7 @@ use crate::sync::SpinLock;
 pub struct TrustedFile {
     fd: HostFd,
     /// Its index in the measured manifest's list (names it in fill hints).
-    index: Option<u32>,
+    index: u32,
     path: String,
     size: u64,
     root: Digest32,
@@ -41,18 +41,9 @@ fn changed(path: &str) -> Errno {
 }
 
 impl TrustedFile {
-    /// Open the trusted file described by `entry`, whose bytes the host
-    /// keeps at `host_path`.
-    pub fn open(entry: &Entry, host_path: &str) -> Result<TrustedFile, Errno> {
-        Self::open_at(entry, index_of(entry), host_path)
-    }
-
-    /// As [`TrustedFile::open`], for entry `index` of the manifest's list.
-    pub fn open_indexed(entry: &Entry, index: u32, host_path: &str) -> Result<TrustedFile, Errno> {
-        Self::open_at(entry, Some(index), host_path)
-    }
-
-    fn open_at(entry: &Entry, index: Option<u32>, host_path: &str) -> Result<TrustedFile, Errno> {
+    /// Open the trusted file described by `entry` (of the measured
+    /// manifest), whose bytes the host keeps at `host_path`.
+    pub fn open(entry: Entry<'_>, host_path: &str) -> Result<TrustedFile, Errno> {
         let fd = hc::open(host_path.as_bytes(), 0 /* O_RDONLY */, 0)?;
         let mut stat = match hc::fstat(fd) {
             Ok(s) => s,
@@ -67,8 +58,8 @@ impl TrustedFile {
         stat.st_mode = (stat.st_mode & 0o7777) | mode::S_IFREG;
         Ok(TrustedFile {
             fd,
-            index,
-            path: entry.path.clone(),
+            index: entry.index,
+            path: String::from(entry.path),
             size: entry.size,
             root: entry.digest,
             stat,
@@ -112,14 +103,11 @@ impl TrustedFile {
 
     /// Read chunk `idx` into `dst` (exactly its length) and check it there.
     fn read_chunk_into(&self, idx: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        if let Some(file) = self.index {
-            if !super::prefetch::take(file, idx as u32, dst) {
-                self.read_and_check(idx, dst)?;
-            }
-            super::prefetch::loaded(file, idx as u32);
-            return Ok(());
+        if !super::prefetch::take(self.index, idx as u32, dst) {
+            self.read_and_check(idx, dst)?;
         }
-        self.read_and_check(idx, dst)
+        super::prefetch::loaded(self.index, idx as u32);
+        Ok(())
     }
 
     /// Chunk `idx`, read and checked now (for `prefetch`).
@@ -155,20 +143,6 @@ impl TrustedFile {
         }
         Ok(())
     }
-}
-
-/// The index of `entry` in the measured manifest's list of trusted files,
-/// if it is one of its elements.
-fn index_of(entry: &Entry) -> Option<u32> {
-    if !crate::boot::booted() {
-        return None;
-    }
-    let list = &crate::boot::enclave().manifest.trusted_files;
-    let (base, at) = (list.as_ptr() as usize, entry as *const Entry as usize);
-    let size = core::mem::size_of::<Entry>();
-    let off = at.checked_sub(base)?;
-    let i = off / size;
-    (off % size == 0 && i < list.len()).then_some(i as u32)
 }
 
 impl Drop for TrustedFile {
@@ -216,7 +190,7 @@ impl File for TrustedFile {
     }
 
     fn trusted_index(&self) -> Option<u32> {
-        self.index
+        Some(self.index)
     }
 
     fn write_at(&self, _off: u64, _buf: &[u8]) -> Result<usize, Errno> {

@@ -57,7 +57,7 @@ fn open_exec(proc: &Process, path: &[u8]) -> Result<(String, Arc<TrustedFile>), 
     }
     match target {
         Target::Trusted(entry) => {
-            let f = TrustedFile::open(entry, &ns.host_path(&entry.path)).map_err(|e| fail(e, format!("cannot open {p}: {}", e.description())))?;
+            let f = TrustedFile::open(entry, &ns.host_path(entry.path)).map_err(|e| fail(e, format!("cannot open {p}: {}", e.description())))?;
             Ok((p, Arc::new(f)))
         }
         Target::Allowed(host) | Target::Metadata(host) => match crate::host::calls::stat(host.as_bytes(), false) {

@@ -7,12 +7,17 @@
 //! bytes; a list is a u32 count and its items; a bool is one byte (0 or 1).
 //! [`ResolvedManifest::canonicalize`] sorts and de-duplicates every set-like
 //! list, and `encode` calls it, so the order in which a caller built the
-//! lists does not change the bytes.
+//! lists does not change the bytes. `decode` refuses trusted files out of
+//! that order: they are looked up by binary search, in place
+//! ([`TrustedFiles`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::trusted::Digest32;
+
+mod trusted_files;
+pub use trusted_files::{TrustedFileRef, TrustedFiles};
 
 pub const MANIFEST_MAGIC: &[u8; 8] = b"CONFMAN\0";
 pub const MANIFEST_VERSION: u32 = 2;
@@ -186,7 +191,7 @@ pub struct ResolvedManifest {
     pub mounts: Vec<Mount>,
     /// Initial working directory inside the enclave.
     pub start_dir: String,
-    pub trusted_files: Vec<TrustedFile>,
+    pub trusted_files: TrustedFiles,
     pub trusted_symlinks: Vec<TrustedSymlink>,
     /// Host paths (files, or directories covering everything below them)
     /// readable and writable without protection.
@@ -216,7 +221,7 @@ impl Default for ResolvedManifest {
             fs_root: String::from("/"),
             mounts: Vec::new(),
             start_dir: String::from("/"),
-            trusted_files: Vec::new(),
+            trusted_files: TrustedFiles::new(),
             trusted_symlinks: Vec::new(),
             allowed_files: Vec::new(),
             enclave_size: 1 << 30,
@@ -356,11 +361,6 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-    fn digest(&mut self) -> Result<Digest32, DecodeError> {
-        let mut d = [0u8; 32];
-        d.copy_from_slice(self.take(32)?);
-        Ok(d)
-    }
 }
 
 impl ResolvedManifest {
@@ -369,8 +369,7 @@ impl ResolvedManifest {
         self.env.sort();
         self.env.dedup_by(|a, b| a.name == b.name);
         self.mounts.sort();
-        self.trusted_files.sort();
-        self.trusted_files.dedup_by(|a, b| a.path == b.path);
+        self.trusted_files.canonicalize();
         self.trusted_symlinks.sort();
         self.trusted_symlinks.dedup_by(|a, b| a.path == b.path);
         self.allowed_files.sort();
@@ -384,7 +383,7 @@ impl ResolvedManifest {
         }
         sorted_unique(&self.env, |a, b| a.name == b.name)
             && self.mounts.windows(2).all(|w| w[0] <= w[1])
-            && sorted_unique(&self.trusted_files, |a, b| a.path == b.path)
+            && self.trusted_files.is_canonical()
             && sorted_unique(&self.trusted_symlinks, |a, b| a.path == b.path)
             && sorted_unique(&self.allowed_files, |a, b| a == b)
     }
@@ -403,7 +402,9 @@ impl ResolvedManifest {
 
     fn encode_canonical(&self) -> Vec<u8> {
         let m = self;
-        let mut w = Writer(Vec::with_capacity(256 + m.trusted_files.len() * 96));
+        let mut w = Writer(Vec::with_capacity(
+            256 + m.trusted_files.encoded().len() + m.trusted_symlinks.len() * 64,
+        ));
         w.0.extend_from_slice(MANIFEST_MAGIC);
         w.u32(MANIFEST_VERSION);
         w.str(&m.entrypoint);
@@ -434,11 +435,7 @@ impl ResolvedManifest {
         }
         w.str(&m.start_dir);
         w.len(m.trusted_files.len());
-        for t in &m.trusted_files {
-            w.str(&t.path);
-            w.u64(t.size);
-            w.0.extend_from_slice(&t.digest);
-        }
+        w.0.extend_from_slice(m.trusted_files.encoded());
         w.len(m.trusted_symlinks.len());
         for s in &m.trusted_symlinks {
             w.str(&s.path);
@@ -521,14 +518,8 @@ impl ResolvedManifest {
             });
         }
         let start_dir = r.str()?;
-        let n = r.count(44)?;
-        let mut trusted_files = Vec::with_capacity(n);
-        for _ in 0..n {
-            let path = r.str()?;
-            let size = r.u64()?;
-            let digest = r.digest()?;
-            trusted_files.push(TrustedFile { path, size, digest });
-        }
+        let n = r.count(trusted_files::MIN_RECORD)?;
+        let trusted_files = TrustedFiles::decode(&mut r, n)?;
         let n = r.count(8)?;
         let mut trusted_symlinks = Vec::with_capacity(n);
         for _ in 0..n {
@@ -586,12 +577,9 @@ impl ResolvedManifest {
     }
 
     /// The trusted file at `path`, by binary search (the list is sorted once
-    /// canonicalized, which decoding of canonical bytes guarantees).
-    pub fn trusted_file(&self, path: &str) -> Option<&TrustedFile> {
-        self.trusted_files
-            .binary_search_by(|t| t.path.as_str().cmp(path))
-            .ok()
-            .map(|i| &self.trusted_files[i])
+    /// canonicalized, which decoding checks).
+    pub fn trusted_file(&self, path: &str) -> Option<TrustedFileRef<'_>> {
+        self.trusted_files.find(path)
     }
 }
 
@@ -633,7 +621,8 @@ mod tests {
                     size: 1,
                     digest: [1; 32],
                 },
-            ],
+            ]
+            .into(),
             trusted_symlinks: vec![TrustedSymlink {
                 path: "/bin".into(),
                 target: "usr/bin".into(),
@@ -649,7 +638,7 @@ mod tests {
         let bytes = m.encode();
         let back = ResolvedManifest::decode(&bytes).unwrap();
         assert_eq!(back.encode(), bytes);
-        assert_eq!(back.trusted_files[0].path, "/usr/lib/a");
+        assert_eq!(back.trusted_files.get(0).unwrap().path, "/usr/lib/a");
         assert_eq!(back.trusted_file("/usr/lib/b").unwrap().size, 3);
         assert!(back.trusted_file("/usr/lib/c").is_none());
         assert_eq!(back.env[0].name, "HOME");
@@ -667,7 +656,8 @@ mod tests {
         let want = tidy.encode();
         assert_eq!(messy.encode(), want);
         let mut dup = tidy.clone();
-        dup.trusted_files.push(dup.trusted_files[1].clone());
+        dup.trusted_files
+            .push(dup.trusted_files.get(1).unwrap().to_owned());
         assert!(!dup.is_canonical());
         assert_eq!(dup.encode(), want);
         let mut dup_env = tidy.clone();
@@ -680,6 +670,24 @@ mod tests {
         let mut unsorted_allowed = tidy.clone();
         unsorted_allowed.allowed_files.insert(0, "/zz".into());
         assert!(!unsorted_allowed.is_canonical());
+    }
+
+    /// The LibOS looks trusted files up by binary search: bytes listing
+    /// them out of order (or a path twice) are refused, not misread.
+    #[test]
+    fn trusted_files_out_of_order_do_not_decode() {
+        let messy = sample();
+        let err = ResolvedManifest::decode(&messy.encode_canonical()).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::BadValue { what, .. } if what.contains("order")),
+            "{err:?}"
+        );
+        let mut twice = messy.clone();
+        twice.canonicalize();
+        twice
+            .trusted_files
+            .push(twice.trusted_files.get(1).unwrap().to_owned());
+        assert!(ResolvedManifest::decode(&twice.encode_canonical()).is_err());
     }
 
     #[test]
