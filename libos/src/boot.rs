@@ -184,14 +184,18 @@ fn boot(ring_addr: u64) -> ! {
     let libos_heap = libos_heap_size(info.heap_size);
     crate::heap().init(heap_hi - libos_heap, heap_hi);
 
-    // SAFETY: the manifest pages are measured and read-only.
-    let mbytes = unsafe {
+    // SAFETY: the manifest pages are measured and read-only, and stay
+    // for the enclave's life.
+    let mbytes: &'static [u8] = unsafe {
         core::slice::from_raw_parts(
             (base + info.manifest_offset) as *const u8,
             info.manifest_len as usize,
         )
     };
-    let manifest = match ResolvedManifest::decode(mbytes) {
+    // Decoded in place: its trusted-file list (thousands of entries for
+    // an interpreter's library) is read from the measured pages.
+    let shared: conf_abi::manifest::SharedBytes = alloc::sync::Arc::new(mbytes);
+    let manifest = match ResolvedManifest::decode_shared(&shared, 0..mbytes.len()) {
         Ok(m) => m,
         Err(e) => host::abort(
             AbortCode::BadImage,

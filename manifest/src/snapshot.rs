@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{ChunkIndex, Digest32, Manifest, Resolution, ResolveStats};
 
-const MAGIC: &[u8; 8] = b"CONFSNP2";
+const MAGIC: &[u8; 8] = b"CONFSNP3";
 
 /// What `lstat` says about a path; equal stamps mean "unchanged".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,23 +151,40 @@ pub(crate) fn stamp_all<S: AsRef<str> + Sync>(paths: &[S], threads: usize) -> Ve
 
 /// Trusted files a snapshot was used for without checking them (see the
 /// module documentation): conf-run checks each when the program opens it.
+///
+/// They stay in the snapshot as it stores them, sorted by path with the
+/// offset of each entry, and are looked up there: parsing 5,000 of them
+/// (CPython's library) at every start cost more than the lookups of the
+/// few dozen a program opens.
 #[derive(Debug, Default)]
 pub struct Unchecked {
     snapshot: PathBuf,
-    /// The snapshot file, whose bytes hold the paths.
+    /// The snapshot file, whose bytes hold the entries.
     data: Option<Arc<memmap2::Mmap>>,
-    /// Each file's host path (a range of `data`) and stamp, sorted by path.
-    files: Vec<(std::ops::Range<usize>, Stamp)>,
+    /// Where in `data` the entries' offsets (u64 each) and the entries are.
+    offsets: std::ops::Range<usize>,
+    entries: std::ops::Range<usize>,
 }
 
 impl Unchecked {
     /// Files whose check was deferred.
     pub fn len(&self) -> usize {
-        self.files.len()
+        self.offsets.len() / 8
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.offsets.is_empty()
+    }
+
+    /// Entry `i`: its host path and stamp (None if the bytes are not one;
+    /// the snapshot's checksum makes that a foreign file).
+    fn entry<'d>(&self, data: &'d [u8], i: usize) -> Option<(&'d [u8], Stamp)> {
+        let at = self.offsets.start + 8 * i;
+        let off = u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?) as usize;
+        let entries = data.get(self.entries.clone())?;
+        let mut r = R(entries.get(off..)?);
+        let path = r.bytes()?;
+        Some((path, r.stamp()?))
     }
 
     /// Whether the host file `path`, just opened as `file`, is as the
@@ -179,14 +196,23 @@ impl Unchecked {
             return true;
         };
         // Byte order is str order for UTF-8.
-        let Ok(i) = self
-            .files
-            .binary_search_by(|(p, _)| data[p.clone()].cmp(path.as_bytes()))
-        else {
-            return true;
+        let (mut lo, mut hi) = (0, self.len());
+        let saved = loop {
+            if lo >= hi {
+                return true;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let Some((p, stamp)) = self.entry(data, mid) else {
+                break None;
+            };
+            match p.cmp(path.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => break Some(stamp),
+            }
         };
         let now = file.metadata().map_or(Stamp::MISSING, |m| Stamp::of(&m));
-        if now == self.files[i].1 {
+        if saved == Some(now) {
             return true;
         }
         let _ = std::fs::remove_file(&self.snapshot);
@@ -274,13 +300,13 @@ impl W {
 
 struct R<'a>(&'a [u8]);
 
-impl R<'_> {
+impl<'a> R<'a> {
     fn u64(&mut self) -> Option<u64> {
         let (h, t) = self.0.split_first_chunk::<8>()?;
         self.0 = t;
         Some(u64::from_le_bytes(*h))
     }
-    fn bytes(&mut self) -> Option<&[u8]> {
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u64()? as usize;
         if n > self.0.len() {
             return None;
@@ -369,13 +395,23 @@ pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resoluti
         64 * (looked.checked.len() + looked.deferrable.len()) + 1024,
     ));
     w.0.extend_from_slice(MAGIC);
-    for list in [&looked.checked, &looked.deferrable] {
-        w.u64(list.len() as u64);
-        for (p, s) in list {
-            w.bytes(p.as_bytes());
-            w.stamp(s);
-        }
+    w.u64(looked.checked.len() as u64);
+    for (p, s) in &looked.checked {
+        w.bytes(p.as_bytes());
+        w.stamp(s);
     }
+    // The deferrable files sorted, with the offset of each, for `Unchecked`
+    // to search in place.
+    let mut deferrable: Vec<&(String, Stamp)> = looked.deferrable.iter().collect();
+    deferrable.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut entries = W(Vec::with_capacity(64 * deferrable.len()));
+    w.u64(deferrable.len() as u64);
+    for (p, s) in deferrable {
+        w.u64(entries.0.len() as u64);
+        entries.bytes(p.as_bytes());
+        entries.stamp(s);
+    }
+    w.bytes(&entries.0);
     w.bytes(&res.manifest.encode());
     // Files of one chunk need no chunk digests (their root digest is
     // checked directly): leaving them out halves the snapshot.
@@ -425,19 +461,26 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
         let start = s.as_ptr() as usize - data.as_ptr() as usize;
         start..start + s.len()
     };
-    let mut lists = [Vec::new(), Vec::new()];
-    for list in &mut lists {
-        let n = r.count(8 + 48)?;
-        list.reserve(n);
-        for _ in 0..n {
-            // Checked as UTF-8 only if stamped now (`path_of`); deferred
-            // ones are only ever compared as bytes.
-            let path = r.bytes()?;
-            list.push((at(path), r.stamp()?));
-        }
+    let n = r.count(8 + 48)?;
+    let mut checked = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Checked as UTF-8 when stamped (`path_of`).
+        let path = r.bytes()?;
+        checked.push((at(path), r.stamp()?));
     }
-    let [checked, deferrable] = lists;
-    let manifest = ResolvedManifest::decode(r.bytes()?).ok()?;
+    let n = r.count(8)?;
+    let offsets = at(r.0.get(..8 * n)?);
+    r.0 = &r.0[8 * n..];
+    let entries = at(r.bytes()?);
+    let deferred = Unchecked {
+        snapshot: file,
+        data: Some(data.clone()),
+        offsets,
+        entries,
+    };
+    // The trusted-file list stays in the mapping.
+    let shared: conf_abi::manifest::SharedBytes = data.clone();
+    let manifest = ResolvedManifest::decode_shared(&shared, at(r.bytes()?)).ok()?;
     let nchunks = r.count(16)?;
     let mut map: HashMap<String, Arc<[Digest32]>> = HashMap::with_capacity(nchunks);
     for _ in 0..nchunks {
@@ -457,19 +500,13 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     }
     let path_of = |p: &std::ops::Range<usize>| std::str::from_utf8(&data[p.clone()]).unwrap_or("");
     let (now, unchecked) = if defer {
-        let mut files = deferrable;
-        files.sort_by(|a, b| data[a.0.clone()].cmp(&data[b.0.clone()]));
-        (
-            checked,
-            Unchecked {
-                snapshot: file,
-                data: Some(data.clone()),
-                files,
-            },
-        )
+        (checked, deferred)
     } else {
         let mut all = checked;
-        all.extend(deferrable);
+        for i in 0..deferred.len() {
+            let (path, stamp) = deferred.entry(&data, i)?;
+            all.push((at(path), stamp));
+        }
         (all, Unchecked::default())
     };
     let paths: Vec<&str> = now.iter().map(|(p, _)| path_of(p)).collect();

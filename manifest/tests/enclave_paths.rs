@@ -370,6 +370,44 @@ fn snapshots_keep_the_host_root() {
     assert_ne!(a.manifest.encode(), c.manifest.encode());
 }
 
+/// The deferred files are looked up in the snapshot itself: each is found
+/// (an edit of any is seen, first to last in path order), and a path the
+/// snapshot does not defer passes.
+#[test]
+fn every_deferred_file_is_found_in_the_snapshot() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = Manifest {
+        start_dir: "/app".into(),
+        ..f.manifest(&["usr", "lib", "app"])
+    };
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    resolve(&m, &defer).unwrap();
+    let open = |rel: &str| std::fs::File::open(f.root.join(rel)).unwrap();
+    let deferred = [
+        "usr/bin/python3.11",
+        "usr/lib/py/os.py",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+    ];
+    for rel in deferred {
+        let r = resolve(&m, &defer).unwrap();
+        assert_eq!(r.unchecked.len(), 4);
+        assert!(r.unchecked.check(&f.h(rel), &open(rel)), "{rel} unchanged");
+        assert!(r.unchecked.check(&f.h("app/main.py"), &open("app/main.py")));
+        // The same file with another modification time: seen.
+        let t = std::fs::metadata(f.root.join(rel)).unwrap().modified().unwrap();
+        open(rel).set_modified(t - Duration::from_secs(60)).unwrap();
+        assert!(!r.unchecked.check(&f.h(rel), &open(rel)), "{rel} touched");
+        // That dropped the snapshot; the next start makes a new one (once
+        // the change is old enough to be told from a later one).
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(resolve(&m, &defer).unwrap().unchecked.is_empty());
+    }
+}
+
 /// With `defer_checks` (conf-run's start), a snapshot is used without
 /// checking the files outside the working directory; each comes back in
 /// `unchecked`, which notices an edit in place and drops the snapshot.

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use crate::trusted::Digest32;
 
 mod trusted_files;
-pub use trusted_files::{TrustedFileRef, TrustedFiles};
+pub use trusted_files::{SharedBytes, TrustedFileRef, TrustedFiles};
 
 pub const MANIFEST_MAGIC: &[u8; 8] = b"CONFMAN\0";
 pub const MANIFEST_VERSION: u32 = 2;
@@ -461,6 +461,26 @@ impl ResolvedManifest {
 
     /// Parse canonical bytes. Never panics, whatever the input.
     pub fn decode(bytes: &[u8]) -> Result<ResolvedManifest, DecodeError> {
+        Self::decode_from(bytes, None)
+    }
+
+    /// As [`ResolvedManifest::decode`], of `shared[range]`; the trusted-file
+    /// list stays in those bytes instead of being copied.
+    pub fn decode_shared(
+        shared: &SharedBytes,
+        range: core::ops::Range<usize>,
+    ) -> Result<ResolvedManifest, DecodeError> {
+        let bytes = (**shared)
+            .as_ref()
+            .get(range.clone())
+            .ok_or(DecodeError::Truncated { at: 0 })?;
+        Self::decode_from(bytes, Some((shared, range.start)))
+    }
+
+    fn decode_from(
+        bytes: &[u8],
+        shared: Option<(&SharedBytes, usize)>,
+    ) -> Result<ResolvedManifest, DecodeError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(8).map_err(|_| DecodeError::BadMagic)? != MANIFEST_MAGIC {
             return Err(DecodeError::BadMagic);
@@ -519,7 +539,7 @@ impl ResolvedManifest {
         }
         let start_dir = r.str()?;
         let n = r.count(trusted_files::MIN_RECORD)?;
-        let trusted_files = TrustedFiles::decode(&mut r, n)?;
+        let trusted_files = TrustedFiles::decode(&mut r, n, shared)?;
         let n = r.count(8)?;
         let mut trusted_symlinks = Vec::with_capacity(n);
         for _ in 0..n {
@@ -670,6 +690,35 @@ mod tests {
         let mut unsorted_allowed = tidy.clone();
         unsorted_allowed.allowed_files.insert(0, "/zz".into());
         assert!(!unsorted_allowed.is_canonical());
+    }
+
+    /// Decoding in place gives the same manifest as decoding a copy, and a
+    /// push to its list leaves the bytes it was decoded from alone.
+    #[test]
+    fn shared_decoding_reads_in_place() {
+        let bytes = sample().encode();
+        let mut framed = alloc::vec![7u8; 5];
+        framed.extend_from_slice(&bytes);
+        framed.push(9);
+        let shared: SharedBytes = alloc::sync::Arc::new(framed);
+        let mut m = ResolvedManifest::decode_shared(&shared, 5..5 + bytes.len()).unwrap();
+        assert_eq!(m, ResolvedManifest::decode(&bytes).unwrap());
+        assert_eq!(m.trusted_file("/usr/lib/b").unwrap().size, 3);
+        m.trusted_files.push(TrustedFile {
+            path: "/usr/lib/c".into(),
+            size: 5,
+            digest: [5; 32],
+        });
+        assert_eq!(m.trusted_files.len(), 3);
+        assert_eq!(
+            ResolvedManifest::decode_shared(&shared, 5..5 + bytes.len())
+                .unwrap()
+                .trusted_files
+                .len(),
+            2
+        );
+        assert!(ResolvedManifest::decode_shared(&shared, 5..6 + bytes.len()).is_err());
+        assert!(ResolvedManifest::decode_shared(&shared, 5..100_000).is_err());
     }
 
     /// The LibOS looks trusted files up by binary search: bytes listing
