@@ -1,8 +1,19 @@
 //! The LibOS enclave binary, built by build.rs and carried inside conf-run.
 
+const LIBOS_BYTES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conf-libos.elf"));
+
+/// Bytes starting on a page.
+#[repr(C, align(4096))]
+struct PageAligned<T>(T);
+
+/// Page-aligned in conf-run's file, so that the sim maps the LibOS's code
+/// from it instead of copying it (`sim/own_pages.rs`).
+static LIBOS_PAGES: PageAligned<[u8; LIBOS_BYTES.len()]> =
+    PageAligned(*include_bytes!(concat!(env!("OUT_DIR"), "/conf-libos.elf")));
+
 /// The LibOS ELF (static PIE); its loadable segments are the measured LibOS
 /// pages of every enclave.
-pub static LIBOS_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conf-libos.elf"));
+pub static LIBOS_ELF: &[u8] = &LIBOS_PAGES.0;
 
 /// Write the LibOS's function symbols, relocated to `base`, as a perf map
 /// (`/tmp/perf-PID.map`) when CONF_PERFMAP is set: enclave memory is

@@ -1,7 +1,8 @@
 //! The sim backend: an enclave emulated in this process.
 //!
 //! ELRANGE is reserved at address 0 (so non-PIE programs fit), the measured
-//! pages are copied in with their permissions, and EENTER/EEXIT/AEX are
+//! pages are copied in with their permissions (the LibOS's read-only ones
+//! mapped from this executable: `own_pages.rs`), and EENTER/EEXIT/AEX are
 //! emulated by the gate (`gate.rs`) and the signal handler (`signals.rs`).
 //! Enclave threads run with Syscall User Dispatch on and only the gate page
 //! allowed, so a system call anywhere in the enclave traps — the program's
@@ -9,6 +10,7 @@
 
 pub mod cpuid;
 pub mod gate;
+mod own_pages;
 pub mod signals;
 pub mod thread;
 
@@ -83,39 +85,49 @@ impl SimEnclave {
                 source: io::Error::last_os_error(),
             });
         }
+        let own_exe = own_pages::OwnExe::open();
         for r in &layout.regions {
             if r.measure == Measure::Dynamic {
                 continue;
             }
             let len = (r.pages * conf_abi::layout::PAGE_SIZE) as usize;
-            let addr = r.offset as *mut libc::c_void;
             let load_err = |what: &str| SimError::Load {
                 what: what.to_string(),
                 addr: r.offset,
                 source: io::Error::last_os_error(),
             };
+            // A TCS is only for the CPU: the enclave cannot read it either.
+            let prot = if r.page_type == PageType::Tcs {
+                libc::PROT_NONE
+            } else {
+                prot_of(r.perms)
+            };
+            let content = &r.content[..r.content.len().min(len)];
+            // The LibOS's code and read-only data: whole pages of this
+            // executable, mapped; the rest is copied.
+            let mapped = match (&own_exe, &r.content) {
+                (Some(exe), crate::image::layout::Content::Borrowed(_)) => {
+                    exe.map(content, r.offset, prot)
+                }
+                _ => 0,
+            };
+            let addr = (r.offset + mapped as u64) as *mut libc::c_void;
+            let (len, content) = (len - mapped, &content[mapped..]);
+            if len == 0 {
+                continue;
+            }
             // SAFETY: inside our reservation; content length ≤ region length.
             unsafe {
                 if libc::mprotect(addr, len, libc::PROT_READ | libc::PROT_WRITE) != 0 {
                     return Err(load_err(&r.what));
                 }
                 // One call faults in the pages about to be written, instead
-                // of one fault each (the LibOS alone is ~230 pages). Older
-                // kernels say EINVAL and the copy faults them in.
-                if !r.content.is_empty() {
-                    libc::madvise(addr, r.content.len().min(len), MADV_POPULATE_WRITE);
+                // of one fault each. Older kernels say EINVAL and the copy
+                // faults them in.
+                if !content.is_empty() {
+                    libc::madvise(addr, content.len(), MADV_POPULATE_WRITE);
                 }
-                std::ptr::copy_nonoverlapping(
-                    r.content.as_ptr(),
-                    addr as *mut u8,
-                    r.content.len().min(len),
-                );
-                // A TCS is only for the CPU: the enclave cannot read it either.
-                let prot = if r.page_type == PageType::Tcs {
-                    libc::PROT_NONE
-                } else {
-                    prot_of(r.perms)
-                };
+                std::ptr::copy_nonoverlapping(content.as_ptr(), addr as *mut u8, content.len());
                 if libc::mprotect(addr, len, prot) != 0 {
                     return Err(load_err(&r.what));
                 }
