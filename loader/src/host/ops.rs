@@ -1365,11 +1365,21 @@ fn check_unchecked(host: &Host, path: &std::ffi::CStr, fd: i32) {
     let file = std::mem::ManuallyDrop::new(unsafe {
         <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
     });
-    if !u.check(path, &file) {
-        eprintln!(
-            "[conf] {path} changed since conf-run measured it for an earlier start; this run holds the old digest, so the program cannot read it. Run the command again: the measurement is redone on the next start"
-        );
+    if u.check(path, &file) {
+        return;
     }
+    // Said once per file: a program may open it again and again.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.iter().any(|p| p == path) {
+        return;
+    }
+    said.push(path.to_string());
+    // Only the stamp is known to differ (a chmod, or a sandbox that writes
+    // access times back, changes it too); the LibOS checks the bytes.
+    eprintln!(
+        "[conf] {path} changed since conf-run measured it for an earlier start (its metadata at least): if its contents changed, this run holds the old digest and the program cannot read it. Run the command again: the next start measures it again"
+    );
 }
 
 /// Chunk digests of the file open as `fd`: from the resolver's index when it
