@@ -518,7 +518,7 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     {
         return None;
     }
-    let bytes = manifest.trusted_files.iter().map(|t| t.size).sum();
+    let bytes = manifest.trusted_files.total_size();
     let stats = ResolveStats {
         files: manifest.trusted_files.len(),
         symlinks: manifest.trusted_symlinks.len(),

@@ -692,6 +692,22 @@ mod tests {
         assert!(!unsorted_allowed.is_canonical());
     }
 
+    /// A trusted file whose path is not UTF-8 decodes (checking thousands of
+    /// paths cost every start, for the few it looks at) but is never found.
+    #[test]
+    fn a_trusted_path_that_is_not_utf8_is_never_found() {
+        let mut m = sample();
+        m.canonicalize();
+        let mut bytes = m.encode();
+        let at = bytes.windows(10).position(|w| w == b"/usr/lib/b").unwrap();
+        bytes[at + 9] = 0xff;
+        let back = ResolvedManifest::decode(&bytes).unwrap();
+        assert_eq!(back.trusted_files.len(), 2);
+        assert!(back.trusted_files.get(1).is_none());
+        assert_eq!(back.trusted_files.iter().count(), 1);
+        assert!(back.trusted_file("/usr/lib/a").is_some());
+    }
+
     /// Decoding in place gives the same manifest as decoding a copy, and a
     /// push to its list leaves the bytes it was decoded from alone.
     #[test]
