@@ -57,6 +57,8 @@ fn prot_of(perms: u8) -> i32 {
 /// madvise(2) advice (Linux 5.14), not in every libc crate version.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
+const PAGE: usize = conf_abi::layout::PAGE_SIZE as usize;
+
 impl SimEnclave {
     /// Reserve ELRANGE at 0 and add every page of `layout` (dynamic heap
     /// pages stay inaccessible until the LibOS asks for them).
@@ -86,16 +88,14 @@ impl SimEnclave {
             });
         }
         let own_exe = own_pages::OwnExe::open();
+        // What is left to load of each region after mapping: its address,
+        // length, bytes and final protection.
+        let mut rest: Vec<(u64, usize, &[u8], i32, &str)> = Vec::new();
         for r in &layout.regions {
             if r.measure == Measure::Dynamic {
                 continue;
             }
             let len = (r.pages * conf_abi::layout::PAGE_SIZE) as usize;
-            let load_err = |what: &str| SimError::Load {
-                what: what.to_string(),
-                addr: r.offset,
-                source: io::Error::last_os_error(),
-            };
             // A TCS is only for the CPU: the enclave cannot read it either.
             let prot = if r.page_type == PageType::Tcs {
                 libc::PROT_NONE
@@ -111,31 +111,152 @@ impl SimEnclave {
                 }
                 _ => 0,
             };
-            let addr = (r.offset + mapped as u64) as *mut libc::c_void;
-            let (len, content) = (len - mapped, &content[mapped..]);
-            if len == 0 {
-                continue;
+            if len > mapped {
+                rest.push((
+                    r.offset + mapped as u64,
+                    len - mapped,
+                    &content[mapped..],
+                    prot,
+                    &r.what,
+                ));
             }
-            // SAFETY: inside our reservation; content length ≤ region length.
-            unsafe {
-                if libc::mprotect(addr, len, libc::PROT_READ | libc::PROT_WRITE) != 0 {
-                    return Err(load_err(&r.what));
-                }
-                // One call faults in the pages about to be written, instead
-                // of one fault each. Older kernels say EINVAL and the copy
-                // faults them in.
-                if !content.is_empty() {
-                    libc::madvise(addr, content.len(), MADV_POPULATE_WRITE);
-                }
-                std::ptr::copy_nonoverlapping(content.as_ptr(), addr as *mut u8, content.len());
-                if libc::mprotect(addr, len, prot) != 0 {
-                    return Err(load_err(&r.what));
+        }
+        // Adjacent regions (a thread slot's stack, TLS, TCS and SSA) are
+        // made writable in one call, filled, and restricted where they must
+        // be: two calls a slot where there were ten (a JVM has 64 slots).
+        rest.sort_by_key(|r| r.0);
+        let load_err = |what: &str, addr: u64| SimError::Load {
+            what: what.to_string(),
+            addr,
+            source: io::Error::last_os_error(),
+        };
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let mut i = 0;
+        while i < rest.len() {
+            let mut j = i + 1;
+            while j < rest.len() && rest[j - 1].0 + rest[j - 1].1 as u64 == rest[j].0 {
+                j += 1;
+            }
+            let run = &rest[i..j];
+            let (lo, hi) = (run[0].0, run[j - i - 1].0 + run[j - i - 1].1 as u64);
+            // SAFETY: inside our reservation.
+            if unsafe { libc::mprotect(lo as *mut _, (hi - lo) as usize, rw) } != 0 {
+                return Err(load_err(run[0].4, lo));
+            }
+            for &(addr, len, content, prot, what) in run {
+                // SAFETY: writable pages of our reservation just made so;
+                // content length ≤ region length.
+                unsafe {
+                    // One call faults in the pages about to be written,
+                    // instead of one fault each. Older kernels say EINVAL
+                    // and the copy faults them in.
+                    if content.len() > PAGE {
+                        libc::madvise(addr as *mut _, content.len(), MADV_POPULATE_WRITE);
+                    }
+                    std::ptr::copy_nonoverlapping(content.as_ptr(), addr as *mut u8, content.len());
+                    if prot != rw && libc::mprotect(addr as *mut _, len, prot) != 0 {
+                        return Err(load_err(what, addr));
+                    }
                 }
             }
+            i = j;
         }
         Ok(SimEnclave {
             base: 0,
             size: layout.size,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use conf_abi::layout::{SlotGeometry, PAGE_SIZE};
+    use conf_abi::manifest::ResolvedManifest;
+
+    use super::SimEnclave;
+    use crate::image::EnclaveLayout;
+
+    /// The protection /proc/self/maps shows at `addr` ("r-xp", "---p", ...).
+    fn prot_at(addr: u64) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let range = f.next().unwrap();
+            let perms = f.next().unwrap();
+            let (lo, hi) = range.split_once('-').unwrap();
+            let (lo, hi) = (
+                u64::from_str_radix(lo, 16).unwrap(),
+                u64::from_str_radix(hi, 16).unwrap(),
+            );
+            if (lo..hi).contains(&addr) {
+                return perms.to_string();
+            }
+        }
+        panic!("{addr:#x} is not mapped")
+    }
+
+    /// Each region gets its own protection, and a slot's pages theirs, when
+    /// adjacent regions are loaded together: the guard page and the TCS stay
+    /// out of reach, the LibOS code is read-only and executable and holds
+    /// the LibOS's bytes.
+    #[test]
+    fn created_pages_have_the_layouts_protections_and_bytes() {
+        let m = ResolvedManifest {
+            max_threads: 3,
+            ..Default::default()
+        };
+        let bytes = Arc::new(m.encode());
+        let layout = EnclaveLayout::build(crate::libos::LIBOS_ELF, &m, &bytes).unwrap();
+        let e = SimEnclave::create(&layout).unwrap();
+        let info = &layout.info;
+        for slot in 0..info.nslots as u64 {
+            let base = e.base + info.slots_offset + slot * SlotGeometry::SIZE;
+            assert_eq!(prot_at(base), "---p", "slot {slot} guard");
+            assert_eq!(
+                prot_at(base + SlotGeometry::STACK_OFFSET),
+                "rw-p",
+                "slot {slot} stack"
+            );
+            assert_eq!(
+                prot_at(base + SlotGeometry::TLS_OFFSET),
+                "rw-p",
+                "slot {slot} TLS"
+            );
+            assert_eq!(
+                prot_at(base + SlotGeometry::TCS_OFFSET),
+                "---p",
+                "slot {slot} TCS"
+            );
+            assert_eq!(
+                prot_at(base + SlotGeometry::SSA_OFFSET),
+                "rw-p",
+                "slot {slot} SSA"
+            );
+            // SAFETY: the TLS page is readable; its record was copied in.
+            let tls =
+                unsafe { std::ptr::read((base + SlotGeometry::TLS_OFFSET + 8) as *const u64) };
+            assert_eq!(tls, slot, "slot {slot} TLS record");
+        }
+        let code = layout.regions.iter().filter(|r| {
+            r.measure == crate::image::Measure::Measured && r.perms & conf_abi::layout::perm::X != 0
+        });
+        for r in code {
+            let addr = e.base + r.offset;
+            assert_eq!(prot_at(addr), "r-xp", "{}", r.what);
+            // SAFETY: mapped readable just above.
+            let got = unsafe { std::slice::from_raw_parts(addr as *const u8, r.content.len()) };
+            assert!(got == &r.content[..], "{} holds the LibOS's bytes", r.what);
+            let end = addr + r.pages * PAGE_SIZE;
+            // SAFETY: the region's last page, readable.
+            let tail = unsafe {
+                std::slice::from_raw_parts(
+                    (addr + r.content.len() as u64) as *const u8,
+                    (end - addr) as usize - r.content.len(),
+                )
+            };
+            assert!(tail.iter().all(|&b| b == 0), "{} ends in zeros", r.what);
+        }
     }
 }
