@@ -68,7 +68,7 @@ impl Stamp {
         } else if ft.is_dir() {
             2
         } else if ft.is_symlink() {
-            3
+            LINK
         } else {
             4
         };
@@ -116,6 +116,8 @@ impl Stamp {
 
 /// `Stamp::kind` of a directory only passed through.
 const PASSED_THROUGH: u8 = 5;
+/// `Stamp::kind` of a symbolic link.
+const LINK: u8 = 3;
 
 pub(crate) fn stamp(path: &str) -> Stamp {
     std::fs::symlink_metadata(path).map_or(Stamp::MISSING, |m| Stamp::of(&m))
@@ -363,6 +365,16 @@ impl Looked {
             deferrable: Vec::new(),
         };
         for (p, s) in paths.into_iter().zip(stamps) {
+            // A link or a missing path in a listed directory changes only
+            // with that directory's entries (a link cannot be retargeted in
+            // place), which the directory's own stamp sees: CA certificate
+            // directories hold hundreds of links.
+            let parent = p
+                .rsplit_once('/')
+                .map(|(d, _)| if d.is_empty() { "/" } else { d });
+            if (s.kind == LINK || s == Stamp::MISSING) && parent.is_some_and(&listed) {
+                continue;
+            }
             let s = if listed(&p) { s } else { s.passed_through() };
             if s.is_file() && !volatile(&p) {
                 looked.deferrable.push((p, s));

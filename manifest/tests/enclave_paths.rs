@@ -370,6 +370,39 @@ fn snapshots_keep_the_host_root() {
     assert_ne!(a.manifest.encode(), c.manifest.encode());
 }
 
+/// A snapshot does not stamp the links (and missing paths) of a directory
+/// it listed: retargeting a link changes the directory's entries, which the
+/// directory's stamp sees, so the next start resolves the new target.
+#[test]
+fn a_link_retargeted_in_a_listed_directory_is_seen() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = f.manifest(&["usr", "lib", "app"]);
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    let target = |r: &Resolution| {
+        links(r)
+            .iter()
+            .find(|(p, _)| *p == "/usr/lib/libc-link")
+            .map(|(_, t)| t.to_string())
+    };
+    let first = resolve(&m, &defer).unwrap();
+    assert_eq!(
+        target(&first).as_deref(),
+        Some("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    );
+    let second = resolve(&m, &defer).unwrap();
+    assert!(!second.unchecked.is_empty(), "the snapshot is used");
+
+    let link = f.root.join("usr/lib/libc-link");
+    std::fs::remove_file(&link).unwrap();
+    symlink("/usr/lib/py/os.py", &link).unwrap();
+    let third = resolve(&m, &defer).unwrap();
+    assert_eq!(target(&third).as_deref(), Some("/usr/lib/py/os.py"));
+}
+
 /// The deferred files are looked up in the snapshot itself: each is found
 /// (an edit of any is seen, first to last in path order), and a path the
 /// snapshot does not defer passes.
@@ -398,7 +431,10 @@ fn every_deferred_file_is_found_in_the_snapshot() {
         assert!(r.unchecked.check(&f.h(rel), &open(rel)), "{rel} unchanged");
         assert!(r.unchecked.check(&f.h("app/main.py"), &open("app/main.py")));
         // The same file with another modification time: seen.
-        let t = std::fs::metadata(f.root.join(rel)).unwrap().modified().unwrap();
+        let t = std::fs::metadata(f.root.join(rel))
+            .unwrap()
+            .modified()
+            .unwrap();
         open(rel).set_modified(t - Duration::from_secs(60)).unwrap();
         assert!(!r.unchecked.check(&f.h(rel), &open(rel)), "{rel} touched");
         // That dropped the snapshot; the next start makes a new one (once
