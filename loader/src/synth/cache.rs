@@ -1,7 +1,8 @@
 //! A small on-disk cache of what synthesis learned by running or walking
 //! things (the Python probe), so that later starts do not pay for it.
 //!
-//! Records are JSON files under `<cache dir>/synth-v1/`, written to a
+//! Records are files (JSON, or the ELF facts' own binary form:
+//! `elf_memory.rs`) under `<cache dir>/synth-v1/`, written to a
 //! temporary file and renamed into place. Each record carries the stamps
 //! (size, mtime, inode) of the files it was derived from and is used only
 //! while they all still match. A record that cannot be read or parsed is
@@ -57,9 +58,14 @@ pub(crate) fn stamps_hold(recorded: &[(String, Option<Stamp>)]) -> bool {
 
 /// A record's file: `<dir>/synth-v1/<kind>-<hash of key>.json`.
 pub(crate) fn record_path(dir: &Path, kind: &str, key: &str) -> PathBuf {
+    record_path_as(dir, kind, key, "json")
+}
+
+/// A record's file with the extension `ext`.
+pub(crate) fn record_path_as(dir: &Path, kind: &str, key: &str, ext: &str) -> PathBuf {
     let h = Sha256::digest(key.as_bytes());
     let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(SUBDIR).join(format!("{kind}-{hex}.json"))
+    dir.join(SUBDIR).join(format!("{kind}-{hex}.{ext}"))
 }
 
 pub(crate) fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
@@ -68,6 +74,15 @@ pub(crate) fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 pub(crate) fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    store_bytes(
+        path,
+        &serde_json::to_vec(value).map_err(std::io::Error::other)?,
+    )
+}
+
+/// Write `bytes` as the record at `path` (a temporary file renamed into
+/// place).
+pub(crate) fn store_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("record paths have a directory");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -79,7 +94,7 @@ pub(crate) fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()>
     ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+        f.write_all(bytes)?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -113,8 +113,11 @@ impl Linker {
     /// whose stamp still matches), and store what this one learns
     /// ([`Linker::save_memory`]).
     pub(crate) fn with_memory(mut self, cache_dir: &Path) -> Linker {
-        let file = cache::record_path(cache_dir, "elf", "dynamic-linking facts");
-        let stored: Vec<(String, Stamp, ElfInfo)> = cache::load(&file).unwrap_or_default();
+        let file = cache::record_path_as(cache_dir, "elf", "dynamic-linking facts", "bin");
+        let stored = std::fs::read(&file)
+            .ok()
+            .and_then(|b| super::elf_memory::decode(&b))
+            .unwrap_or_default();
         self.remembered = stored
             .into_iter()
             .map(|(p, s, i)| (p, (s, Arc::new(i))))
@@ -140,7 +143,10 @@ impl Linker {
             .filter(|(p, _)| keep_all || self.parsed.contains_key(*p))
             .map(|(p, (s, i))| (p, s, i.as_ref()))
             .collect();
-        let _ = cache::store(file, &all);
+        if cache::store_bytes(file, &super::elf_memory::encode(&all)).is_ok() {
+            // The JSON form earlier versions kept.
+            let _ = std::fs::remove_file(file.with_extension("json"));
+        }
     }
 
     /// The ELF facts of `path`, parsed once.
@@ -210,9 +216,8 @@ impl Linker {
         if let Some(c) = &self.cache {
             let hits: Vec<String> = c
                 .lookup(name)
-                .iter()
+                .into_iter()
                 .filter(|p| is_file(Path::new(p)))
-                .cloned()
                 .collect();
             if !hits.is_empty() {
                 found = Some(hits);

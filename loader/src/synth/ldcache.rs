@@ -12,6 +12,7 @@
 //! 12-byte entries); the new table then follows it, 8-byte aligned.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// ld.so's cache file.
 pub(crate) const PATH: &str = "/etc/ld.so.cache";
@@ -23,13 +24,47 @@ const NEW_ENTRY: usize = 24;
 /// FLAG_ELF_LIBC6 | FLAG_X8664_LIB64: a 64-bit x86-64 glibc library.
 const X86_64_LIBC6: i32 = 0x0303;
 
+/// A key that is a hash already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// FNV-1a.
+fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// An x86-64 entry: where its name and path start in the cache, its hwcap.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    name: u32,
+    path: u32,
+    hwcap: u64,
+}
+
 /// Library name to the files ld.so would consider for it.
+///
+/// The entries stay in the cache's bytes, indexed by a hash of their name:
+/// a synthesis asks for a few dozen names of the ~800, and turning every
+/// entry into strings in a map cost each zero-config start 0.25 ms.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LdCache {
-    /// soname -> paths: the plain entry first (what ld.so takes), then any
-    /// entries for glibc-hwcaps subdirectories (which ld.so prefers when the
-    /// CPU supports them, so they are trusted as well).
-    map: HashMap<String, Vec<String>>,
+    /// The cache, from its new-format header on.
+    data: Vec<u8>,
+    index: HashMap<u64, Vec<Entry>, BuildHasherDefault<PassThrough>>,
 }
 
 impl LdCache {
@@ -54,34 +89,27 @@ impl LdCache {
         if NEW_HEADER.checked_add(nlibs.checked_mul(NEW_ENTRY)?)? > cache.len() {
             return None;
         }
-        let mut map: HashMap<String, Vec<String>> = HashMap::with_capacity(nlibs);
-        let mut has_plain: HashMap<String, bool> = HashMap::new();
+        let mut index: HashMap<u64, Vec<Entry>, BuildHasherDefault<PassThrough>> =
+            HashMap::with_capacity_and_hasher(nlibs, Default::default());
         for i in 0..nlibs {
             let e = NEW_HEADER + i * NEW_ENTRY;
-            let flags = u32_at(cache, e)? as i32;
-            if flags != X86_64_LIBC6 {
+            if u32_at(cache, e)? as i32 != X86_64_LIBC6 {
                 continue;
             }
-            let (Some(name), Some(path)) = (
-                cstr_at(cache, u32_at(cache, e + 4)? as usize),
-                cstr_at(cache, u32_at(cache, e + 8)? as usize),
-            ) else {
+            let (name, path) = (u32_at(cache, e + 4)?, u32_at(cache, e + 8)?);
+            let Some(key) = cstr_at(cache, name as usize) else {
                 continue;
             };
             let hwcap = u64::from_le_bytes(cache.get(e + 16..e + 24)?.try_into().ok()?);
-            let paths = map.entry(name.to_string()).or_default();
-            if hwcap == 0 {
-                // Only the first plain entry counts; ld.so stops there.
-                let plain = has_plain.entry(name.to_string()).or_insert(false);
-                if !*plain {
-                    *plain = true;
-                    paths.insert(0, path.to_string());
-                }
-            } else if !paths.iter().any(|p| p == path) {
-                paths.push(path.to_string());
-            }
+            index
+                .entry(name_hash(key.as_bytes()))
+                .or_default()
+                .push(Entry { name, path, hwcap });
         }
-        Some(LdCache { map })
+        Some(LdCache {
+            data: cache.to_vec(),
+            index,
+        })
     }
 
     /// Read and parse [`PATH`]; `None` if it is absent or not understood.
@@ -89,14 +117,37 @@ impl LdCache {
         std::fs::read(PATH).ok().and_then(|d| LdCache::parse(&d))
     }
 
-    /// The files for library `name`, best first.
-    pub(crate) fn lookup(&self, name: &str) -> &[String] {
-        self.map.get(name).map_or(&[], Vec::as_slice)
+    /// The files for library `name`, best first: the first plain entry
+    /// (what ld.so takes), then any entries for glibc-hwcaps subdirectories
+    /// (which ld.so prefers when the CPU supports them, so they are trusted
+    /// as well).
+    pub(crate) fn lookup(&self, name: &str) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::new();
+        let mut plain = false;
+        let entries = self.index.get(&name_hash(name.as_bytes()));
+        for e in entries.into_iter().flatten() {
+            if cstr_at(&self.data, e.name as usize) != Some(name) {
+                continue;
+            }
+            let Some(path) = cstr_at(&self.data, e.path as usize) else {
+                continue;
+            };
+            if e.hwcap == 0 {
+                // Only the first plain entry counts; ld.so stops there.
+                if !plain {
+                    plain = true;
+                    paths.insert(0, path.to_string());
+                }
+            } else if !paths.iter().any(|p| p == path) {
+                paths.push(path.to_string());
+            }
+        }
+        paths
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 }
 

@@ -25,6 +25,7 @@ mod cache;
 mod closure;
 mod cwd;
 mod elf;
+mod elf_memory;
 mod error;
 mod exec;
 mod ldcache;
