@@ -34,8 +34,12 @@ pub(crate) struct Stamp {
 /// The stamp of what is at `path` (following symbolic links); `None` when
 /// nothing is there.
 pub(crate) fn stamp(path: &str) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Stamp {
+    Some(stamp_of(&std::fs::metadata(path).ok()?))
+}
+
+/// The stamp of what `m` describes.
+pub(crate) fn stamp_of(m: &std::fs::Metadata) -> Stamp {
+    Stamp {
         size: m.size(),
         mtime: m.mtime(),
         mtime_nsec: m.mtime_nsec(),
@@ -43,7 +47,7 @@ pub(crate) fn stamp(path: &str) -> Option<Stamp> {
         ctime_nsec: m.ctime_nsec(),
         ino: m.ino(),
         dev: m.dev(),
-    })
+    }
 }
 
 /// The stamps of `paths`, in order.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::cache::{self, Stamp};
 use super::elf::{self, ElfError, ElfInfo, FileKind};
 use super::ldcache::LdCache;
-use super::paths::{is_file, join_lexical, parent};
+use super::paths::{join_lexical, parent};
 use super::SynthError;
 
 /// ld.so's default directories when the cache has no answer.
@@ -87,6 +87,9 @@ pub(crate) struct Linker {
     /// ([`Linker::with_memory`]): Python's extension modules alone are ~100
     /// ELF files to open and read at every start otherwise.
     remembered: HashMap<String, (Stamp, Arc<ElfInfo>)>,
+    /// What stat said of each path asked about (a library found in the
+    /// cache is checked to be a file, then stamped: one call, not two).
+    stats: HashMap<String, Option<std::fs::Metadata>>,
     /// Where `remembered` is kept, and whether this start learned more.
     memory_file: Option<PathBuf>,
     learned: bool,
@@ -104,6 +107,7 @@ impl Linker {
             objects: BTreeSet::new(),
             skipped: Vec::new(),
             remembered: HashMap::new(),
+            stats: HashMap::new(),
             memory_file: None,
             learned: false,
         }
@@ -149,6 +153,18 @@ impl Linker {
         }
     }
 
+    /// stat(2) of `path`, asked once.
+    fn stat(&mut self, path: &str) -> Option<&std::fs::Metadata> {
+        self.stats
+            .entry(path.to_string())
+            .or_insert_with(|| std::fs::metadata(path).ok())
+            .as_ref()
+    }
+
+    fn is_file(&mut self, path: &str) -> bool {
+        self.stat(path).is_some_and(|m| m.is_file())
+    }
+
     /// The ELF facts of `path`, parsed once.
     pub(crate) fn info(&mut self, path: &str) -> Result<Arc<ElfInfo>, ElfError> {
         if let Some(i) = self.parsed.get(path) {
@@ -156,7 +172,7 @@ impl Linker {
         }
         // Stamped before reading: a file changed while it is read gets
         // another stamp next time, and is read again.
-        let stamp = cache::stamp(path);
+        let stamp = self.stat(path).map(cache::stamp_of);
         if let (Some(now), Some((then, i))) = (&stamp, self.remembered.get(path)) {
             if now == then {
                 let i = i.clone();
@@ -217,7 +233,7 @@ impl Linker {
             let hits: Vec<String> = c
                 .lookup(name)
                 .into_iter()
-                .filter(|p| is_file(Path::new(p)))
+                .filter(|p| self.is_file(p))
                 .collect();
             if !hits.is_empty() {
                 found = Some(hits);
@@ -433,7 +449,7 @@ impl Linker {
             return self
                 .expand(&[name.to_string()], origin)
                 .into_iter()
-                .find(|p| is_file(Path::new(p)))
+                .find(|p| self.is_file(p))
                 .map(|p| vec![p]);
         }
         for d in dirs {
