@@ -10,7 +10,9 @@
 //! passed through, on the way to a path below it, is stamped by identity
 //! (still a directory, the same inode): files coming and going beside the
 //! trusted ones (in a home directory, the parent of a working directory)
-//! change nothing it resolved. Stamps are taken before
+//! change nothing it resolved. A link or missing path inside a directory it
+//! listed needs no stamp of its own: it cannot change without changing that
+//! directory's entries. Stamps are taken before
 //! hashing, so a file changed while it was hashed is caught on the next
 //! start. Corrupt or foreign snapshot files are ignored (they carry a
 //! checksum of their contents).

@@ -34,6 +34,30 @@ pub enum SimError {
     Setup(io::Error),
 }
 
+/// What is left to load of a region once its pages that could be mapped
+/// are: where, how much, its bytes and its final protection.
+struct Unmapped<'a> {
+    addr: u64,
+    len: usize,
+    content: &'a [u8],
+    prot: i32,
+    what: &'a str,
+}
+
+impl Unmapped<'_> {
+    fn end(&self) -> u64 {
+        self.addr + self.len as u64
+    }
+
+    fn error(&self) -> SimError {
+        SimError::Load {
+            what: self.what.to_string(),
+            addr: self.addr,
+            source: io::Error::last_os_error(),
+        }
+    }
+}
+
 /// An emulated enclave: ELRANGE in this process, pages loaded.
 pub struct SimEnclave {
     pub base: u64,
@@ -88,9 +112,7 @@ impl SimEnclave {
             });
         }
         let own_exe = own_pages::OwnExe::open();
-        // What is left to load of each region after mapping: its address,
-        // length, bytes and final protection.
-        let mut rest: Vec<(u64, usize, &[u8], i32, &str)> = Vec::new();
+        let mut rest: Vec<Unmapped> = Vec::new();
         for r in &layout.regions {
             if r.measure == Measure::Dynamic {
                 continue;
@@ -112,54 +134,46 @@ impl SimEnclave {
                 _ => 0,
             };
             if len > mapped {
-                rest.push((
-                    r.offset + mapped as u64,
-                    len - mapped,
-                    &content[mapped..],
+                rest.push(Unmapped {
+                    addr: r.offset + mapped as u64,
+                    len: len - mapped,
+                    content: &content[mapped..],
                     prot,
-                    &r.what,
-                ));
+                    what: &r.what,
+                });
             }
         }
         // Adjacent regions (a thread slot's stack, TLS, TCS and SSA) are
         // made writable in one call, filled, and restricted where they must
         // be: two calls a slot where there were ten (a JVM has 64 slots).
-        rest.sort_by_key(|r| r.0);
-        let load_err = |what: &str, addr: u64| SimError::Load {
-            what: what.to_string(),
-            addr,
-            source: io::Error::last_os_error(),
-        };
+        rest.sort_by_key(|u| u.addr);
         let rw = libc::PROT_READ | libc::PROT_WRITE;
-        let mut i = 0;
-        while i < rest.len() {
-            let mut j = i + 1;
-            while j < rest.len() && rest[j - 1].0 + rest[j - 1].1 as u64 == rest[j].0 {
-                j += 1;
-            }
-            let run = &rest[i..j];
-            let (lo, hi) = (run[0].0, run[j - i - 1].0 + run[j - i - 1].1 as u64);
+        for run in rest.chunk_by(|a, b| a.end() == b.addr) {
+            let (lo, hi) = (run[0].addr, run[run.len() - 1].end());
             // SAFETY: inside our reservation.
             if unsafe { libc::mprotect(lo as *mut _, (hi - lo) as usize, rw) } != 0 {
-                return Err(load_err(run[0].4, lo));
+                return Err(run[0].error());
             }
-            for &(addr, len, content, prot, what) in run {
+            for u in run {
                 // SAFETY: writable pages of our reservation just made so;
                 // content length ≤ region length.
                 unsafe {
                     // One call faults in the pages about to be written,
                     // instead of one fault each. Older kernels say EINVAL
                     // and the copy faults them in.
-                    if content.len() > PAGE {
-                        libc::madvise(addr as *mut _, content.len(), MADV_POPULATE_WRITE);
+                    if u.content.len() > PAGE {
+                        libc::madvise(u.addr as *mut _, u.content.len(), MADV_POPULATE_WRITE);
                     }
-                    std::ptr::copy_nonoverlapping(content.as_ptr(), addr as *mut u8, content.len());
-                    if prot != rw && libc::mprotect(addr as *mut _, len, prot) != 0 {
-                        return Err(load_err(what, addr));
+                    std::ptr::copy_nonoverlapping(
+                        u.content.as_ptr(),
+                        u.addr as *mut u8,
+                        u.content.len(),
+                    );
+                    if u.prot != rw && libc::mprotect(u.addr as *mut _, u.len, u.prot) != 0 {
+                        return Err(u.error());
                     }
                 }
             }
-            i = j;
         }
         Ok(SimEnclave {
             base: 0,

@@ -5,9 +5,10 @@
 //! on the host (the snapshot's copy) and as much again in the LibOS (the
 //! measured copy), for lookups that touch a dozen entries. Here the records
 //! stay back to back as the manifest encodes them, with the offset of each:
-//! decoding is one pass that checks them (and a copy, unless the bytes it
-//! decodes are kept anyway: [`SharedBytes`]), encoding is a copy, and an
-//! entry is read where it lies.
+//! decoding is one pass that checks their bounds and order (and a copy,
+//! unless the bytes it decodes are kept anyway: [`SharedBytes`]), encoding
+//! is a copy, and an entry is read (its path checked as UTF-8) where it
+//! lies.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -70,7 +71,7 @@ pub struct TrustedFiles {
     /// The records, each as the manifest encoding has it: path length (u32
     /// LE), path, size (u64 LE), digest.
     records: Records,
-    /// Where each record starts in `bytes`.
+    /// Where each record starts in `records`.
     starts: Vec<u32>,
     /// Known to be canonical (decoded, or canonicalized since the last push).
     canonical: bool,
