@@ -98,6 +98,22 @@ fn paths(r: &Resolution) -> Vec<&str> {
     r.manifest.trusted_files.iter().map(|t| t.path).collect()
 }
 
+/// A fixture old enough to be snapshotted, a manifest starting in /app,
+/// and the options of conf-run's start (checks deferred).
+fn deferring_start() -> (Fixture, Manifest, ResolveOptions) {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let m = Manifest {
+        start_dir: "/app".into(),
+        ..f.manifest(&["usr", "lib", "app"])
+    };
+    let defer = ResolveOptions {
+        defer_checks: true,
+        ..f.opts()
+    };
+    (f, m, defer)
+}
+
 fn links(r: &Resolution) -> Vec<(&str, &str)> {
     r.manifest
         .trusted_symlinks
@@ -375,13 +391,7 @@ fn snapshots_keep_the_host_root() {
 /// directory's stamp sees, so the next start resolves the new target.
 #[test]
 fn a_link_retargeted_in_a_listed_directory_is_seen() {
-    let f = fixture();
-    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
-    let m = f.manifest(&["usr", "lib", "app"]);
-    let defer = ResolveOptions {
-        defer_checks: true,
-        ..f.opts()
-    };
+    let (f, m, defer) = deferring_start();
     let target = |r: &Resolution| {
         links(r)
             .iter()
@@ -408,16 +418,7 @@ fn a_link_retargeted_in_a_listed_directory_is_seen() {
 /// snapshot does not defer passes.
 #[test]
 fn every_deferred_file_is_found_in_the_snapshot() {
-    let f = fixture();
-    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
-    let m = Manifest {
-        start_dir: "/app".into(),
-        ..f.manifest(&["usr", "lib", "app"])
-    };
-    let defer = ResolveOptions {
-        defer_checks: true,
-        ..f.opts()
-    };
+    let (f, m, defer) = deferring_start();
     resolve(&m, &defer).unwrap();
     let open = |rel: &str| std::fs::File::open(f.root.join(rel)).unwrap();
     let deferred = [
@@ -451,16 +452,7 @@ fn every_deferred_file_is_found_in_the_snapshot() {
 /// up front.
 #[test]
 fn deferred_checks_catch_files_edited_in_place() {
-    let f = fixture();
-    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
-    let m = Manifest {
-        start_dir: "/app".into(),
-        ..f.manifest(&["usr", "lib", "app"])
-    };
-    let defer = ResolveOptions {
-        defer_checks: true,
-        ..f.opts()
-    };
+    let (f, m, defer) = deferring_start();
     let first = resolve(&m, &defer).unwrap();
     assert!(first.unchecked.is_empty(), "a fresh resolution checks all");
     let second = resolve(&m, &defer).unwrap();

@@ -227,27 +227,16 @@ mod tests {
         let info = &layout.info;
         for slot in 0..info.nslots as u64 {
             let base = e.base + info.slots_offset + slot * SlotGeometry::SIZE;
-            assert_eq!(prot_at(base), "---p", "slot {slot} guard");
-            assert_eq!(
-                prot_at(base + SlotGeometry::STACK_OFFSET),
-                "rw-p",
-                "slot {slot} stack"
-            );
-            assert_eq!(
-                prot_at(base + SlotGeometry::TLS_OFFSET),
-                "rw-p",
-                "slot {slot} TLS"
-            );
-            assert_eq!(
-                prot_at(base + SlotGeometry::TCS_OFFSET),
-                "---p",
-                "slot {slot} TCS"
-            );
-            assert_eq!(
-                prot_at(base + SlotGeometry::SSA_OFFSET),
-                "rw-p",
-                "slot {slot} SSA"
-            );
+            let expect = [
+                (0, "---p", "guard"),
+                (SlotGeometry::STACK_OFFSET, "rw-p", "stack"),
+                (SlotGeometry::TLS_OFFSET, "rw-p", "TLS"),
+                (SlotGeometry::TCS_OFFSET, "---p", "TCS"),
+                (SlotGeometry::SSA_OFFSET, "rw-p", "SSA"),
+            ];
+            for (offset, perms, what) in expect {
+                assert_eq!(prot_at(base + offset), perms, "slot {slot} {what}");
+            }
             // SAFETY: the TLS page is readable; its record was copied in.
             let tls =
                 unsafe { std::ptr::read((base + SlotGeometry::TLS_OFFSET + 8) as *const u64) };
