@@ -252,6 +252,15 @@ fn python_tree_and_probe_cache() {
     o.env.push(("PYTHONPATH".into(), "/nonexistent".into()));
     let third = synthesize(&args(&[python, "-c", "pass"]), &o).unwrap();
     assert!(third.notes.iter().any(|n| n.contains("asked")));
+    // Each environment keeps its own answer: going back asks nothing.
+    let fourth = synthesize(&args(&[python, "-u", "app.py"]), &e.opts()).unwrap();
+    assert!(
+        !fourth.notes.iter().any(|n| n.contains("asked")),
+        "{:?}",
+        fourth.notes
+    );
+    let fifth = synthesize(&args(&[python, "-c", "pass"]), &o).unwrap();
+    assert!(!fifth.notes.iter().any(|n| n.contains("asked")));
 
     let r = resolve(&s, &e.cache);
     assert!(resolved_has(&r, &real(&ssl_module)));

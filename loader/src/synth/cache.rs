@@ -84,6 +84,27 @@ pub(crate) fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()>
     )
 }
 
+/// Keep the `keep` most recently written records whose names start with
+/// `prefix` in the directory of `path`, removing the others.
+pub(crate) fn keep_newest(path: &Path, prefix: &str, keep: usize) {
+    let Some(dir) = path.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut records: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if records.len() <= keep {
+        return;
+    }
+    records.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (_, old) in &records[keep..] {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
 /// Write `bytes` as the record at `path` (a temporary file renamed into
 /// place).
 pub(crate) fn store_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -105,4 +126,31 @@ pub(crate) fn store_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_records_are_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let at = |i: u32| d.path().join(format!("python-{i}.json"));
+        for i in 0..5 {
+            std::fs::write(at(i), "{}").unwrap();
+            let t =
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(at(i))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        std::fs::write(d.path().join("elf-1.bin"), "x").unwrap();
+        keep_newest(&at(4), "python-", 3);
+        let left: Vec<bool> = (0..5).map(|i| at(i).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
+        assert!(d.path().join("elf-1.bin").exists(), "other kinds stay");
+    }
 }

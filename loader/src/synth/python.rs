@@ -5,7 +5,10 @@
 //! environment the enclave will have, then `site.main()` so that the paths
 //! are those of a normal start), and the answer is cached on disk, keyed by
 //! the interpreter's path, its file's stamp and the environment variables
-//! that change its paths (`PYTHON*`, `HOME`). The record also holds the
+//! that change its paths (`PYTHON*`, `HOME`), one record per interpreter
+//! and such environment (at most [`MAX_RECORDS`], the least recently
+//! written dropped first), so that alternating environments do not ask
+//! again at every switch. The record also holds the
 //! stamps of the site directories (existing or not) and of the possible
 //! `pyvenv.cfg` files: installing a package, adding a `.pth` file or
 //! creating the user site directory changes one of them and the next start
@@ -29,6 +32,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// the site directories (once, when probing).
 const MAX_SITE_WALK: usize = 200_000;
 const MARKER: &str = "conf-python-probe:";
+/// Most probe records kept (each ~2 KB).
+const MAX_RECORDS: usize = 16;
 
 /// Prints, on its last line, the marker and a JSON object.
 const PROBE: &str = r#"
@@ -164,7 +169,7 @@ pub(crate) fn learn(
         binary: cache::stamp(python),
         env: env_key(env),
     };
-    let record_path = cache::record_path(cache_dir, "python", python);
+    let record_path = cache::record_path(cache_dir, "python", &format!("{python}\n{:?}", key.env));
     if let Some(rec) = cache::load::<Record>(&record_path) {
         if rec.key == key && cache::stamps_hold(&rec.stamps) {
             return Ok(Learned {
@@ -187,7 +192,11 @@ pub(crate) fn learn(
         stamps: cache::stamps(&watched),
         tree,
     };
-    let cache_warning = cache::store(&record_path, &rec).err().map(|e| {
+    let stored = cache::store(&record_path, &rec);
+    if stored.is_ok() {
+        cache::keep_newest(&record_path, "python-", MAX_RECORDS);
+    }
+    let cache_warning = stored.err().map(|e| {
         format!(
             "could not cache what {python} uses in {} ({e}); the next start will ask it again",
             record_path.display()
