@@ -12,7 +12,6 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cmp::Ordering;
 use core::fmt;
 use core::ops::Range;
 
@@ -142,23 +141,32 @@ impl TrustedFiles {
         self.canonical = self.len() == 1;
     }
 
+    /// The record starting at `start`: its path's bytes (unchecked), the
+    /// file's size and its digest's bytes. The one place that knows the
+    /// layout after `push` and `decode` checked it.
+    fn record(&self, start: u32) -> (&[u8], u64, &[u8]) {
+        let bytes = self.bytes();
+        let start = start as usize;
+        let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap_or_default());
+        let size_at = start + 4 + len as usize;
+        let size = u64::from_le_bytes(bytes[size_at..size_at + 8].try_into().unwrap_or_default());
+        (
+            &bytes[start + 4..size_at],
+            size,
+            &bytes[size_at + 8..size_at + 40],
+        )
+    }
+
     /// Entry `index`.
     pub fn get(&self, index: usize) -> Option<TrustedFileRef<'_>> {
-        let start = *self.starts.get(index)? as usize;
-        let bytes = self.bytes();
-        let len = u32::from_le_bytes(bytes[start..start + 4].try_into().ok()?) as usize;
-        let path_at = start + 4;
-        let size_at = path_at + len;
-        // Checked here, not as decoded: a start reads a few dozen of the
-        // thousands of entries.
-        let path = core::str::from_utf8(&bytes[path_at..size_at]).ok()?;
-        let size = u64::from_le_bytes(bytes[size_at..size_at + 8].try_into().ok()?);
-        let digest: Digest32 = bytes[size_at + 8..size_at + 40].try_into().ok()?;
+        let (path, size, digest) = self.record(*self.starts.get(index)?);
         Some(TrustedFileRef {
             index: index as u32,
-            path,
+            // Checked here, not as decoded: a start reads a few dozen of
+            // the thousands of entries.
+            path: core::str::from_utf8(path).ok()?,
             size,
-            digest,
+            digest: digest.try_into().ok()?,
         })
     }
 
@@ -170,41 +178,22 @@ impl TrustedFiles {
 
     /// The sum of the files' sizes.
     pub fn total_size(&self) -> u64 {
-        let bytes = self.bytes();
-        self.starts
-            .iter()
-            .map(|&start| {
-                let start = start as usize;
-                let len =
-                    u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap_or_default());
-                let at = start + 4 + len as usize;
-                u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
-            })
-            .sum()
+        self.starts.iter().map(|&s| self.record(s).1).sum()
     }
 
     /// The path bytes of entry `index`, without the UTF-8 check `get` makes.
     fn path_bytes(&self, index: usize) -> &[u8] {
-        let bytes = self.bytes();
-        let start = self.starts[index] as usize;
-        let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap_or_default());
-        &bytes[start + 4..start + 4 + len as usize]
+        self.record(self.starts[index]).0
     }
 
     /// The file at `path`, by binary search (the list must be canonical).
     pub fn find(&self, path: &str) -> Option<TrustedFileRef<'_>> {
-        let mut lo = 0;
-        let mut hi = self.len();
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            // Byte order is str order for UTF-8.
-            match self.path_bytes(mid).cmp(path.as_bytes()) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return self.get(mid),
-            }
-        }
-        None
+        // Byte order is str order for UTF-8.
+        let i = self
+            .starts
+            .binary_search_by(|&s| self.record(s).0.cmp(path.as_bytes()))
+            .ok()?;
+        self.get(i)
     }
 
     /// Whether the paths strictly increase.
