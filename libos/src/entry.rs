@@ -113,18 +113,10 @@ pub fn exception(is_exception: bool) -> ! {
             crate::syscall::dispatch(&mut t.user);
         }
         exitinfo::VECTOR_UD => signal::fault(&mut t.user, signal::SIGILL, ILL_ILLOPN, rip),
-        exitinfo::VECTOR_PF => match process().mm.fault(maddr, t.fault_err) {
-            Fault::Resolved => {}
-            Fault::Bus => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
-            Fault::Segv => {
-                let code = if process().mm.check(maddr & !0xfff, 1, 0) {
-                    SEGV_ACCERR
-                } else {
-                    SEGV_MAPERR
-                };
-                signal::fault(&mut t.user, signal::SIGSEGV, code, maddr)
-            }
-        },
+        exitinfo::VECTOR_PF => {
+            let fault = process().mm.fault(maddr, t.fault_err);
+            memory_fault(&mut t.user, fault, maddr)
+        }
         exitinfo::VECTOR_GP => signal::fault(&mut t.user, signal::SIGSEGV, signal::SI_KERNEL, 0),
         exitinfo::VECTOR_DE => signal::fault(&mut t.user, signal::SIGFPE, FPE_INTDIV, rip),
         exitinfo::VECTOR_MF | exitinfo::VECTOR_XM => {
@@ -140,13 +132,35 @@ pub fn exception(is_exception: bool) -> ! {
             None => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_BRKPT, rip),
         },
         exitinfo::VECTOR_DB => signal::fault(&mut t.user, signal::SIGTRAP, TRAP_TRACE, rip),
-        exitinfo::VECTOR_SIM_BUS => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
+        // A page of a lazy mapping the host fills, not filled yet; or a
+        // real bus error (a shared mapping past the end of its file).
+        exitinfo::VECTOR_SIM_BUS => match process().mm.bus_fault(maddr, t.fault_err) {
+            Some(fault) => memory_fault(&mut t.user, fault, maddr),
+            None => signal::fault(&mut t.user, signal::SIGBUS, BUS_ADRERR, maddr),
+        },
         v => host::abort(
             AbortCode::BadImage,
             format_args!("unexpected exception vector {v} at {rip:#x}"),
         ),
     }
     return_to_program()
+}
+
+/// What a fault at `addr` in the program's memory comes to for the program:
+/// nothing (the page is there now), SIGBUS or SIGSEGV.
+fn memory_fault(regs: &mut UserRegs, fault: Fault, addr: u64) {
+    match fault {
+        Fault::Resolved => {}
+        Fault::Bus => signal::fault(regs, signal::SIGBUS, BUS_ADRERR, addr),
+        Fault::Segv => {
+            let code = if process().mm.check(addr & !0xfff, 1, 0) {
+                SEGV_ACCERR
+            } else {
+                SEGV_MAPERR
+            };
+            signal::fault(regs, signal::SIGSEGV, code, addr)
+        }
+    }
 }
 
 /// Rust side of `libos_syscall_entry` (rewritten syscall sites).

@@ -7,6 +7,8 @@
 #include "check.h"
 
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -27,6 +29,97 @@ static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
 static void *map_anon(void *addr, size_t len, int extra)
 {
     return mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+}
+
+static sigjmp_buf fault_jump;
+static volatile int fault_sig, fault_code;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    fault_sig = sig;
+    fault_code = si->si_code;
+    siglongjmp(fault_jump, 1);
+}
+
+/* Store `v` at `p`: the signal it raised (its si_code in fault_code), or 0. */
+static int store_faults(volatile uint8_t *p, uint8_t v)
+{
+    struct sigaction sa = {0}, old_segv, old_bus;
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    fault_sig = 0;
+    if (!sigsetjmp(fault_jump, 1))
+        *p = v;
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    return fault_sig;
+}
+
+/* Pages of a trusted file's mapping load on first touch. Whatever the
+ * program does to such a mapping before or after its pages load must
+ * behave as on Linux, and memory that was such a mapping must become
+ * ordinary memory again. Needs a file of at least 32 pages. */
+static void file_pages_before_first_touch(int fd)
+{
+    /* no access at first, readable later: untouched pages load then */
+    uint8_t *n = mmap(NULL, 4 * PG, PROT_NONE, MAP_PRIVATE, fd, 0);
+    CHECK("mmap a file PROT_NONE", n != MAP_FAILED, "errno %s", strerror(errno));
+    CHECK_EQ("mprotect the untouched file mapping PROT_READ", mprotect(n, 4 * PG, PROT_READ), 0);
+    long bad = pattern_mismatch(n, 4 * PG, 0);
+    CHECK("pages made readable before their first touch hold the file", bad < 0, "byte %ld is %u", bad, n[bad]);
+    munmap(n, 4 * PG);
+
+    /* a write to a read-only page not loaded yet */
+    uint8_t *r = mmap(NULL, 2 * PG, PROT_READ, MAP_PRIVATE, fd, 0);
+    int sig = store_faults(r + PG, 1);
+    CHECK("a write to an untouched read-only file page raises SIGSEGV (SEGV_ACCERR)",
+          sig == SIGSEGV && fault_code == SEGV_ACCERR, "signal %d, si_code %d", sig, fault_code);
+    CHECK("and the page then reads as the file", r[PG] == pattern_byte(PG), "byte %u", r[PG]);
+    munmap(r, 2 * PG);
+
+    /* MADV_DONTNEED on a private file mapping drops the program's writes */
+    uint8_t *w = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    w[0] ^= 0xff;
+    w[PG + 1] ^= 0xff;
+    CHECK_EQ("madvise MADV_DONTNEED on a private file mapping", madvise(w, 2 * PG, MADV_DONTNEED), 0);
+    bad = pattern_mismatch(w, 2 * PG, 0);
+    CHECK("after MADV_DONTNEED a private file mapping reads the file again", bad < 0, "byte %ld is %u", bad, w[bad]);
+    w[2] = 7;
+    CHECK("and takes writes again", w[2] == 7, "byte %u", w[2]);
+    munmap(w, 2 * PG);
+
+    /* a system call's buffer in pages not loaded yet */
+    uint8_t *b = mmap(NULL, 32 * PG, PROT_READ, MAP_PRIVATE, fd, 0);
+    int p[2];
+    CHECK_OK("pipe", pipe(p));
+    uint8_t got[100];
+    CHECK_EQ("write(2) from an untouched file page", write(p[1], b + 20 * PG, sizeof got), (long)sizeof got);
+    CHECK_EQ("read it back", read(p[0], got, sizeof got), (long)sizeof got);
+    CHECK("the bytes written are the file's", pattern_mismatch(got, sizeof got, 20 * PG) < 0, "differ");
+    close(p[0]);
+    close(p[1]);
+
+    /* half of the first chunk touched, then the mapping replaced by
+     * anonymous memory (MAP_FIXED over its first half, munmap and a new
+     * mapping over the rest): zeroed, writable, usable by the kernel */
+    (void)*(volatile uint8_t *)b;
+    uint8_t *z1 = map_anon(b, 16 * PG, MAP_FIXED);
+    CHECK("MAP_FIXED anonymous memory over a file mapping", z1 == b, "got %p, want %p", (void *)z1, (void *)b);
+    CHECK_EQ("munmap the rest of the file mapping", munmap(b + 16 * PG, 16 * PG), 0);
+    uint8_t *z2 = map_anon(b + 16 * PG, 16 * PG, MAP_FIXED_NOREPLACE);
+    CHECK("anonymous memory where the file mapping was", z2 == b + 16 * PG, "got %p, want %p (errno %s)", (void *)z2,
+          (void *)(b + 16 * PG), strerror(errno));
+    if (z1 == b && z2 == b + 16 * PG) {
+        CHECK("memory that was a file mapping reads as zero", all_bytes(b, 32 * PG, 0), "not zero");
+        sig = store_faults(b + 25 * PG, 0x5a);
+        CHECK("memory that was a file mapping takes writes", sig == 0 && b[25 * PG] == 0x5a, "signal %d", sig);
+        CHECK_EQ("pread(2) into memory that was a file mapping", pread(fd, b + 30 * PG, PG, 0), (long)PG);
+        CHECK("pread filled it", pattern_mismatch(b + 30 * PG, PG, 0) < 0, "differs");
+    }
+    munmap(b, 32 * PG);
 }
 
 int main(int argc, char **argv)
@@ -178,6 +271,7 @@ int main(int argc, char **argv)
     void *unal = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 100);
     CHECK("mmap at an unaligned file offset fails with EINVAL", unal == MAP_FAILED && errno == EINVAL, "errno %s",
           strerror(errno));
+    file_pages_before_first_touch(fd);
     close(fd);
 
     /* exhausting memory */

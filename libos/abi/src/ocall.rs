@@ -211,6 +211,8 @@ ocalls! {
     Mprotect = 15,
     /// Give back enclave pages a0..a0+a1: they read as zero afterwards (as
     /// after EREMOVE + EAUG) and get protection a2. Only inside the heap.
+    /// a3 = 1: the pages were made with `LazyPages` and are to be ordinary
+    /// pages again; with a3 = 0 pages made so stay so (empty until filled).
     Decommit = 16,
     /// clock_gettime(clock a0) → timespec at data[a1..a1+16].
     ClockGettime = 17,
@@ -352,6 +354,8 @@ ocalls! {
     /// Copy a1 bytes from enclave address a2 to enclave pages at a0 that
     /// the program cannot touch yet, then give them protection a3 — what
     /// SGX2's EACCEPTCOPY does: no other thread ever sees them half filled.
+    /// a4 = 1: the pages were made with `LazyPages`; they keep the
+    /// protection they have (a3 is not used).
     FillPages = 87,
     /// The run's private host directory for the AF_UNIX sockets the program
     /// binds in tmpfs (one per run, shared by all its processes, mode 0700,
@@ -397,6 +401,14 @@ ocalls! {
     /// LibOS extends the page's EPCM permissions itself, EMODPE, and asks
     /// the host only to restrict them again.)
     PokeCode = 95,
+    /// Make the enclave pages a0..a0+a1 empty pages with protection a2 that
+    /// the host fills only with `FillPages` (a4 = 1): until then a touch
+    /// by the program faults at the page, reported with the bus-fault
+    /// vector (sim: userfaultfd, SIGBUS), and the host's own system calls
+    /// fail there with EFAULT → 1; 0 where the backend cannot (the LibOS
+    /// then keeps such pages inaccessible until filled). A fill is then one
+    /// copy straight into the new page with no protection change per fill.
+    LazyPages = 96,
 }
 
 /// One entry of `Ocall::FillHints`: a trusted file (its index in the

@@ -271,9 +271,19 @@ pub fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
     )
 }
 
-/// Fill inaccessible pages at `addr` with `bytes` and give them `prot`,
-/// all at once for every other thread (see `Ocall::FillPages`).
-pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
+/// How the host made the pages of a lazy mapping (`lazy_pages`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unfilled {
+    /// Inaccessible until filled: a touch is a page fault.
+    Inaccessible,
+    /// Absent, with their final protection: a touch is a bus fault, and a
+    /// fill changes no protection.
+    HostFilled,
+}
+
+/// Fill unfilled pages at `addr` with `bytes`, all at once for every other
+/// thread (see `Ocall::FillPages`); inaccessible ones get `prot`.
+pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32, unfilled: Unfilled) -> Result<(), Errno> {
     zero_result(
         Ocall::FillPages,
         call(
@@ -283,11 +293,22 @@ pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
                 bytes.len() as u64,
                 bytes.as_ptr() as u64,
                 prot as u64,
-                0,
+                (unfilled == Unfilled::HostFilled) as u64,
                 0,
             ],
         ),
     )
+}
+
+/// Make `[addr, addr + len)` pages that stay empty until `fill_pages`
+/// (see `Ocall::LazyPages`): how the host did it.
+pub fn lazy_pages(addr: u64, len: u64, prot: u32) -> Result<Unfilled, Errno> {
+    let r = call(Ocall::LazyPages, [addr, len, prot as u64, 0, 0, 0]);
+    match r.result(Ocall::LazyPages)? {
+        0 => Ok(Unfilled::Inaccessible),
+        1 => Ok(Unfilled::HostFilled),
+        _ => hostile(Ocall::LazyPages, "an answer other than 0 or 1"),
+    }
 }
 
 /// Write `bytes` into program code at `addr` without changing the pages'
@@ -368,11 +389,15 @@ pub fn sync_core() -> Result<(), Errno> {
 }
 
 /// Return enclave pages to the host; they read as zero afterwards and get
-/// protection `prot`.
-pub fn decommit(addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+/// protection `prot`. `ordinary`: pages made with `lazy_pages` among them
+/// become ordinary pages again (else they stay empty until filled).
+pub fn decommit(addr: u64, len: u64, prot: u32, ordinary: bool) -> Result<(), Errno> {
     zero_result(
         Ocall::Decommit,
-        call(Ocall::Decommit, [addr, len, prot as u64, 0, 0, 0]),
+        call(
+            Ocall::Decommit,
+            [addr, len, prot as u64, ordinary as u64, 0, 0],
+        ),
     )
 }
 

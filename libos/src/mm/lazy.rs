@@ -2,10 +2,13 @@
 //!
 //! Mapping a large trusted file (a 7 MB interpreter, a 100 MB Node.js, the
 //! JVM's class archive) would otherwise read and verify all of it before
-//! the program starts, though a run touches a fraction. A lazy mapping keeps
-//! its unloaded pages inaccessible on the host; the first access faults, and
-//! the LibOS reads and verifies the file chunk behind it, copies it in, and
-//! gives the pages the mapping's protection. Accesses by the LibOS itself
+//! the program starts, though a run touches a fraction. A lazy mapping's
+//! unloaded pages cannot be read: where the host can (`Ocall::LazyPages`)
+//! they are absent pages with the mapping's protection, and a touch is a
+//! bus fault; elsewhere they are inaccessible, and a touch is a page fault.
+//! Either way the LibOS then reads and verifies the file chunk behind the
+//! page and has the host put the bytes in (and, for inaccessible pages,
+//! give them the mapping's protection). Accesses by the LibOS itself
 //! (system call buffers) load the pages first (`Mm::check`).
 
 use alloc::sync::Arc;
@@ -17,6 +20,7 @@ use conf_abi::Errno;
 
 use super::vmas::PAGE;
 use crate::fs::File;
+use crate::host::calls::Unfilled;
 use crate::sync::SpinLock;
 
 pub struct LazyMap {
@@ -26,6 +30,8 @@ pub struct LazyMap {
     pub file_off: u64,
     /// Bytes of file data from `start`; pages beyond are zero.
     pub file_len: u64,
+    /// What the host made of the pages not loaded yet.
+    pub unfilled: Unfilled,
     /// One bit per page from `start`: loaded.
     loaded: SpinLock<Vec<u64>>,
     pages: u64,
@@ -42,13 +48,21 @@ impl fmt::Debug for LazyMap {
 }
 
 impl LazyMap {
-    pub fn new(file: Arc<dyn File>, start: u64, len: u64, file_off: u64, file_len: u64) -> LazyMap {
+    pub fn new(
+        file: Arc<dyn File>,
+        start: u64,
+        len: u64,
+        file_off: u64,
+        file_len: u64,
+        unfilled: Unfilled,
+    ) -> LazyMap {
         let pages = len.div_ceil(PAGE);
         LazyMap {
             file,
             start,
             file_off,
             file_len,
+            unfilled,
             loaded: SpinLock::new(alloc::vec![0; pages.div_ceil(64) as usize]),
             pages,
             ever_writable: core::sync::atomic::AtomicBool::new(false),

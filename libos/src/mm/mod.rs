@@ -21,6 +21,7 @@ use crate::sync::SpinLock;
 use crate::util::{align_down, align_up};
 pub use vmas::{Vma, VmaName, Vmas, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 
+use crate::host::calls::Unfilled;
 use alloc::sync::Arc;
 use lazy::LazyMap;
 
@@ -87,6 +88,20 @@ fn out_of_memory(size: u64, want: u64, enclave_size: u64) -> Errno {
         );
     }
     Errno::ENOMEM
+}
+
+/// Say once, at debug level, how lazy pages are filled: the two ways
+/// differ in cost (see `Ocall::LazyPages`).
+fn log_fill_mode_once(unfilled: Unfilled) {
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    if !LOGGED.swap(true, Ordering::Relaxed) {
+        match unfilled {
+            Unfilled::HostFilled => debug!("file pages load on first touch, filled by the host"),
+            Unfilled::Inaccessible => debug!(
+                "file pages load on first touch, kept inaccessible until then (the host cannot fill pages itself)"
+            ),
+        }
+    }
 }
 
 fn host_prot(prot: u32) -> u32 {
@@ -195,15 +210,24 @@ impl Mm {
         file_len: u64,
     ) -> Result<u64, Errno> {
         let start = self.map(place, len, 0, vma, false)?;
+        let end = start + align_up(len, PAGE);
+        let unfilled = match hc::lazy_pages(start, end - start, host_prot(prot)) {
+            Ok(u) => u,
+            Err(e) => {
+                let _ = self.unmap(start, end - start);
+                return Err(e);
+            }
+        };
+        log_fill_mode_once(unfilled);
         let mut g = self.inner.lock();
         let lz = Arc::new(LazyMap::new(
             file,
             start,
-            align_up(len, PAGE),
+            end - start,
             file_off,
             file_len,
+            unfilled,
         ));
-        let end = start + align_up(len, PAGE);
         if prot & PROT_WRITE != 0 {
             lz.mark_writable();
         }
@@ -259,10 +283,10 @@ impl Mm {
                 buf
             }
         };
-        match hc::fill_pages(a, &buf, host_prot(prot)) {
+        match hc::fill_pages(a, &buf, host_prot(prot), lz.unfilled) {
             // A host that cannot (no /proc in a chroot): writable in place,
             // which another thread may see half filled for the copy.
-            Err(Errno::ENOSYS) => {
+            Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
                 hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
                 // SAFETY: [a, b) is program memory made writable just now.
                 unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), a as *mut u8, buf.len()) };
@@ -283,6 +307,23 @@ impl Mm {
     /// access is one the mapping allows.
     pub fn fault(&self, addr: u64, err: u64) -> Fault {
         let g = self.inner.lock();
+        self.fault_locked(&g, addr, err)
+    }
+
+    /// A bus fault at `addr` in program code: if it hit a page of a lazy
+    /// mapping the host fills (`Unfilled::HostFilled`), as `fault`; None
+    /// for any other bus error, which is the program's.
+    pub fn bus_fault(&self, addr: u64, err: u64) -> Option<Fault> {
+        let g = self.inner.lock();
+        let (_, v) = g.vmas.find(addr)?;
+        let host_filled = v
+            .lazy
+            .as_ref()
+            .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled);
+        host_filled.then(|| self.fault_locked(&g, addr, err))
+    }
+
+    fn fault_locked(&self, g: &Inner, addr: u64, err: u64) -> Fault {
         let Some((vs, v)) = g.vmas.find(addr) else {
             return Fault::Segv;
         };
@@ -308,7 +349,7 @@ impl Mm {
         }
         let (wlo, whi) = lz.window(addr);
         let (lo, hi) = (wlo.max(vs), whi.min(v.end));
-        match self.populate_locked(&g, lo, hi) {
+        match self.populate_locked(g, lo, hi) {
             Ok(()) => {
                 Self::load_verified_ahead(vs, v, lz);
                 Fault::Resolved
@@ -362,20 +403,25 @@ impl Mm {
 
     fn unmap_locked(&self, g: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
         let removed = g.vmas.remove(start, end);
-        // Give back each removed piece; contiguous pieces in one call.
-        let mut run: Option<(u64, u64)> = None;
+        // Give back each removed piece; contiguous pieces in one call,
+        // which makes pages the host filled ordinary if any piece had them.
+        let mut run: Option<(u64, u64, bool)> = None;
         for (s, v) in removed {
+            let host_filled = v
+                .lazy
+                .as_ref()
+                .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled);
             match run {
-                Some((rs, re)) if re == s => run = Some((rs, v.end)),
-                Some((rs, re)) => {
-                    hc::decommit(rs, re - rs, 0)?;
-                    run = Some((s, v.end));
+                Some((rs, re, hf)) if re == s => run = Some((rs, v.end, hf || host_filled)),
+                Some((rs, re, hf)) => {
+                    hc::decommit(rs, re - rs, 0, hf)?;
+                    run = Some((s, v.end, host_filled));
                 }
-                None => run = Some((s, v.end)),
+                None => run = Some((s, v.end, host_filled)),
             }
         }
-        if let Some((rs, re)) = run {
-            hc::decommit(rs, re - rs, 0)?;
+        if let Some((rs, re, hf)) = run {
+            hc::decommit(rs, re - rs, 0, hf)?;
         }
         Ok(())
     }
@@ -455,17 +501,16 @@ impl Mm {
         if !g.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
-        // Unloaded pages of lazy mappings stay inaccessible until touched.
+        // Unloaded pages kept inaccessible stay so until touched.
         let mut at = addr;
         while at < end {
             let (_, v) = g.vmas.find(at).ok_or(Errno::ENOMEM)?;
             let stop = v.end.min(end);
+            if let Some(lz) = v.lazy.as_ref().filter(|_| prot & PROT_WRITE != 0) {
+                lz.mark_writable();
+            }
             match &v.lazy {
-                None => hc::mprotect(at, stop - at, host_prot(prot))?,
-                Some(lz) => {
-                    if prot & PROT_WRITE != 0 {
-                        lz.mark_writable();
-                    }
+                Some(lz) if lz.unfilled == Unfilled::Inaccessible => {
                     let mut a = at;
                     while a < stop {
                         let loaded = lz.is_loaded(a);
@@ -479,6 +524,7 @@ impl Mm {
                         a = b;
                     }
                 }
+                _ => hc::mprotect(at, stop - at, host_prot(prot))?,
             }
             at = stop;
         }
@@ -500,10 +546,14 @@ impl Mm {
             match &v.lazy {
                 // A private file mapping reads the file again afterwards.
                 Some(lz) => {
-                    hc::decommit(at, stop - at, 0)?;
+                    let prot = match lz.unfilled {
+                        Unfilled::HostFilled => host_prot(v.prot),
+                        Unfilled::Inaccessible => 0,
+                    };
+                    hc::decommit(at, stop - at, prot, false)?;
                     lz.set_loaded(at, stop, false);
                 }
-                None => hc::decommit(at, stop - at, host_prot(v.prot))?,
+                None => hc::decommit(at, stop - at, host_prot(v.prot), false)?,
             }
             at = stop;
         }
@@ -702,6 +752,12 @@ impl Mm {
         let lz = v.lazy.as_ref().ok_or(Errno::EFAULT)?;
         if end > v.end {
             return Err(Errno::EFAULT);
+        }
+        if lz.unfilled == Unfilled::HostFilled {
+            hc::fill_pages(addr, bytes, host_prot(v.prot), Unfilled::HostFilled)?;
+            lz.set_loaded(addr, end, true);
+            lz.mark_writable();
+            return Ok(());
         }
         hc::mprotect(addr, len, PROT_READ | PROT_WRITE)?;
         // SAFETY: mapped pages of the program, writable just now.

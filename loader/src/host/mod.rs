@@ -7,6 +7,7 @@
 
 pub mod hints;
 pub mod hostile;
+pub mod lazy_fill;
 pub mod ocall_times;
 pub mod ops;
 pub mod process;
@@ -96,6 +97,9 @@ pub struct Host {
     pub zygote: Arc<Mutex<zygote::ZygoteState>>,
     /// /proc/self/mem, opened on first use (FillPages).
     self_mem: OnceLock<i32>,
+    /// The userfaultfd behind `LazyPages`, opened on first use; None where
+    /// it cannot be (the LibOS then keeps unfilled pages inaccessible).
+    lazy_fill: OnceLock<Option<lazy_fill::LazyFill>>,
     /// The sim sealing key of this enclave (computed on first use).
     /// How to compute this enclave's MRENCLAVE (hashing its measured
     /// pages, ~1 ms), done once and only if a process is started.
@@ -150,6 +154,13 @@ impl Host {
         }
     }
 
+    /// This process's userfaultfd for `LazyPages`, if it has one.
+    pub fn lazy_fill(&self) -> Option<&lazy_fill::LazyFill> {
+        self.lazy_fill
+            .get_or_init(|| lazy_fill::LazyFill::open().ok())
+            .as_ref()
+    }
+
     pub fn new(
         ring: Ring,
         heap_lo: u64,
@@ -198,6 +209,7 @@ impl Host {
             warm_starting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             zygote: Arc::new(Mutex::new(zygote::ZygoteState::default())),
             self_mem: OnceLock::new(),
+            lazy_fill: OnceLock::new(),
             measure: OnceLock::new(),
             mrenclave_value: OnceLock::new(),
             seal_key_value: OnceLock::new(),

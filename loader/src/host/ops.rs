@@ -343,11 +343,41 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // SAFETY: enclave heap memory (checked above), which the sim
             // host may read.
             let bytes = unsafe { std::slice::from_raw_parts(src as *const u8, len as usize) };
+            if a[4] == 1 {
+                let lf = host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?;
+                let overwrite = |at, page: &[u8]| {
+                    write_enclave(host, at, page)
+                        .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
+                };
+                return match lf.copy(dst, bytes, overwrite) {
+                    Ok(()) => Ok((0, 0)),
+                    Err(e) => Err(err(e.raw_os_error().unwrap_or(libc::EIO))),
+                };
+            }
             // Written whatever the pages' protection: they become
             // accessible only afterwards.
             write_enclave(host, dst, bytes)?;
             let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
             sys(unsafe { libc::mprotect(dst as *mut _, len as usize, prot) } as i64)
+        }
+        Ocall::LazyPages => {
+            heap_range(host, a[0], a[1])?;
+            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            let Some(lf) = host.lazy_fill() else {
+                return Ok((0, 0));
+            };
+            // Registered while still inaccessible: if it cannot be, the
+            // pages stay as the LibOS expects of an answer of 0.
+            if lf.register(a[0], a[1]).is_err() {
+                return Ok((0, 0));
+            }
+            // SAFETY: enclave heap pages (checked above).
+            if unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, prot) } < 0 {
+                let e = last_err();
+                let _ = lf.unregister(a[0], a[1]);
+                return Err(e);
+            }
+            (1, 0)
         }
         Ocall::PokeCode => {
             if a[1] > 64 {
@@ -364,6 +394,13 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         Ocall::Decommit => {
             heap_range(host, a[0], a[1])?;
             let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            if a[3] == 1 {
+                if let Some(lf) = host.lazy_fill() {
+                    if let Err(e) = lf.unregister(a[0], a[1]) {
+                        return Err(err(e.raw_os_error().unwrap_or(libc::EIO)));
+                    }
+                }
+            }
             if unsafe { libc::madvise(a[0] as *mut _, a[1] as usize, libc::MADV_DONTNEED) } < 0 {
                 last_err()
             } else {
