@@ -167,7 +167,7 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 /// From a `--log-level debug` run's stderr: per process that exec'd a
 /// program, how many file chunks it took verified ahead (the LibOS's
 /// "prefetch: the program loaded N file chunks, M of them verified ahead,
-/// K before it touched them").
+/// K before it touched them; V chunks verified as needed").
 pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "file chunks, ")
 }
@@ -176,6 +176,12 @@ pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
 /// touched them.
 pub fn chunks_loaded_before_touch(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "verified ahead, ")
+}
+
+/// The same line's V: chunks the program's thread read and verified as it
+/// needed them (none of them verified ahead).
+pub fn chunks_verified_as_needed(stderr: &str) -> Vec<u64> {
+    numbers_after(stderr, "before it touched them; ")
 }
 
 /// The number after `marker` on each line of `text` that has one.

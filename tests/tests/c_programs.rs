@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use conf_e2e::{
-    assert_exit, chunks_loaded_before_touch, chunks_verified_ahead, conf_lines, host_time, pattern,
-    process::clip, run_with_timeout, two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
+    assert_exit, chunks_loaded_before_touch, chunks_verified_ahead, chunks_verified_as_needed,
+    conf_lines, host_time, pattern, process::clip, run_with_timeout, two_cpus, Manifest, Output,
+    Sandbox, Variant, RUN_TIMEOUT,
 };
 
 const TRUSTED_SIZE: usize = 200_000;
@@ -499,6 +500,32 @@ fn prefetch(variant: Variant) {
     passed(&c.check(0));
 }
 
+/// A program that reads a few bytes of some chunks of a trusted file and
+/// then maps them (a dynamic loader reading a library's headers and notes)
+/// has each chunk verified once, as one that only maps them.
+fn headmap(variant: Variant) {
+    const SIZE: usize = 6 * 65536 + 1000;
+    let run = |mode: &str| {
+        let mut c = Case::new("headmap", variant);
+        c.flags = vec!["--log-level", "debug"];
+        let data = c.sb.write("trusted/six-chunks.bin", pattern(SIZE));
+        c.manifest.trust(&data);
+        c.args = vec![data.to_str().unwrap().into(), SIZE.to_string(), mode.into()];
+        // First start of each (its own cache): nothing is verified ahead.
+        let out = c.check(0);
+        passed(&out);
+        let n = chunks_verified_as_needed(&out.stderr_str());
+        assert_eq!(n.len(), 1, "no prefetch line:\n{}", out.describe());
+        n[0]
+    };
+    let mapped = run("map");
+    let read_first = run("read-then-map");
+    assert_eq!(
+        read_first, mapped,
+        "reading the chunks before mapping them verified {read_first} chunks, mapping alone {mapped}"
+    );
+}
+
 /// Zero-config carries the shell's environment into the manifest, and it
 /// changes from start to start (`OLDPWD`, `_`, a variable set for one
 /// command): the hints of what the last start loaded are still found,
@@ -738,5 +765,6 @@ per_variant!(
     unix_pass_tmpfs_fd,
     cpuid,
     prefetch,
-    prefetch_zero_config
+    prefetch_zero_config,
+    headmap
 );

@@ -50,6 +50,15 @@ pub fn loaded_before_touch() {
     LOADED_AHEAD.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Chunks verified as the program needed them, not ahead (for the debug
+/// log).
+static ON_DEMAND: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Note that a chunk was read and verified as the program needed it.
+pub fn verified_on_demand() {
+    ON_DEMAND.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Chunks the program got from here (for the debug log).
 static TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
@@ -124,10 +133,11 @@ pub fn publish() {
         l.0.clone()
     };
     crate::debug!(
-        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them",
+        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them; {} chunks verified as needed",
         hints.len(),
         TAKEN.load(core::sync::atomic::Ordering::Relaxed),
-        LOADED_AHEAD.load(core::sync::atomic::Ordering::Relaxed)
+        LOADED_AHEAD.load(core::sync::atomic::Ordering::Relaxed),
+        ON_DEMAND.load(core::sync::atomic::Ordering::Relaxed)
     );
     let _ = crate::host::calls::put_fill_hints(&hints);
 }

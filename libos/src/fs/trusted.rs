@@ -20,6 +20,15 @@ use super::mode;
 use crate::host::calls::{self as hc, HostFd};
 use crate::sync::SpinLock;
 
+/// How many chunks each open trusted file keeps after reading them.
+const RECENT: usize = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    No,
+}
+
 pub struct TrustedFile {
     fd: HostFd,
     /// Its index in the measured manifest's list (names it in fill hints).
@@ -29,8 +38,10 @@ pub struct TrustedFile {
     root: Digest32,
     stat: KernelStat,
     digests: SpinLock<Option<Arc<Vec<Digest32>>>>,
-    /// The last chunk verified, for runs of small sequential reads.
-    last: SpinLock<Option<(u64, Arc<Vec<u8>>)>>,
+    /// The chunks read last, newest first: for runs of small sequential
+    /// reads, and for a program that reads a library's headers (and a
+    /// note or two further on) and then maps the same chunks.
+    recent: SpinLock<[Option<(u64, Arc<Vec<u8>>)>; RECENT]>,
 }
 
 fn changed(path: &str) -> Errno {
@@ -64,7 +75,7 @@ impl TrustedFile {
             root: entry.digest,
             stat,
             digests: SpinLock::new(None),
-            last: SpinLock::new(None),
+            recent: SpinLock::new([const { None }; RECENT]),
         })
     }
 
@@ -85,16 +96,29 @@ impl TrustedFile {
 
     /// Chunk `idx`, verified.
     fn chunk(&self, idx: u64) -> Result<Arc<Vec<u8>>, Errno> {
-        if let Some((i, c)) = self.last.lock().as_ref() {
-            if *i == idx {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.recent_chunk(idx, Keep::Yes) {
+            return Ok(c);
         }
         let mut buf = alloc::vec![0u8; self.chunk_len(idx)];
         self.read_chunk_into(idx, &mut buf)?;
         let c = Arc::new(buf);
-        *self.last.lock() = Some((idx, c.clone()));
+        let mut r = self.recent.lock();
+        r.rotate_right(1);
+        r[0] = Some((idx, c.clone()));
         Ok(c)
+    }
+
+    /// Chunk `idx` if it was read lately; `Keep::No` forgets it (a mapping
+    /// took it: nothing reads a chunk again once it is mapped).
+    fn recent_chunk(&self, idx: u64, keep: Keep) -> Option<Arc<Vec<u8>>> {
+        let mut r = self.recent.lock();
+        let at = r
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|(i, _)| *i == idx))?;
+        match keep {
+            Keep::Yes => r[at].as_ref().map(|(_, c)| c.clone()),
+            Keep::No => r[at].take().map(|(_, c)| c),
+        }
     }
 
     fn chunk_len(&self, idx: u64) -> usize {
@@ -105,9 +129,22 @@ impl TrustedFile {
     fn read_chunk_into(&self, idx: u64, dst: &mut [u8]) -> Result<(), Errno> {
         if !super::prefetch::take(self.index, idx as u32, dst) {
             self.read_and_check(idx, dst)?;
+            super::prefetch::verified_on_demand();
         }
         super::prefetch::loaded(self.index, idx as u32);
         Ok(())
+    }
+
+    /// Chunk `idx` into `dst` (exactly its length): from the chunks read
+    /// lately if it is one of them, else read and checked there.
+    fn whole_chunk_into(&self, idx: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        match self.recent_chunk(idx, Keep::No) {
+            Some(c) => {
+                dst.copy_from_slice(&c);
+                Ok(())
+            }
+            None => self.read_chunk_into(idx, dst),
+        }
     }
 
     /// Chunk `idx`, read and checked now (for `prefetch`).
@@ -180,7 +217,7 @@ impl File for TrustedFile {
             let idx = at / CHUNK_SIZE;
             let len = self.chunk_len(idx);
             if at == idx * CHUNK_SIZE && buf.len() - done >= len {
-                self.read_chunk_into(idx, &mut buf[done..done + len])?;
+                self.whole_chunk_into(idx, &mut buf[done..done + len])?;
                 done += len;
             } else {
                 done += self.read_at(at, &mut buf[done..])?;
