@@ -9,7 +9,10 @@
 //! manifest), and the next run verifies those chunks on a LibOS worker
 //! thread (`start`, at boot) while its main thread starts the program; a
 //! first touch then copies the chunk from here, or reads it itself if the
-//! worker has not got there yet.
+//! worker has not got there yet. The two must not do the same work: a
+//! first touch of the chunk the worker is verifying at that moment waits
+//! for it, and a worker that finds the program's thread has loaded chunks
+//! further along the hints than it has come skips to there.
 //!
 //! A child conf-run started ahead of need does the same on its own thread
 //! while it waits for its work (`verify_while_waiting`), with the chunks
@@ -25,6 +28,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use conf_abi::ocall::FillHint;
 
@@ -38,33 +42,63 @@ const MAX_BYTES: usize = 16 << 20;
 
 /// Verified chunks not used yet: (file index, chunk) → bytes.
 static READY: SpinLock<BTreeMap<(u32, u32), Vec<u8>>> = SpinLock::new(BTreeMap::new());
+/// The chunk the worker is verifying now (`in_progress_key`), or 0.
+static IN_PROGRESS: AtomicU64 = AtomicU64::new(0);
+/// Where each hinted chunk comes in the hints (the order the program
+/// loaded them at its last start).
+static HINT_ORDER: SpinLock<BTreeMap<(u32, u32), usize>> = SpinLock::new(BTreeMap::new());
+/// The program's thread has loaded a chunk this far into the hints: the
+/// worker, behind it, skips to here instead of verifying chunks it has
+/// passed (loaded already, or out of the order it loads them in now).
+static PROGRAM_AT: AtomicUsize = AtomicUsize::new(0);
+
+fn in_progress_key(file: u32, chunk: u32) -> u64 {
+    ((file as u64) << 32 | chunk as u64) + 1
+}
+
+/// If the worker is verifying chunk `chunk` of `file` right now, wait for
+/// it: it is further along than the caller would be starting over.
+fn wait_if_in_progress(file: u32, chunk: u32) {
+    let key = in_progress_key(file, chunk);
+    let mut spins = 0u32;
+    while IN_PROGRESS.load(Ordering::Acquire) == key {
+        spins += 1;
+        if spins.is_multiple_of(1 << 12) {
+            crate::host::calls::sched_yield();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// Chunks loaded since this process's last exec, and whether it exec'd.
 static LOADED: SpinLock<(Vec<FillHint>, bool)> = SpinLock::new((Vec::new(), false));
 
 /// Chunks loaded into the program's memory before it touched them (for the
 /// debug log).
-static LOADED_AHEAD: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static LOADED_AHEAD: AtomicU32 = AtomicU32::new(0);
 
 /// Note that a chunk verified ahead was loaded before the program touched it.
 pub fn loaded_before_touch() {
-    LOADED_AHEAD.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    LOADED_AHEAD.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Chunks verified as the program needed them, not ahead (for the debug
 /// log).
-static ON_DEMAND: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static ON_DEMAND: AtomicU32 = AtomicU32::new(0);
 
 /// Note that a chunk was read and verified as the program needed it.
 pub fn verified_on_demand() {
-    ON_DEMAND.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    ON_DEMAND.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Chunks the program got from here (for the debug log).
-static TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static TAKEN: AtomicU32 = AtomicU32::new(0);
 
 /// The bytes of chunk `chunk` of trusted file `file`, if verified ahead:
 /// copied into `dst` (which must be its length) and forgotten.
 pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
+    wait_if_in_progress(file, chunk);
     match remove(file, chunk, dst.len()) {
         Some(b) => {
             dst.copy_from_slice(&b);
@@ -78,6 +112,7 @@ pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
 /// bytes long: handed over (a file mapping fills its pages straight from
 /// it) and forgotten.
 pub fn take_whole(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
+    wait_if_in_progress(file, chunk);
     let b = remove(file, chunk, len)?;
     loaded(file, chunk);
     Some(b)
@@ -90,7 +125,7 @@ fn remove(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
         return None;
     }
     let b = r.remove(&(file, chunk))?;
-    TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    TAKEN.fetch_add(1, Ordering::Relaxed);
     Some(b)
 }
 
@@ -107,6 +142,9 @@ pub fn ready_chunks(file: u32) -> Vec<u32> {
 
 /// Note that a chunk was loaded (for this process's hints).
 pub fn loaded(file: u32, chunk: u32) {
+    if let Some(&at) = HINT_ORDER.lock().get(&(file, chunk)) {
+        PROGRAM_AT.fetch_max(at + 1, Ordering::Relaxed);
+    }
     let mut l = LOADED.lock();
     let h = FillHint { file, chunk };
     if l.1 && l.0.len() < MAX_HINTS && !l.0.contains(&h) {
@@ -135,9 +173,9 @@ pub fn publish() {
     crate::debug!(
         "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them; {} chunks verified as needed",
         hints.len(),
-        TAKEN.load(core::sync::atomic::Ordering::Relaxed),
-        LOADED_AHEAD.load(core::sync::atomic::Ordering::Relaxed),
-        ON_DEMAND.load(core::sync::atomic::Ordering::Relaxed)
+        TAKEN.load(Ordering::Relaxed),
+        LOADED_AHEAD.load(Ordering::Relaxed),
+        ON_DEMAND.load(Ordering::Relaxed)
     );
     let _ = crate::host::calls::put_fill_hints(&hints);
 }
@@ -191,12 +229,17 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
     let ns = super::policy::ns();
     let mut open: BTreeMap<u32, Option<TrustedFile>> = BTreeMap::new();
     let mut bytes = 0usize;
-    for h in hints {
+    *HINT_ORDER.lock() = hints
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ((h.file, h.chunk), i))
+        .collect();
+    for (at, h) in hints.into_iter().enumerate() {
         if !keep_going() {
             break;
         }
-        // Already loaded by the program's thread: it got there first.
-        if LOADED.lock().0.contains(&h) {
+        // Behind the program's thread, or already loaded by it.
+        if at < PROGRAM_AT.load(Ordering::Relaxed) || LOADED.lock().0.contains(&h) {
             continue;
         }
         let Some(entry) = m.trusted_files.get(h.file as usize) else {
@@ -208,7 +251,10 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
         let Some(f) = f else {
             continue;
         };
-        let Some(b) = f.verified_chunk(h.chunk as u64) else {
+        IN_PROGRESS.store(in_progress_key(h.file, h.chunk), Ordering::Release);
+        let verified = f.verified_chunk(h.chunk as u64);
+        let Some(b) = verified else {
+            IN_PROGRESS.store(0, Ordering::Release);
             continue;
         };
         bytes += b.len();
@@ -216,5 +262,7 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
             break;
         }
         READY.lock().insert((h.file, h.chunk), b);
+        IN_PROGRESS.store(0, Ordering::Release);
     }
+    IN_PROGRESS.store(0, Ordering::Release);
 }
