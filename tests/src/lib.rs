@@ -167,7 +167,8 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 /// From a `--log-level debug` run's stderr: per process that exec'd a
 /// program, how many file chunks it took verified ahead (the LibOS's
 /// "prefetch: the program loaded N file chunks, M of them verified ahead,
-/// K before it touched them; V chunks verified as needed").
+/// K before it touched them (W by the worker); V chunks verified as
+/// needed").
 pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "file chunks, ")
 }
@@ -178,10 +179,16 @@ pub fn chunks_loaded_before_touch(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "verified ahead, ")
 }
 
+/// The same line's W: of those K, the chunks the worker put into the
+/// program's mappings itself.
+pub fn chunks_loaded_by_the_worker(stderr: &str) -> Vec<u64> {
+    numbers_after(stderr, "before it touched them (")
+}
+
 /// The same line's V: chunks the program's thread read and verified as it
 /// needed them (none of them verified ahead).
 pub fn chunks_verified_as_needed(stderr: &str) -> Vec<u64> {
-    numbers_after(stderr, "before it touched them; ")
+    numbers_after(stderr, "by the worker); ")
 }
 
 /// The number after `marker` on each line of `text` that has one.

@@ -92,6 +92,10 @@ pub fn verified_on_demand() {
     ON_DEMAND.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Chunks the worker put into the program's mappings itself (for the
+/// debug log).
+static INSTALLED: AtomicU32 = AtomicU32::new(0);
+
 /// Chunks the program got from here (for the debug log).
 static TAKEN: AtomicU32 = AtomicU32::new(0);
 
@@ -171,10 +175,11 @@ pub fn publish() {
         l.0.clone()
     };
     crate::debug!(
-        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them; {} chunks verified as needed",
+        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them ({} by the worker); {} chunks verified as needed",
         hints.len(),
         TAKEN.load(Ordering::Relaxed),
         LOADED_AHEAD.load(Ordering::Relaxed),
+        INSTALLED.load(Ordering::Relaxed),
         ON_DEMAND.load(Ordering::Relaxed)
     );
     let _ = crate::host::calls::put_fill_hints(&hints);
@@ -200,7 +205,17 @@ pub fn start() {
 
 fn verify_hinted() {
     let hints = core::mem::take(&mut *HINTS.lock());
-    verify(hints, || true);
+    verify(hints, Install::IntoMappings, || true);
+}
+
+/// What the worker does with a chunk it has verified.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Install {
+    /// Put it into the program's mappings that show it, if any do (else
+    /// keep it for the first touch).
+    IntoMappings,
+    /// Keep it for the first touch (no program runs yet).
+    Keep,
 }
 
 /// A child started ahead of need, before it waits for its work: verify the
@@ -211,7 +226,7 @@ pub fn verify_while_waiting() {
         return;
     };
     let mut n = 0u32;
-    verify(hints, || {
+    verify(hints, Install::Keep, || {
         n += 1;
         !n.is_multiple_of(4) || crate::host::calls::still_waiting_for_work()
     });
@@ -224,7 +239,7 @@ fn hints() -> Option<Vec<FillHint>> {
         .filter(|h| !h.is_empty())
 }
 
-fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
+fn verify(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -> bool) {
     let m = &crate::boot::enclave().manifest;
     let ns = super::policy::ns();
     let mut open: BTreeMap<u32, Option<TrustedFile>> = BTreeMap::new();
@@ -257,6 +272,10 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
             IN_PROGRESS.store(0, Ordering::Release);
             continue;
         };
+        if install == Install::IntoMappings && install_now(h, &b) {
+            IN_PROGRESS.store(0, Ordering::Release);
+            continue;
+        }
         bytes += b.len();
         if bytes > MAX_BYTES {
             break;
@@ -265,4 +284,17 @@ fn verify(hints: Vec<FillHint>, mut keep_going: impl FnMut() -> bool) {
         IN_PROGRESS.store(0, Ordering::Release);
     }
     IN_PROGRESS.store(0, Ordering::Release);
+}
+
+/// Put a verified chunk into the program's mappings that show it (see
+/// `Mm::install_verified`): whether any did.
+fn install_now(h: FillHint, bytes: &[u8]) -> bool {
+    let mm = &crate::process::process().mm;
+    if !mm.install_verified(h.file, h.chunk, bytes) {
+        return false;
+    }
+    loaded(h.file, h.chunk);
+    loaded_before_touch();
+    INSTALLED.fetch_add(1, Ordering::Relaxed);
+    true
 }

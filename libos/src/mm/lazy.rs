@@ -96,6 +96,11 @@ impl LazyMap {
         }
     }
 
+    /// Whether any page of `[lo, hi)` is loaded.
+    pub fn any_loaded(&self, lo: u64, hi: u64) -> bool {
+        (lo..hi).step_by(PAGE as usize).any(|a| self.is_loaded(a))
+    }
+
     pub fn set_loaded(&self, lo: u64, hi: u64, on: bool) {
         let mut l = self.loaded.lock();
         let mut a = lo;
@@ -109,6 +114,38 @@ impl LazyMap {
             }
             a += PAGE;
         }
+    }
+
+    /// Fill `[lo, hi)` with `fill` unless a page of it is loaded already
+    /// (another thread got there first, or the pages left the mapping):
+    /// whether it did. No other thread fills or retires these pages until
+    /// `fill` has put them in and they count as loaded.
+    pub fn fill_unloaded(
+        &self,
+        lo: u64,
+        hi: u64,
+        fill: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<bool, Errno> {
+        let mut l = self.loaded.lock();
+        let pages = || {
+            (lo..hi)
+                .step_by(PAGE as usize)
+                .filter_map(|a| self.index(a))
+        };
+        if pages().any(|i| l[(i / 64) as usize] >> (i % 64) & 1 != 0) {
+            return Ok(false);
+        }
+        fill()?;
+        for i in pages() {
+            l[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        Ok(true)
+    }
+
+    /// `[lo, hi)` is unmapped: nothing may fill it any more (a fill under
+    /// way finishes first, and the unmap then takes its pages back).
+    pub fn retire(&self, lo: u64, hi: u64) {
+        self.set_loaded(lo, hi, true);
     }
 
     /// The window to load for a fault at `addr`: the file chunk behind it,

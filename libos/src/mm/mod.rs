@@ -262,8 +262,9 @@ impl Mm {
                     while b < stop && !lz.is_loaded(b) {
                         b += PAGE;
                     }
+                    // Looked at again: another thread may have loaded
+                    // part of the run meanwhile, and then this one did not.
                     Self::load_run(lz, v.prot, a, b)?;
-                    a = b;
                 }
             }
             at = stop.max(at + PAGE);
@@ -271,30 +272,38 @@ impl Mm {
         Ok(())
     }
 
-    /// Load `[a, b)` of a lazy mapping. The pages stay inaccessible until
-    /// they hold their verified bytes: made writable in place, another
-    /// thread could read them half filled without faulting.
+    /// Load `[a, b)` of a lazy mapping, unless another thread (the prefetch
+    /// worker) has loaded any of it meanwhile. The pages stay unreadable
+    /// until they hold their verified bytes: made writable in place,
+    /// another thread could read them half filled without faulting.
     fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
         let buf = match lz.take_verified(a, b) {
             Some(chunk) => chunk,
+            // The prefetch worker put the chunk in while this thread
+            // waited for it.
+            None if lz.any_loaded(a, b) => return Ok(()),
             None => {
                 let mut buf = alloc::vec![0u8; (b - a) as usize];
                 lz.fill_into(a, &mut buf)?;
                 buf
             }
         };
-        match hc::fill_pages(a, &buf, host_prot(prot), lz.unfilled) {
-            // A host that cannot (no /proc in a chroot): writable in place,
-            // which another thread may see half filled for the copy.
-            Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
-                hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
-                // SAFETY: [a, b) is program memory made writable just now.
-                unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), a as *mut u8, buf.len()) };
-                hc::mprotect(a, b - a, host_prot(prot))?;
+        lz.fill_unloaded(a, b, || {
+            match hc::fill_pages(a, &buf, host_prot(prot), lz.unfilled) {
+                // A host that cannot (no /proc in a chroot): writable in
+                // place, which another thread may see half filled for the
+                // copy.
+                Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
+                    hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
+                    // SAFETY: [a, b) is program memory made writable just now.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(buf.as_ptr(), a as *mut u8, buf.len())
+                    };
+                    hc::mprotect(a, b - a, host_prot(prot))
+                }
+                r => r,
             }
-            r => r?,
-        }
-        lz.set_loaded(a, b, true);
+        })?;
         Ok(())
     }
 
@@ -391,6 +400,46 @@ impl Mm {
         }
     }
 
+    /// Chunk `chunk` of trusted file `file`, verified ahead (`bytes`), into
+    /// the lazy mappings that show it whole and have not loaded any of it,
+    /// where the host fills pages (one copy each, no protection change
+    /// other threads would have to see): called by the prefetch worker, so
+    /// that the program's thread finds the pages there instead of faulting
+    /// and filling them itself. The address space stays unlocked while the
+    /// pages are copied: each mapping's own lock keeps them from being
+    /// filled twice or after they are unmapped (`LazyMap::retire`). False
+    /// if no mapping took it (none shows it yet, pages are kept
+    /// inaccessible, or the program's thread held the address space).
+    pub fn install_verified(&self, file: u32, chunk: u32, bytes: &[u8]) -> bool {
+        let targets: Vec<(Arc<LazyMap>, u64, u64)> = {
+            // Never wait for the program's thread: it may hold the lock
+            // for a fault of its own (waiting for this very chunk), and
+            // the chunk is kept for it then.
+            let Some(g) = self.inner.try_lock() else {
+                return false;
+            };
+            g.vmas
+                .iter()
+                .filter_map(|(vs, v)| {
+                    let lz = v.lazy.as_ref()?;
+                    if lz.unfilled != Unfilled::HostFilled || lz.file.trusted_index() != Some(file)
+                    {
+                        return None;
+                    }
+                    let (lo, hi) = lz.chunk_pages(chunk as u64)?;
+                    let whole = lo >= vs && hi <= v.end && hi - lo == bytes.len() as u64;
+                    whole.then(|| (lz.clone(), lo, hi))
+                })
+                .collect()
+        };
+        let mut installed = false;
+        for (lz, lo, hi) in targets {
+            let fill = || hc::fill_pages(lo, bytes, 0, Unfilled::HostFilled);
+            installed |= lz.fill_unloaded(lo, hi, fill) == Ok(true);
+        }
+        installed
+    }
+
     /// Set the final protection after filling a mapping made with
     /// `writable_for_fill`.
     pub fn finish_fill(&self, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
@@ -407,6 +456,9 @@ impl Mm {
         // which makes pages the host filled ordinary if any piece had them.
         let mut run: Option<(u64, u64, bool)> = None;
         for (s, v) in removed {
+            if let Some(lz) = &v.lazy {
+                lz.retire(s, v.end);
+            }
             let host_filled = v
                 .lazy
                 .as_ref()
