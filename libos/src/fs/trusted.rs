@@ -23,6 +23,9 @@ use crate::sync::SpinLock;
 /// How many chunks each open trusted file keeps after reading them.
 const RECENT: usize = 4;
 
+/// A chunk's index and its verified bytes.
+type RecentChunk = (u64, Arc<Vec<u8>>);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Keep {
     Yes,
@@ -41,7 +44,7 @@ pub struct TrustedFile {
     /// The chunks read last, newest first: for runs of small sequential
     /// reads, and for a program that reads a library's headers (and a
     /// note or two further on) and then maps the same chunks.
-    recent: SpinLock<[Option<(u64, Arc<Vec<u8>>)>; RECENT]>,
+    recent: SpinLock<[Option<RecentChunk>; RECENT]>,
 }
 
 fn changed(path: &str) -> Errno {
