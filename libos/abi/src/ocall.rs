@@ -355,7 +355,10 @@ ocalls! {
     /// the program cannot touch yet, then give them protection a3 — what
     /// SGX2's EACCEPTCOPY does: no other thread ever sees them half filled.
     /// a4 = 1: the pages were made with `LazyPages`; they keep the
-    /// protection they have (a3 is not used).
+    /// protection they have (a3 is not used), and one already filled is
+    /// left as it is (another thread filled it, and the program may have
+    /// written it since). a4 = 2: the same, but pages already filled are
+    /// overwritten too (a forked child taking its parent's pages).
     FillPages = 87,
     /// The run's private host directory for the AF_UNIX sockets the program
     /// binds in tmpfs (one per run, shared by all its processes, mode 0700,

@@ -282,22 +282,32 @@ pub enum Unfilled {
 }
 
 /// Fill unfilled pages at `addr` with `bytes`, all at once for every other
-/// thread (see `Ocall::FillPages`); inaccessible ones get `prot`.
+/// thread (see `Ocall::FillPages`); inaccessible ones get `prot`. Pages
+/// the host fills that are filled already are left as they are.
 pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32, unfilled: Unfilled) -> Result<(), Errno> {
-    zero_result(
-        Ocall::FillPages,
-        call(
-            Ocall::FillPages,
-            [
-                addr,
-                bytes.len() as u64,
-                bytes.as_ptr() as u64,
-                prot as u64,
-                (unfilled == Unfilled::HostFilled) as u64,
-                0,
-            ],
-        ),
-    )
+    let mode = match unfilled {
+        Unfilled::Inaccessible => 0,
+        Unfilled::HostFilled => 1,
+    };
+    fill_pages_call(addr, bytes, prot, mode)
+}
+
+/// Put `bytes` into pages the host fills at `addr`, over those filled
+/// already too (a forked child taking its parent's pages).
+pub fn replace_pages(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    fill_pages_call(addr, bytes, 0, 2)
+}
+
+fn fill_pages_call(addr: u64, bytes: &[u8], prot: u32, mode: u64) -> Result<(), Errno> {
+    let args = [
+        addr,
+        bytes.len() as u64,
+        bytes.as_ptr() as u64,
+        prot as u64,
+        mode,
+        0,
+    ];
+    zero_result(Ocall::FillPages, call(Ocall::FillPages, args))
 }
 
 /// Make `[addr, addr + len)` pages that stay empty until `fill_pages`

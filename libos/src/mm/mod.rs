@@ -806,7 +806,7 @@ impl Mm {
             return Err(Errno::EFAULT);
         }
         if lz.unfilled == Unfilled::HostFilled {
-            hc::fill_pages(addr, bytes, host_prot(v.prot), Unfilled::HostFilled)?;
+            hc::replace_pages(addr, bytes)?;
             lz.set_loaded(addr, end, true);
             lz.mark_writable();
             return Ok(());

@@ -127,14 +127,14 @@ impl LazyFill {
         self.ioctl(UFFDIO_UNREGISTER, &mut range)
     }
 
-    /// Install pages at `dst` holding `src`. A page already present (a
-    /// forked child installing its parent's copy over a page it loaded)
-    /// is written in place by `overwrite`.
+    /// Install pages at `dst` holding `src`. A page already present is
+    /// handed to `present` (with its bytes from `src`), which may leave it
+    /// or write it in place.
     pub fn copy(
         &self,
         dst: u64,
         src: &[u8],
-        mut overwrite: impl FnMut(u64, &[u8]) -> io::Result<()>,
+        mut present: impl FnMut(u64, &[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         const PAGE: usize = conf_abi::layout::PAGE_SIZE as usize;
         let mut done = 0usize;
@@ -166,7 +166,7 @@ impl LazyFill {
                 Some(libc::EAGAIN) => {}
                 Some(libc::EEXIST) => {
                     let end = (done + PAGE).min(src.len());
-                    overwrite(dst + done as u64, &src[done..end])?;
+                    present(dst + done as u64, &src[done..end])?;
                     done = end;
                 }
                 Some(libc::ENOENT) if len > PAGE => most = (len / 2).next_multiple_of(PAGE),
@@ -313,5 +313,39 @@ mod tests {
         }
         // SAFETY: our own mapping.
         unsafe { libc::munmap(p as *mut _, len) };
+    }
+
+    /// A fill over pages one of which is present already (filled before,
+    /// and written by the program since) fills the others and, told to
+    /// leave present pages, keeps what was written there.
+    #[test]
+    fn a_present_page_keeps_what_the_program_wrote() {
+        let Ok(lf) = LazyFill::open() else {
+            eprintln!("userfaultfd unavailable here; the fallback is tested end to end");
+            return;
+        };
+        let len = 3 * PAGE;
+        let p = anon(len, libc::PROT_READ | libc::PROT_WRITE);
+        lf.register(p as u64, len as u64).unwrap();
+        lf.copy(p as u64 + PAGE as u64, &[1u8; PAGE], |_, _| {
+            panic!("nothing was present")
+        })
+        .unwrap();
+        // SAFETY: the page filled just now, writable.
+        unsafe { *p.add(PAGE + 5) = 99 };
+        let mut seen = 0;
+        lf.copy(p as u64, &vec![7u8; len], |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+        // SAFETY: all three pages are present and readable now.
+        unsafe {
+            assert_eq!(*p.add(5), 7);
+            assert_eq!(*p.add(PAGE + 5), 99);
+            assert_eq!(*p.add(2 * PAGE + 5), 7);
+            libc::munmap(p as *mut _, len);
+        }
     }
 }

@@ -343,13 +343,16 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // SAFETY: enclave heap memory (checked above), which the sim
             // host may read.
             let bytes = unsafe { std::slice::from_raw_parts(src as *const u8, len as usize) };
-            if a[4] == 1 {
+            if a[4] == 1 || a[4] == 2 {
                 let lf = host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?;
-                let overwrite = |at, page: &[u8]| {
+                let present = |at, page: &[u8]| {
+                    if a[4] == 1 {
+                        return Ok(());
+                    }
                     write_enclave(host, at, page)
                         .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
                 };
-                return match lf.copy(dst, bytes, overwrite) {
+                return match lf.copy(dst, bytes, present) {
                     Ok(()) => Ok((0, 0)),
                     Err(e) => Err(err(e.raw_os_error().unwrap_or(libc::EIO))),
                 };
