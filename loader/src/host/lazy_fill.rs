@@ -206,6 +206,16 @@ mod tests {
         p as *mut u8
     }
 
+    /// A userfaultfd, or None (said on stderr) where this machine refuses
+    /// one: the fallback is what the end-to-end tests run then.
+    fn opened() -> Option<LazyFill> {
+        let lf = LazyFill::open();
+        if let Err(e) = &lf {
+            eprintln!("userfaultfd unavailable here ({e}); the fallback is tested end to end");
+        }
+        lf.ok()
+    }
+
     fn resident(addr: *mut u8, len: usize) -> Vec<bool> {
         let mut v = vec![0u8; len / PAGE];
         // SAFETY: mincore over our own mapping into a vector of its pages.
@@ -219,12 +229,11 @@ mod tests {
     /// Filled pages hold the bytes and keep the mapping's protection;
     /// the others stay absent (a touch would raise SIGBUS, which the host
     /// kernel reports to a system call as EFAULT); a page already present
-    /// is overwritten; after unregistering, absent pages are ordinary
-    /// zero pages again.
+    /// is handed to the caller's `present`; after unregistering, absent
+    /// pages are ordinary zero pages again.
     #[test]
     fn pages_appear_only_when_filled() {
-        let Ok(lf) = LazyFill::open() else {
-            eprintln!("userfaultfd unavailable here; the fallback is tested end to end");
+        let Some(lf) = opened() else {
             return;
         };
         let len = 4 * PAGE;
@@ -285,8 +294,7 @@ mod tests {
     /// another protection) is filled whole.
     #[test]
     fn a_fill_may_span_several_areas() {
-        let Ok(lf) = LazyFill::open() else {
-            eprintln!("userfaultfd unavailable here; the fallback is tested end to end");
+        let Some(lf) = opened() else {
             return;
         };
         let len = 8 * PAGE;
@@ -320,8 +328,7 @@ mod tests {
     /// leave present pages, keeps what was written there.
     #[test]
     fn a_present_page_keeps_what_the_program_wrote() {
-        let Ok(lf) = LazyFill::open() else {
-            eprintln!("userfaultfd unavailable here; the fallback is tested end to end");
+        let Some(lf) = opened() else {
             return;
         };
         let len = 3 * PAGE;
