@@ -72,6 +72,21 @@ static void file_pages_before_first_touch(int fd)
     CHECK("pages made readable before their first touch hold the file", bad < 0, "byte %ld is %u", bad, n[bad]);
     munmap(n, 4 * PG);
 
+    /* a file mapping placed over another (as a dynamic loader places each
+     * segment over its first mapping of the whole file): the new one shows
+     * its own part of the file, over touched and untouched pages alike */
+    uint8_t *o = mmap(NULL, 8 * PG, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK("mmap 8 pages of the file", o != MAP_FAILED, "errno %s", strerror(errno));
+    (void)*(volatile uint8_t *)(o + PG);
+    uint8_t *o2 = mmap(o, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 16 * PG);
+    CHECK("MAP_FIXED a later part of the file over it", o2 == o, "got %p, want %p", (void *)o2, (void *)o);
+    bad = pattern_mismatch(o, 4 * PG, 16 * PG);
+    CHECK("the pages placed over show the later part", bad < 0, "byte %ld is %u", bad, o[bad]);
+    o[3] = 0x42;
+    bad = pattern_mismatch(o + 4 * PG, 4 * PG, 4 * PG);
+    CHECK("and the rest of the first mapping is unchanged", bad < 0 && o[3] == 0x42, "byte %ld", bad);
+    munmap(o, 8 * PG);
+
     /* a write to a read-only page not loaded yet */
     uint8_t *r = mmap(NULL, 2 * PG, PROT_READ, MAP_PRIVATE, fd, 0);
     int sig = store_faults(r + PG, 1);

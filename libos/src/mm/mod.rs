@@ -209,15 +209,21 @@ impl Mm {
         file_off: u64,
         file_len: u64,
     ) -> Result<u64, Errno> {
-        let start = self.map(place, len, 0, vma, false)?;
-        let end = start + align_up(len, PAGE);
-        let unfilled = match hc::lazy_pages(start, end - start, host_prot(prot)) {
-            Ok(u) => u,
-            Err(e) => {
-                let _ = self.unmap(start, end - start);
-                return Err(e);
+        let (start, unfilled) = match self.remap_host_filled(place, len, prot, &vma)? {
+            Some(start) => (start, Unfilled::HostFilled),
+            None => {
+                let start = self.map(place, len, 0, vma, false)?;
+                let size = align_up(len, PAGE);
+                match hc::lazy_pages(start, size, host_prot(prot)) {
+                    Ok(u) => (start, u),
+                    Err(e) => {
+                        let _ = self.unmap(start, size);
+                        return Err(e);
+                    }
+                }
             }
         };
+        let end = start + align_up(len, PAGE);
         log_fill_mode_once(unfilled);
         let mut g = self.inner.lock();
         let lz = Arc::new(LazyMap::new(
@@ -240,6 +246,56 @@ impl Mm {
             g.vmas.insert(s0, v);
         }
         Ok(start)
+    }
+
+    /// A file mapping placed exactly over pages the host fills already (a
+    /// dynamic loader maps each segment over its first mapping of the whole
+    /// file): those pages are emptied and given `prot` in one call and
+    /// stay the host's to fill, instead of being made ordinary and then
+    /// registered again. The new mapping's start, with `vma` in place
+    /// (protection 0 recorded, as `map` leaves it), or None if the pages
+    /// are anything else.
+    fn remap_host_filled(
+        &self,
+        place: Placement,
+        len: u64,
+        prot: u32,
+        vma: &Vma,
+    ) -> Result<Option<u64>, Errno> {
+        let Placement::Replace(start) = place else {
+            return Ok(None);
+        };
+        let Some(end) = start.checked_add(align_up(len, PAGE)) else {
+            return Ok(None);
+        };
+        let mut g = self.inner.lock();
+        if !start.is_multiple_of(PAGE) || len == 0 || start < g.vmas.lo || end > g.vmas.hi {
+            return Ok(None);
+        }
+        let mut at = start;
+        while at < end {
+            match g.vmas.find(at) {
+                Some((_, v))
+                    if v.lazy
+                        .as_ref()
+                        .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled) =>
+                {
+                    at = v.end
+                }
+                _ => return Ok(None),
+            }
+        }
+        for (s, v) in g.vmas.remove(start, end) {
+            if let Some(lz) = &v.lazy {
+                lz.retire(s, v.end);
+            }
+        }
+        hc::decommit(start, end - start, host_prot(prot), false)?;
+        let mut vma = vma.clone();
+        vma.end = end;
+        vma.prot = 0;
+        g.vmas.insert(start, vma);
+        Ok(Some(start))
     }
 
     /// Load the unloaded pages of lazy mappings in `[lo, hi)`.
