@@ -69,6 +69,11 @@ impl LazyMap {
         }
     }
 
+    /// Whether the host fills the pages (see `Unfilled::HostFilled`).
+    pub fn host_fills(&self) -> bool {
+        self.unfilled == Unfilled::HostFilled
+    }
+
     /// Note that the mapping is (or was) writable.
     pub fn mark_writable(&self) {
         self.ever_writable
@@ -89,30 +94,30 @@ impl LazyMap {
         (i < self.pages).then_some(i)
     }
 
+    /// The indices of this mapping's pages in `[lo, hi)`.
+    fn indices(&self, lo: u64, hi: u64) -> impl Iterator<Item = u64> + '_ {
+        (lo..hi)
+            .step_by(PAGE as usize)
+            .filter_map(|a| self.index(a))
+    }
+
     pub fn is_loaded(&self, addr: u64) -> bool {
         match self.index(addr) {
-            Some(i) => self.loaded.lock()[(i / 64) as usize] >> (i % 64) & 1 != 0,
+            Some(i) => bit(&self.loaded.lock(), i),
             None => true,
         }
     }
 
     /// Whether any page of `[lo, hi)` is loaded.
     pub fn any_loaded(&self, lo: u64, hi: u64) -> bool {
-        (lo..hi).step_by(PAGE as usize).any(|a| self.is_loaded(a))
+        let l = self.loaded.lock();
+        self.indices(lo, hi).any(|i| bit(&l, i))
     }
 
     pub fn set_loaded(&self, lo: u64, hi: u64, on: bool) {
         let mut l = self.loaded.lock();
-        let mut a = lo;
-        while a < hi {
-            if let Some(i) = self.index(a) {
-                if on {
-                    l[(i / 64) as usize] |= 1 << (i % 64);
-                } else {
-                    l[(i / 64) as usize] &= !(1 << (i % 64));
-                }
-            }
-            a += PAGE;
+        for i in self.indices(lo, hi) {
+            put_bit(&mut l, i, on);
         }
     }
 
@@ -127,17 +132,12 @@ impl LazyMap {
         fill: impl FnOnce() -> Result<(), Errno>,
     ) -> Result<bool, Errno> {
         let mut l = self.loaded.lock();
-        let pages = || {
-            (lo..hi)
-                .step_by(PAGE as usize)
-                .filter_map(|a| self.index(a))
-        };
-        if pages().any(|i| l[(i / 64) as usize] >> (i % 64) & 1 != 0) {
+        if self.indices(lo, hi).any(|i| bit(&l, i)) {
             return Ok(false);
         }
         fill()?;
-        for i in pages() {
-            l[(i / 64) as usize] |= 1 << (i % 64);
+        for i in self.indices(lo, hi) {
+            put_bit(&mut l, i, true);
         }
         Ok(true)
     }
@@ -198,5 +198,19 @@ impl LazyMap {
             self.file.read_for_map(self.file_off + rel, &mut dst[..n])?;
         }
         Ok(())
+    }
+}
+
+/// Bit `i` of a page bitmap.
+fn bit(bits: &[u64], i: u64) -> bool {
+    bits[(i / 64) as usize] >> (i % 64) & 1 != 0
+}
+
+fn put_bit(bits: &mut [u64], i: u64, on: bool) {
+    let word = &mut bits[(i / 64) as usize];
+    if on {
+        *word |= 1 << (i % 64);
+    } else {
+        *word &= !(1 << (i % 64));
     }
 }

@@ -104,6 +104,11 @@ fn log_fill_mode_once(unfilled: Unfilled) {
     }
 }
 
+/// Whether `v` is a lazy mapping whose pages the host fills.
+fn host_fills(v: &Vma) -> bool {
+    v.lazy.as_ref().is_some_and(|lz| lz.host_fills())
+}
+
 fn host_prot(prot: u32) -> u32 {
     prot & (PROT_READ | PROT_WRITE | PROT_EXEC)
 }
@@ -275,21 +280,11 @@ impl Mm {
         let mut at = start;
         while at < end {
             match g.vmas.find(at) {
-                Some((_, v))
-                    if v.lazy
-                        .as_ref()
-                        .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled) =>
-                {
-                    at = v.end
-                }
+                Some((_, v)) if host_fills(v) => at = v.end,
                 _ => return Ok(None),
             }
         }
-        for (s, v) in g.vmas.remove(start, end) {
-            if let Some(lz) = &v.lazy {
-                lz.retire(s, v.end);
-            }
-        }
+        Self::remove_retiring(&mut g, start, end);
         hc::decommit(start, end - start, host_prot(prot), false)?;
         let mut vma = vma.clone();
         vma.end = end;
@@ -381,11 +376,7 @@ impl Mm {
     pub fn bus_fault(&self, addr: u64, err: u64) -> Option<Fault> {
         let g = self.inner.lock();
         let (_, v) = g.vmas.find(addr)?;
-        let host_filled = v
-            .lazy
-            .as_ref()
-            .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled);
-        host_filled.then(|| self.fault_locked(&g, addr, err))
+        host_fills(v).then(|| self.fault_locked(&g, addr, err))
     }
 
     fn fault_locked(&self, g: &Inner, addr: u64, err: u64) -> Fault {
@@ -445,7 +436,7 @@ impl Mm {
                 continue;
             };
             let whole = lo >= vs && hi <= v.end && hi - lo == conf_abi::trusted::CHUNK_SIZE;
-            if !whole || (lo..hi).step_by(PAGE as usize).any(|p| lz.is_loaded(p)) {
+            if !whole || lz.any_loaded(lo, hi) {
                 continue;
             }
             // A chunk that cannot be loaded now fails on first touch, as
@@ -478,8 +469,7 @@ impl Mm {
                 .iter()
                 .filter_map(|(vs, v)| {
                     let lz = v.lazy.as_ref()?;
-                    if lz.unfilled != Unfilled::HostFilled || lz.file.trusted_index() != Some(file)
-                    {
+                    if !lz.host_fills() || lz.file.trusted_index() != Some(file) {
                         return None;
                     }
                     let (lo, hi) = lz.chunk_pages(chunk as u64)?;
@@ -506,19 +496,25 @@ impl Mm {
         Ok(())
     }
 
-    fn unmap_locked(&self, g: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
+    /// Take the areas in `[start, end)` out of the map, retiring the lazy
+    /// pages among them first (see `LazyMap::retire`).
+    fn remove_retiring(g: &mut Inner, start: u64, end: u64) -> Vec<(u64, Vma)> {
         let removed = g.vmas.remove(start, end);
+        for (s, v) in &removed {
+            if let Some(lz) = &v.lazy {
+                lz.retire(*s, v.end);
+            }
+        }
+        removed
+    }
+
+    fn unmap_locked(&self, g: &mut Inner, start: u64, end: u64) -> Result<(), Errno> {
+        let removed = Self::remove_retiring(g, start, end);
         // Give back each removed piece; contiguous pieces in one call,
         // which makes pages the host filled ordinary if any piece had them.
         let mut run: Option<(u64, u64, bool)> = None;
         for (s, v) in removed {
-            if let Some(lz) = &v.lazy {
-                lz.retire(s, v.end);
-            }
-            let host_filled = v
-                .lazy
-                .as_ref()
-                .is_some_and(|lz| lz.unfilled == Unfilled::HostFilled);
+            let host_filled = host_fills(&v);
             match run {
                 Some((rs, re, hf)) if re == s => run = Some((rs, v.end, hf || host_filled)),
                 Some((rs, re, hf)) => {
@@ -861,7 +857,7 @@ impl Mm {
         if end > v.end {
             return Err(Errno::EFAULT);
         }
-        if lz.unfilled == Unfilled::HostFilled {
+        if lz.host_fills() {
             hc::replace_pages(addr, bytes)?;
             lz.set_loaded(addr, end, true);
             lz.mark_writable();
