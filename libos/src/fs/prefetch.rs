@@ -266,14 +266,12 @@ fn verify(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -
         let Some(f) = f else {
             continue;
         };
-        IN_PROGRESS.store(in_progress_key(h.file, h.chunk), Ordering::Release);
-        let verified = f.verified_chunk(h.chunk as u64);
-        let Some(b) = verified else {
-            IN_PROGRESS.store(0, Ordering::Release);
+        // Until the end of this round: into a mapping or `READY` first.
+        let _verifying = Verifying::start(h);
+        let Some(b) = f.verified_chunk(h.chunk as u64) else {
             continue;
         };
         if install == Install::IntoMappings && install_now(h, &b) {
-            IN_PROGRESS.store(0, Ordering::Release);
             continue;
         }
         bytes += b.len();
@@ -281,9 +279,23 @@ fn verify(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -
             break;
         }
         READY.lock().insert((h.file, h.chunk), b);
+    }
+}
+
+/// `IN_PROGRESS` names a chunk while this lives.
+struct Verifying;
+
+impl Verifying {
+    fn start(h: FillHint) -> Verifying {
+        IN_PROGRESS.store(in_progress_key(h.file, h.chunk), Ordering::Release);
+        Verifying
+    }
+}
+
+impl Drop for Verifying {
+    fn drop(&mut self) {
         IN_PROGRESS.store(0, Ordering::Release);
     }
-    IN_PROGRESS.store(0, Ordering::Release);
 }
 
 /// Put a verified chunk into the program's mappings that show it (see
