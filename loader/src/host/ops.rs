@@ -23,9 +23,16 @@ fn err(e: i32) -> Reply {
 }
 
 fn last_err() -> Reply {
-    err(std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO))
+    io_err(&std::io::Error::last_os_error())
+}
+
+fn io_err(e: &std::io::Error) -> Reply {
+    err(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A protection argument: read, write and execute bits only.
+fn prot_arg(v: u64) -> i32 {
+    v as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)
 }
 
 fn sys(r: i64) -> Reply {
@@ -354,18 +361,18 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                 };
                 return match lf.copy(dst, bytes, present) {
                     Ok(()) => Ok((0, 0)),
-                    Err(e) => Err(err(e.raw_os_error().unwrap_or(libc::EIO))),
+                    Err(e) => Err(io_err(&e)),
                 };
             }
             // Written whatever the pages' protection: they become
             // accessible only afterwards.
             write_enclave(host, dst, bytes)?;
-            let prot = a[3] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            let prot = prot_arg(a[3]);
             sys(unsafe { libc::mprotect(dst as *mut _, len as usize, prot) } as i64)
         }
         Ocall::LazyPages => {
             heap_range(host, a[0], a[1])?;
-            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            let prot = prot_arg(a[2]);
             let Some(lf) = host.lazy_fill() else {
                 return Ok((0, 0));
             };
@@ -391,16 +398,16 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
         }
         Ocall::Mprotect => {
             heap_range(host, a[0], a[1])?;
-            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            let prot = prot_arg(a[2]);
             sys(unsafe { libc::mprotect(a[0] as *mut _, a[1] as usize, prot) } as i64)
         }
         Ocall::Decommit => {
             heap_range(host, a[0], a[1])?;
-            let prot = a[2] as i32 & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            let prot = prot_arg(a[2]);
             if a[3] == 1 {
                 if let Some(lf) = host.lazy_fill() {
                     if let Err(e) = lf.unregister(a[0], a[1]) {
-                        return Err(err(e.raw_os_error().unwrap_or(libc::EIO)));
+                        return Err(io_err(&e));
                     }
                 }
             }
