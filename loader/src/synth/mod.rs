@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use conf_manifest::{EnvValue, Manifest, Mount, MountKind, TrustedEntry};
 
+mod ask;
 mod cache;
 mod closure;
 mod cwd;
@@ -192,7 +193,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     // The program, and the #! interpreters in front of it.
     let mut entrypoint = exec::find_program(&args[0], &cwd, opts.path_env.as_deref())?;
     if let Some(sh) = shim::detect(&entrypoint) {
-        match shim::resolve(&sh, &opts.cwd, &opts.env) {
+        match shim::resolve_cached(&sh, &opts.cwd, &opts.env, &cache_dir) {
             Ok(real) => {
                 notes.push(format!(
                     "{entrypoint} is a {} shim: running {real}, the program it selects",

@@ -15,13 +15,13 @@
 //! asks again.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::ask::{self, NoAnswer};
 use super::cache::{self, Stamp};
 use super::paths::{file_name, parent};
 use super::SynthError;
@@ -215,45 +215,22 @@ fn probe(python: &str, env: &BTreeMap<String, String>) -> Result<PythonTree, Syn
         python: python.into(),
         reason,
     };
-    let mut child = Command::new(python)
-        .args(["-S", "-c", PROBE])
-        .env_clear()
-        .envs(env)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("it could not be started ({e})")))?;
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut o = Vec::new();
-        let mut e = Vec::new();
-        let err_reader = std::thread::spawn(move || {
-            let _ = err.read_to_end(&mut e);
-            e
-        });
-        let _ = out.read_to_end(&mut o);
-        let e = err_reader.join().unwrap_or_default();
-        let status = child.wait();
-        let _ = tx.send((status, o, e));
-    });
-    let (status, stdout, stderr) = match rx.recv_timeout(PROBE_TIMEOUT) {
-        Ok(r) => r,
-        Err(_) => {
-            // SAFETY: `pid` is our child, not yet reaped (the waiting
-            // thread has not returned); kill has no memory effects.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            return Err(fail(format!(
-                "it did not finish within {} s",
-                PROBE_TIMEOUT.as_secs()
-            )));
-        }
-    };
-    let status = status.map_err(|e| fail(format!("waiting for it failed ({e})")))?;
+    let answer = ask::ask(
+        Command::new(python)
+            .args(["-S", "-c", PROBE])
+            .env_clear()
+            .envs(env)
+            .current_dir("/"),
+        PROBE_TIMEOUT,
+    )
+    .map_err(|e| {
+        fail(match e {
+            NoAnswer::Start(e) => format!("it could not be started ({e})"),
+            NoAnswer::Timeout => format!("it did not finish within {} s", PROBE_TIMEOUT.as_secs()),
+            NoAnswer::Wait(e) => format!("waiting for it failed ({e})"),
+        })
+    })?;
+    let (status, stdout, stderr) = (answer.status, answer.stdout, answer.stderr);
     let stdout = String::from_utf8_lossy(&stdout);
     let line = stdout.lines().rev().find_map(|l| l.strip_prefix(MARKER));
     let Some(line) = line.filter(|_| status.success()) else {
