@@ -19,6 +19,7 @@ pub use conf_abi::manifest::{EnvValue, LogLevel, Mount, MountKind, OcallMode, Re
 pub use conf_abi::trusted::Digest32;
 
 mod cache;
+mod cache_dir;
 mod emit;
 mod error;
 mod hash;
@@ -28,6 +29,7 @@ mod resolve;
 mod size;
 mod snapshot;
 
+pub use cache_dir::{keep_newest, mark_used};
 pub use snapshot::Unchecked;
 mod template;
 

@@ -41,6 +41,10 @@ use sha2::{Digest, Sha256};
 use crate::{ChunkIndex, Digest32, Manifest, Resolution, ResolveStats};
 
 const MAGIC: &[u8; 8] = b"CONFSNP3";
+/// Most snapshots kept (one per manifest and working directory), and most
+/// bytes they take together; the least recently used go first.
+const MAX_SNAPSHOTS: usize = 64;
+const MAX_SNAPSHOT_BYTES: u64 = 512 << 20;
 
 /// What `lstat` says about a path; equal stamps mean "unchanged".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -449,6 +453,7 @@ pub(crate) fn store(cache_dir: &Path, key: &str, looked: &Looked, res: &Resoluti
     if std::fs::write(&tmp, &w.0).is_ok() && std::fs::rename(&tmp, &path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    crate::cache_dir::keep_newest(dir, "", MAX_SNAPSHOTS, MAX_SNAPSHOT_BYTES);
 }
 
 /// The saved resolution for `key`, if every stamp still matches (with
@@ -461,7 +466,8 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     // place, never changed where they are, so the mapping's bytes stay put.
     // (A file truncated under us by someone else would end conf-run with
     // SIGBUS: the cache directory is the user's own.)
-    let data = Arc::new(unsafe { memmap2::Mmap::map(&std::fs::File::open(&file).ok()?) }.ok()?);
+    let opened = std::fs::File::open(&file).ok()?;
+    let data = Arc::new(unsafe { memmap2::Mmap::map(&opened) }.ok()?);
     if data.len() < 8 + 8 || &data[..8] != MAGIC {
         return None;
     }
@@ -532,6 +538,7 @@ pub(crate) fn load(cache_dir: &Path, key: &str, threads: usize, defer: bool) -> 
     {
         return None;
     }
+    crate::cache_dir::mark_used(&opened);
     let bytes = manifest.trusted_files.total_size();
     let stats = ResolveStats {
         files: manifest.trusted_files.len(),

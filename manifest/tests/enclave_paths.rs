@@ -625,6 +625,50 @@ fn snapshots_serve_other_environments_and_arguments() {
     assert_eq!(b.manifest.encode(), full.manifest.encode());
 }
 
+/// Every working directory a program starts in makes a snapshot of its
+/// own: they must not pile up, and the one in use must stay.
+#[test]
+fn snapshots_are_bounded_and_the_one_in_use_stays() {
+    let f = fixture();
+    std::thread::sleep(Duration::from_millis(1100)); // old enough to snapshot
+    let in_dir = |d: usize| Manifest {
+        start_dir: format!("/dir{d}"),
+        ..f.manifest(&["usr", "lib"])
+    };
+    let snapshots = || {
+        std::fs::read_dir(f.cache.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect::<Vec<_>>()
+    };
+    for d in 1..64 {
+        resolve(&in_dir(d), &f.opts()).unwrap();
+    }
+    let before = snapshots();
+    resolve(&in_dir(0), &f.opts()).unwrap();
+    let first: Vec<_> = snapshots()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(first.len(), 1);
+    // The oldest of all, then used again: it must outlive those made since.
+    let old = std::time::SystemTime::now() - Duration::from_secs(86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&first[0])
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    resolve(&in_dir(0), &f.opts()).unwrap();
+    for d in 64..70 {
+        resolve(&in_dir(d), &f.opts()).unwrap();
+    }
+    let now = snapshots();
+    assert!(now.len() <= 64, "{} snapshots kept", now.len());
+    assert!(now.len() >= 60, "only {} snapshots kept", now.len());
+    assert!(now.contains(&first[0]), "the snapshot in use was removed");
+}
+
 #[test]
 fn mount_points_need_no_host_directory() {
     // A chroot mount over a tmpfs (what zero-config does for a project in

@@ -31,6 +31,9 @@ pub fn publish(host: &Host, entries: &[u8]) {
         if std::fs::write(&tmp, entries).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        if let Some(dir) = path.parent() {
+            conf_manifest::keep_newest(dir, "", MAX_FILES, MAX_BYTES);
+        }
     }
 }
 
@@ -43,7 +46,7 @@ pub fn read(host: &Host, out: &mut [u8]) -> usize {
         }
         return host.processes.get().map_or(0, |c| c.get_hints(out));
     }
-    let Some(b) = file(host).and_then(|p| std::fs::read(p).ok()) else {
+    let Some(b) = file(host).and_then(|p| read_marking_used(&p)) else {
         return 0;
     };
     let size = conf_abi::ocall::FillHint::SIZE;
@@ -51,6 +54,22 @@ pub fn read(host: &Host, out: &mut [u8]) -> usize {
     out[..n].copy_from_slice(&b[..n]);
     let _ = READ.set(b[..n].to_vec());
     n
+}
+
+/// Most programs' hints kept (each a few KB), and most bytes; the least
+/// recently used go first.
+const MAX_FILES: usize = 256;
+const MAX_BYTES: u64 = 16 << 20;
+
+/// The file at `path`, marked as used (a program's hints are rewritten
+/// only when they change).
+fn read_marking_used(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut b = Vec::new();
+    f.read_to_end(&mut b).ok()?;
+    conf_manifest::mark_used(&f);
+    Some(b)
 }
 
 /// The hints the run's first process read at boot.

@@ -9,7 +9,7 @@
 //! ignored and rewritten; a cache that cannot be written costs speed, never
 //! correctness.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,10 @@ pub(crate) fn record_path_as(dir: &Path, kind: &str, key: &str, ext: &str) -> Pa
 }
 
 pub(crate) fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
-    let data = std::fs::read(path).ok()?;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).ok()?;
+    conf_manifest::mark_used(&f);
     serde_json::from_slice(&data).ok()
 }
 
@@ -84,24 +87,11 @@ pub(crate) fn store<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()>
     )
 }
 
-/// Keep the `keep` most recently written records whose names start with
+/// Keep the `keep` most recently used records whose names start with
 /// `prefix` in the directory of `path`, removing the others.
 pub(crate) fn keep_newest(path: &Path, prefix: &str, keep: usize) {
-    let Some(dir) = path.parent() else { return };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut records: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    if records.len() <= keep {
-        return;
-    }
-    records.sort_by_key(|r| std::cmp::Reverse(r.0));
-    for (_, old) in &records[keep..] {
-        let _ = std::fs::remove_file(old);
+    if let Some(dir) = path.parent() {
+        conf_manifest::keep_newest(dir, prefix, keep, u64::MAX);
     }
 }
 
