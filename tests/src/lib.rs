@@ -168,7 +168,7 @@ pub fn conf_lines(text: &str) -> Vec<&str> {
 /// program, how many file chunks it took verified ahead (the LibOS's
 /// "prefetch: the program loaded N file chunks, M of them verified ahead,
 /// K before it touched them (W by the worker); V chunks verified as
-/// needed").
+/// needed, P pages filled").
 pub fn chunks_verified_ahead(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "file chunks, ")
 }
@@ -189,6 +189,12 @@ pub fn chunks_loaded_by_the_worker(stderr: &str) -> Vec<u64> {
 /// needed them (none of them verified ahead).
 pub fn chunks_verified_as_needed(stderr: &str) -> Vec<u64> {
     numbers_after(stderr, "by the worker); ")
+}
+
+/// The same line's P (after "V chunks verified as needed, "): file pages
+/// put into the program's mappings.
+pub fn pages_filled(stderr: &str) -> Vec<u64> {
+    numbers_after(stderr, "verified as needed, ")
 }
 
 /// The number after `marker` on each line of `text` that has one.

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use conf_e2e::{
     assert_exit, chunks_loaded_before_touch, chunks_loaded_by_the_worker, chunks_verified_ahead,
-    chunks_verified_as_needed, conf_lines, host_time, pattern, process::clip, run_with_timeout,
-    two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
+    chunks_verified_as_needed, conf_lines, host_time, pages_filled, pattern, process::clip,
+    run_with_timeout, two_cpus, Manifest, Output, Sandbox, Variant, RUN_TIMEOUT,
 };
 
 const TRUSTED_SIZE: usize = 200_000;
@@ -472,12 +472,18 @@ fn prefetch(variant: Variant) {
     assert_eq!(ahead(&first), vec![0], "first start:\n{}", first.describe());
     let second = c.check(0);
     passed(&second);
+    // The second start learns which pages of each chunk the program uses
+    // (it fills them one by one, see `pagemask`); from the third on, the
+    // worker's chunks go in before the program touches them.
+    let third = c.check(0);
+    passed(&third);
     if two_cpus() {
         assert!(
             worker_chunks_used(&second) > 0,
             "nothing verified ahead on the second start:\n{}",
             second.describe()
         );
+        let second = third;
         // The table's first touch loads its other chunks the worker has
         // verified (the program sleeps first, so it has verified them all).
         let before = chunks_loaded_before_touch(&second.stderr_str());
@@ -539,6 +545,49 @@ fn headmap(variant: Variant) {
         read_first, mapped,
         "reading the chunks before mapping them verified {read_first} chunks, mapping alone {mapped}"
     );
+}
+
+/// A program started again has only the pages of its file mappings filled
+/// that its last starts used: the first start fills whole chunks, the
+/// second learns which pages the program touches (one by one), and later
+/// starts fill those at the first touch of each chunk. A page the hints
+/// leave out still holds the file's bytes when touched. Both ways the host
+/// may fill pages.
+fn pagemask(variant: Variant) {
+    const PAGES: usize = 8 * 16;
+    let size = PAGES * 4096;
+    for fill in [Fill::Default, Fill::Inaccessible] {
+        let mut c = Case::new("pagemask", variant);
+        fill.apply(&mut c);
+        c.flags = vec!["--log-level", "debug"];
+        let data = c.sb.write("trusted/eight-chunks.bin", pattern(size));
+        c.manifest.trust(&data);
+        let run = |c: &mut Case, first: usize| {
+            c.args = vec![
+                data.to_str().unwrap().into(),
+                size.to_string(),
+                "4".into(),
+                first.to_string(),
+            ];
+            let out = c.check(0);
+            passed(&out);
+            let filled = pages_filled(&out.stderr_str());
+            assert_eq!(filled.len(), 1, "no prefetch line:\n{}", out.describe());
+            filled[0]
+        };
+        let whole = run(&mut c, 0);
+        run(&mut c, 0);
+        let learned = run(&mut c, 0);
+        // A quarter of the file's pages are touched: the rest, 96 pages,
+        // are no longer filled (the program's own pages are the same).
+        assert!(
+            learned + 90 <= whole,
+            "{fill:?}: {learned} pages filled after learning, {whole} at the first start"
+        );
+        // Other pages than those learned (checked by the program).
+        run(&mut c, 1);
+        run(&mut c, 2);
+    }
 }
 
 /// Zero-config carries the shell's environment into the manifest, and it
@@ -789,5 +838,6 @@ per_variant!(
     cpuid,
     prefetch,
     prefetch_zero_config,
-    headmap
+    headmap,
+    pagemask
 );

@@ -387,7 +387,7 @@ ocalls! {
     /// CPUID then keeps running natively.
     TrapCpuid = 93,
     /// Which trusted file chunks a program loaded as it started (`FillHint`
-    /// entries, 8 bytes each). a0 = 0: read them into data[a1..], at most a2
+    /// entries, 12 bytes each). a0 = 0: read them into data[a1..], at most a2
     /// → how many: for the run's first process, those of the last run of
     /// this manifest; for a child started ahead of need whose work has not
     /// come, those the run's last exec'd child published; none otherwise.
@@ -415,27 +415,32 @@ ocalls! {
 }
 
 /// One entry of `Ocall::FillHints`: a trusted file (its index in the
-/// resolved manifest's list) and a 64 KiB chunk of it.
+/// resolved manifest's list), a 64 KiB chunk of it, and which of the
+/// chunk's 16 pages the program had put into its mappings one by one (bit
+/// i: page i; 0: not known, the chunk was read or filled whole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FillHint {
     pub file: u32,
     pub chunk: u32,
+    pub pages: u16,
 }
 
 impl FillHint {
-    pub const SIZE: usize = 8;
+    pub const SIZE: usize = 12;
 
-    pub fn to_bytes(self) -> [u8; 8] {
-        let mut b = [0u8; 8];
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         b[..4].copy_from_slice(&self.file.to_le_bytes());
-        b[4..].copy_from_slice(&self.chunk.to_le_bytes());
+        b[4..8].copy_from_slice(&self.chunk.to_le_bytes());
+        b[8..10].copy_from_slice(&self.pages.to_le_bytes());
         b
     }
 
-    pub fn from_bytes(b: [u8; 8]) -> FillHint {
+    pub fn from_bytes(b: [u8; Self::SIZE]) -> FillHint {
         FillHint {
             file: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             chunk: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            pages: u16::from_le_bytes([b[8], b[9]]),
         }
     }
 }
@@ -454,6 +459,17 @@ mod tests {
             assert_eq!(l.data_offset % PAGE_SIZE, 0);
             assert_eq!(l.total_size, l.data_area_offset(n));
         }
+    }
+
+    #[test]
+    fn fill_hints_round_trip() {
+        let h = FillHint {
+            file: 0x0102_0304,
+            chunk: 0x0a0b_0c0d,
+            pages: 0x8421,
+        };
+        assert_eq!(FillHint::from_bytes(h.to_bytes()), h);
+        assert_eq!(h.to_bytes()[10..], [0, 0]);
     }
 
     #[test]

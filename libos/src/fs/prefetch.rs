@@ -27,6 +27,7 @@
 //! in the measured manifest, as on first touch.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -40,13 +41,19 @@ const MAX_HINTS: usize = 440;
 /// Most bytes kept verified ahead.
 const MAX_BYTES: usize = 16 << 20;
 
-/// Verified chunks not used yet: (file index, chunk) → bytes.
-static READY: SpinLock<BTreeMap<(u32, u32), Vec<u8>>> = SpinLock::new(BTreeMap::new());
+/// A verified chunk, and whether the program has used it (only a chunk
+/// whose pages are being learned stays after its first use: see
+/// `Fill::Pages`).
+type Verified = (Arc<Vec<u8>>, bool);
+
+/// Verified chunks by (file index, chunk).
+static READY: SpinLock<BTreeMap<(u32, u32), Verified>> = SpinLock::new(BTreeMap::new());
 /// The chunk the worker is verifying now (`in_progress_key`), or 0.
 static IN_PROGRESS: AtomicU64 = AtomicU64::new(0);
 /// Where each hinted chunk comes in the hints (the order the program
-/// loaded them at its last start).
-static HINT_ORDER: SpinLock<BTreeMap<(u32, u32), usize>> = SpinLock::new(BTreeMap::new());
+/// loaded them at its last start), and the pages of it the program put
+/// into its mappings one by one (`FillHint::pages`).
+static HINTED: SpinLock<BTreeMap<(u32, u32), (usize, u16)>> = SpinLock::new(BTreeMap::new());
 /// The program's thread has loaded a chunk this far into the hints: the
 /// worker, behind it, skips to here instead of verifying chunks it has
 /// passed (loaded already, or out of the order it loads them in now).
@@ -103,7 +110,7 @@ static TAKEN: AtomicU32 = AtomicU32::new(0);
 /// copied into `dst` (which must be its length) and forgotten.
 pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
     wait_if_in_progress(file, chunk);
-    match remove(file, chunk, dst.len()) {
+    match get(file, chunk, dst.len(), Keep::No) {
         Some(b) => {
             dst.copy_from_slice(&b);
             true
@@ -112,25 +119,82 @@ pub fn take(file: u32, chunk: u32, dst: &mut [u8]) -> bool {
     }
 }
 
+/// Whether a chunk stays verified after a use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// It is used once (read, or filled into a mapping).
+    No,
+    /// Its pages are filled one by one as the program touches them.
+    Yes,
+}
+
 /// Chunk `chunk` of trusted file `file`, if verified ahead and `len`
 /// bytes long: handed over (a file mapping fills its pages straight from
-/// it) and forgotten.
-pub fn take_whole(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
+/// it) and, unless `keep`, forgotten.
+pub fn take_whole(file: u32, chunk: u32, len: usize, keep: Keep) -> Option<Arc<Vec<u8>>> {
     wait_if_in_progress(file, chunk);
-    let b = remove(file, chunk, len)?;
+    let b = get(file, chunk, len, keep)?;
     loaded(file, chunk);
     Some(b)
 }
 
-/// Chunk `chunk` of `file` out of `READY`, if it is there and `len` bytes.
-fn remove(file: u32, chunk: u32, len: usize) -> Option<Vec<u8>> {
+/// Chunk `chunk` of `file` from `READY`, if it is there and `len` bytes;
+/// left there if `keep`.
+fn get(file: u32, chunk: u32, len: usize, keep: Keep) -> Option<Arc<Vec<u8>>> {
     let mut r = READY.lock();
-    if r.get(&(file, chunk))?.len() != len {
+    let (b, used) = r.get_mut(&(file, chunk))?;
+    if b.len() != len {
         return None;
     }
-    let b = r.remove(&(file, chunk))?;
-    TAKEN.fetch_add(1, Ordering::Relaxed);
+    if !*used {
+        TAKEN.fetch_add(1, Ordering::Relaxed);
+    }
+    *used = true;
+    let b = b.clone();
+    if keep == Keep::No {
+        r.remove(&(file, chunk));
+    }
     Some(b)
+}
+
+/// Keep chunk `chunk` of `file`, verified just now by the program's thread,
+/// for the faults on its other pages (see `Fill::Pages`).
+pub fn keep_for_pages(file: u32, chunk: u32, bytes: Arc<Vec<u8>>) {
+    let mut r = READY.lock();
+    // Past the bound, the other pages are read and verified again.
+    if r.len() < MAX_BYTES / conf_abi::trusted::CHUNK_SIZE as usize {
+        r.insert((file, chunk), (bytes, true));
+    }
+}
+
+/// How a first touch of a chunk of a trusted file in a mapping fills it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// All its pages in the mapping: nothing is known of which the program
+    /// uses (no hint for the chunk).
+    Whole,
+    /// These pages (`FillHint::pages`) and the one touched: those the
+    /// program used at its last start. Other pages are filled as they are
+    /// touched, one by one, and the next start fills them too. With no
+    /// pages known (0) the pages are learned: each is filled as it is
+    /// touched, and the chunk kept verified meanwhile.
+    Pages(u16),
+}
+
+/// How a first touch of chunk `chunk` of trusted file `file` fills it.
+pub fn fill_plan(file: u32, chunk: u32) -> Fill {
+    match HINTED.lock().get(&(file, chunk)) {
+        Some(&(_, pages)) => Fill::Pages(pages),
+        None => Fill::Whole,
+    }
+}
+
+/// File pages put into mappings (for the debug log).
+static PAGES_FILLED: AtomicU32 = AtomicU32::new(0);
+
+/// Note that `n` pages of a file mapping were filled.
+pub fn pages_filled(n: u32) {
+    PAGES_FILLED.fetch_add(n, Ordering::Relaxed);
 }
 
 /// The chunks of trusted file `file` verified ahead and not used yet.
@@ -140,20 +204,44 @@ pub fn ready_chunks(file: u32) -> Vec<u32> {
         return Vec::new();
     }
     r.range((file, 0)..=(file, u32::MAX))
+        .filter(|(_, (_, used))| !used)
         .map(|(&(_, chunk), _)| chunk)
         .collect()
 }
 
 /// Note that a chunk was loaded (for this process's hints).
 pub fn loaded(file: u32, chunk: u32) {
-    if let Some(&at) = HINT_ORDER.lock().get(&(file, chunk)) {
+    loaded_pages(file, chunk, 0);
+}
+
+/// Note that `pages` of a chunk (`FillHint::pages`) were put into a
+/// mapping one by one.
+pub fn loaded_pages(file: u32, chunk: u32, pages: u16) {
+    if let Some(&(at, _)) = HINTED.lock().get(&(file, chunk)) {
         PROGRAM_AT.fetch_max(at + 1, Ordering::Relaxed);
     }
     let mut l = LOADED.lock();
-    let h = FillHint { file, chunk };
-    if l.1 && l.0.len() < MAX_HINTS && !l.0.contains(&h) {
-        l.0.push(h);
+    if !l.1 {
+        return;
     }
+    let hints = &mut l.0;
+    if let Some(h) = hints
+        .iter_mut()
+        .find(|h| (h.file, h.chunk) == (file, chunk))
+    {
+        h.pages |= pages;
+    } else if hints.len() < MAX_HINTS {
+        hints.push(FillHint { file, chunk, pages });
+    }
+}
+
+/// Whether the program has loaded chunk `chunk` of `file` since its exec.
+fn was_loaded(file: u32, chunk: u32) -> bool {
+    LOADED
+        .lock()
+        .0
+        .iter()
+        .any(|h| (h.file, h.chunk) == (file, chunk))
 }
 
 /// A new program starts: its loads are what the next process to exec it
@@ -175,12 +263,13 @@ pub fn publish() {
         l.0.clone()
     };
     crate::debug!(
-        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them ({} by the worker); {} chunks verified as needed",
+        "prefetch: the program loaded {} file chunks, {} of them verified ahead, {} before it touched them ({} by the worker); {} chunks verified as needed, {} pages filled",
         hints.len(),
         TAKEN.load(Ordering::Relaxed),
         LOADED_AHEAD.load(Ordering::Relaxed),
         INSTALLED.load(Ordering::Relaxed),
-        ON_DEMAND.load(Ordering::Relaxed)
+        ON_DEMAND.load(Ordering::Relaxed),
+        PAGES_FILLED.load(Ordering::Relaxed)
     );
     let _ = crate::host::calls::put_fill_hints(&hints);
 }
@@ -191,12 +280,14 @@ static HINTS: SpinLock<Vec<FillHint>> = SpinLock::new(Vec::new());
 /// A program is about to start: verify the chunks the hints name on a
 /// worker thread (if there are hints, two CPUs, and a free thread slot).
 pub fn start() {
-    if crate::boot::host_cpus() < 2 {
-        return;
-    }
     let Some(hints) = hints() else {
         return;
     };
+    // Which pages to fill counts on one CPU too.
+    learn_order(&hints);
+    if crate::boot::host_cpus() < 2 {
+        return;
+    }
     *HINTS.lock() = hints;
     if crate::process::threads::spawn_worker(verify_hinted).is_err() {
         HINTS.lock().clear();
@@ -225,6 +316,7 @@ pub fn verify_while_waiting() {
     let Some(hints) = hints() else {
         return;
     };
+    learn_order(&hints);
     let mut n = 0u32;
     verify(hints, Install::Keep, || {
         n += 1;
@@ -239,22 +331,26 @@ fn hints() -> Option<Vec<FillHint>> {
         .filter(|h| !h.is_empty())
 }
 
+/// Note where each hinted chunk comes and which of its pages to fill.
+fn learn_order(hints: &[FillHint]) {
+    *HINTED.lock() = hints
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ((h.file, h.chunk), (i, h.pages)))
+        .collect();
+}
+
 fn verify(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -> bool) {
     let m = &crate::boot::enclave().manifest;
     let ns = super::policy::ns();
     let mut open: BTreeMap<u32, Option<TrustedFile>> = BTreeMap::new();
     let mut bytes = 0usize;
-    *HINT_ORDER.lock() = hints
-        .iter()
-        .enumerate()
-        .map(|(i, h)| ((h.file, h.chunk), i))
-        .collect();
     for (at, h) in hints.into_iter().enumerate() {
         if !keep_going() {
             break;
         }
         // Behind the program's thread, or already loaded by it.
-        if at < PROGRAM_AT.load(Ordering::Relaxed) || LOADED.lock().0.contains(&h) {
+        if at < PROGRAM_AT.load(Ordering::Relaxed) || was_loaded(h.file, h.chunk) {
             continue;
         }
         let Some(entry) = m.trusted_files.get(h.file as usize) else {
@@ -271,14 +367,16 @@ fn verify(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -
         let Some(b) = f.verified_chunk(h.chunk as u64) else {
             continue;
         };
-        if install == Install::IntoMappings && install_now(h, &b) {
+        // A chunk whose pages are being learned waits for the program's
+        // touches.
+        if install == Install::IntoMappings && h.pages != 0 && install_now(h, &b) {
             continue;
         }
         bytes += b.len();
         if bytes > MAX_BYTES {
             break;
         }
-        READY.lock().insert((h.file, h.chunk), b);
+        READY.lock().insert((h.file, h.chunk), (Arc::new(b), false));
     }
 }
 
@@ -298,14 +396,14 @@ impl Drop for Verifying {
     }
 }
 
-/// Put a verified chunk into the program's mappings that show it (see
-/// `Mm::install_verified`): whether any did.
+/// Put the hinted pages of a verified chunk into the program's mappings
+/// that show it (see `Mm::install_verified`): whether any did.
 fn install_now(h: FillHint, bytes: &[u8]) -> bool {
     let mm = &crate::process::process().mm;
-    if !mm.install_verified(h.file, h.chunk, bytes) {
+    if !mm.install_verified(h.file, h.chunk, bytes, h.pages) {
         return false;
     }
-    loaded(h.file, h.chunk);
+    loaded_pages(h.file, h.chunk, h.pages);
     loaded_before_touch();
     INSTALLED.fetch_add(1, Ordering::Relaxed);
     true

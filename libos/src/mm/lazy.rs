@@ -19,6 +19,7 @@ use conf_abi::trusted::CHUNK_SIZE;
 use conf_abi::Errno;
 
 use super::vmas::PAGE;
+use crate::fs::prefetch::Keep;
 use crate::fs::File;
 use crate::host::calls::Unfilled;
 use crate::sync::SpinLock;
@@ -172,10 +173,40 @@ impl LazyMap {
         Some((lo & !(PAGE - 1), (hi + PAGE - 1) & !(PAGE - 1)))
     }
 
+    /// The chunk of the file behind the page at `addr`.
+    pub fn chunk_of(&self, addr: u64) -> u64 {
+        (self.file_off + (addr - self.start)) / CHUNK_SIZE
+    }
+
+    /// The bit of the page at `addr` among its chunk's pages
+    /// (`FillHint::pages`).
+    pub fn page_bit(&self, addr: u64) -> u16 {
+        let off = self.file_off + (addr - self.start);
+        1 << ((off % CHUNK_SIZE) / PAGE)
+    }
+
+    /// The runs of pages in `[lo, hi)` (pages of one chunk) whose bit is
+    /// in `pages` and that are not loaded.
+    pub fn unloaded_runs(&self, lo: u64, hi: u64, pages: u16) -> Vec<(u64, u64)> {
+        let l = self.loaded.lock();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for i in self.indices(lo, hi) {
+            let a = self.start + i * PAGE;
+            if self.page_bit(a) & pages == 0 || bit(&l, i) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, end)) if *end == a => *end = a + PAGE,
+                _ => runs.push((a, a + PAGE)),
+            }
+        }
+        runs
+    }
+
     /// The bytes of `[lo, hi)` if they are exactly one whole chunk of the
     /// file that `fs/prefetch.rs` verified ahead: handed over, so filling
     /// the pages needs no buffer to clear and copy into.
-    pub fn take_verified(&self, lo: u64, hi: u64) -> Option<Vec<u8>> {
+    pub fn take_verified(&self, lo: u64, hi: u64, keep: Keep) -> Option<Arc<Vec<u8>>> {
         let rel = lo.checked_sub(self.start)?;
         let off = self.file_off + rel;
         if hi - lo != CHUNK_SIZE
@@ -185,7 +216,7 @@ impl LazyMap {
             return None;
         }
         let file = self.file.trusted_index()?;
-        crate::fs::prefetch::take_whole(file, (off / CHUNK_SIZE) as u32, CHUNK_SIZE as usize)
+        crate::fs::prefetch::take_whole(file, (off / CHUNK_SIZE) as u32, CHUNK_SIZE as usize, keep)
     }
 
     /// The bytes of `[lo, lo + dst.len())` from the file into `dst` (zero

@@ -21,6 +21,7 @@ use crate::sync::SpinLock;
 use crate::util::{align_down, align_up};
 pub use vmas::{Vma, VmaName, Vmas, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 
+use crate::fs::prefetch::{Fill, Keep};
 use crate::host::calls::Unfilled;
 use alloc::sync::Arc;
 use lazy::LazyMap;
@@ -328,7 +329,7 @@ impl Mm {
     /// until they hold their verified bytes: made writable in place,
     /// another thread could read them half filled without faulting.
     fn load_run(lz: &LazyMap, prot: u32, a: u64, b: u64) -> Result<(), Errno> {
-        let buf = match lz.take_verified(a, b) {
+        let buf = match lz.take_verified(a, b, Keep::No) {
             Some(chunk) => chunk,
             // The prefetch worker put the chunk in while this thread
             // waited for it.
@@ -336,25 +337,71 @@ impl Mm {
             None => {
                 let mut buf = alloc::vec![0u8; (b - a) as usize];
                 lz.fill_into(a, &mut buf)?;
-                buf
+                Arc::new(buf)
             }
         };
-        lz.fill_unloaded(a, b, || {
-            match hc::fill_pages(a, &buf, host_prot(prot), lz.unfilled) {
-                // A host that cannot (no /proc in a chroot): writable in
-                // place, which another thread may see half filled for the
-                // copy.
-                Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
-                    hc::mprotect(a, b - a, PROT_READ | PROT_WRITE)?;
-                    // SAFETY: [a, b) is program memory made writable just now.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(buf.as_ptr(), a as *mut u8, buf.len())
-                    };
-                    hc::mprotect(a, b - a, host_prot(prot))
-                }
-                r => r,
+        lz.fill_unloaded(a, b, || Self::fill_run(lz, prot, a, &buf))?;
+        Ok(())
+    }
+
+    /// Put `bytes` into the unloaded pages at `a` of a lazy mapping, with
+    /// protection `prot`.
+    fn fill_run(lz: &LazyMap, prot: u32, a: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let len = bytes.len() as u64;
+        crate::fs::prefetch::pages_filled(len.div_ceil(PAGE) as u32);
+        match hc::fill_pages(a, bytes, host_prot(prot), lz.unfilled) {
+            // A host that cannot (no /proc in a chroot): writable in place,
+            // which another thread may see half filled for the copy.
+            Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
+                hc::mprotect(a, len, PROT_READ | PROT_WRITE)?;
+                // SAFETY: [a, a + len) is program memory made writable just now.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), a as *mut u8, bytes.len())
+                };
+                hc::mprotect(a, len, host_prot(prot))
             }
-        })?;
+            r => r,
+        }
+    }
+
+    /// Load the pages of `[lo, hi)` (the pages of chunk `chunk` of trusted
+    /// file `file` that a lazy mapping shows) whose bits are in `pages`
+    /// (see `prefetch::Fill::Pages`), unless loaded already. `keep`: the
+    /// chunk's pages are being learned, so keep it verified for the next.
+    fn load_pages(
+        lz: &LazyMap,
+        prot: u32,
+        (lo, hi): (u64, u64),
+        (file, chunk): (u32, u32),
+        pages: u16,
+        keep: Keep,
+    ) -> Result<(), Errno> {
+        let runs = lz.unloaded_runs(lo, hi, pages);
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let bytes = match lz.take_verified(lo, hi, keep) {
+            Some(b) => b,
+            None => {
+                let mut buf = alloc::vec![0u8; (hi - lo) as usize];
+                lz.fill_into(lo, &mut buf)?;
+                let b = Arc::new(buf);
+                if keep == Keep::Yes && hi - lo == conf_abi::trusted::CHUNK_SIZE {
+                    crate::fs::prefetch::keep_for_pages(file, chunk, b.clone());
+                }
+                b
+            }
+        };
+        let mut filled = 0u16;
+        for (a, b) in runs {
+            let src = &bytes[(a - lo) as usize..(b - lo) as usize];
+            if lz.fill_unloaded(a, b, || Self::fill_run(lz, prot, a, src))? {
+                filled |= (a..b)
+                    .step_by(PAGE as usize)
+                    .fold(0, |m, p| m | lz.page_bit(p));
+            }
+        }
+        crate::fs::prefetch::loaded_pages(file, chunk, filled);
         Ok(())
     }
 
@@ -405,7 +452,20 @@ impl Mm {
         }
         let (wlo, whi) = lz.window(addr);
         let (lo, hi) = (wlo.max(vs), whi.min(v.end));
-        match self.populate_locked(g, lo, hi) {
+        let chunk = lz.chunk_of(addr) as u32;
+        let plan = lz
+            .file
+            .trusted_index()
+            .map(|file| (file, crate::fs::prefetch::fill_plan(file, chunk)));
+        let loaded = match plan {
+            Some((file, Fill::Pages(pages))) => {
+                let keep = if pages == 0 { Keep::Yes } else { Keep::No };
+                let want = pages | lz.page_bit(addr);
+                Self::load_pages(lz, v.prot, (lo, hi), (file, chunk), want, keep)
+            }
+            _ => self.populate_locked(g, lo, hi),
+        };
+        match loaded {
             Ok(()) => {
                 Self::load_verified_ahead(vs, v, lz);
                 Fault::Resolved
@@ -440,8 +500,16 @@ impl Mm {
                 continue;
             }
             // A chunk that cannot be loaded now fails on first touch, as
-            // it would have without this.
-            if Self::load_run(lz, v.prot, lo, hi).is_ok() {
+            // it would have without this. One whose pages are being
+            // learned waits for the touches.
+            let loaded = match crate::fs::prefetch::fill_plan(file, chunk) {
+                Fill::Whole => Self::load_run(lz, v.prot, lo, hi),
+                Fill::Pages(0) => continue,
+                Fill::Pages(pages) => {
+                    Self::load_pages(lz, v.prot, (lo, hi), (file, chunk), pages, Keep::No)
+                }
+            };
+            if loaded.is_ok() {
                 crate::fs::prefetch::loaded_before_touch();
             }
         }
@@ -457,7 +525,7 @@ impl Mm {
     /// filled twice or after they are unmapped (`LazyMap::retire`). False
     /// if no mapping took it (none shows it yet, pages are kept
     /// inaccessible, or the program's thread held the address space).
-    pub fn install_verified(&self, file: u32, chunk: u32, bytes: &[u8]) -> bool {
+    pub fn install_verified(&self, file: u32, chunk: u32, bytes: &[u8], pages: u16) -> bool {
         let targets: Vec<(Arc<LazyMap>, u64, u64)> = {
             // Never wait for the program's thread: it may hold the lock
             // for a fault of its own (waiting for this very chunk), and
@@ -480,8 +548,14 @@ impl Mm {
         };
         let mut installed = false;
         for (lz, lo, hi) in targets {
-            let fill = || hc::fill_pages(lo, bytes, 0, Unfilled::HostFilled);
-            installed |= lz.fill_unloaded(lo, hi, fill) == Ok(true);
+            for (a, b) in lz.unloaded_runs(lo, hi, pages) {
+                let src = &bytes[(a - lo) as usize..(b - lo) as usize];
+                let fill = || {
+                    crate::fs::prefetch::pages_filled(((b - a) / PAGE) as u32);
+                    hc::fill_pages(a, src, 0, Unfilled::HostFilled)
+                };
+                installed |= lz.fill_unloaded(a, b, fill) == Ok(true);
+            }
         }
         installed
     }

@@ -119,15 +119,16 @@ fn name_of(host: &Host) -> Option<PathBuf> {
     // The resolution's key leaves out the environment and the arguments,
     // which do not change what a program loads as it starts (and change
     // from start to start under zero-config, which carries the shell's).
+    // "-v2": entries with page masks (`FillHint::SIZE` 12, was 8).
     if let Some(key) = host.hints_key.get() {
-        return Some(dir.join(key));
+        return Some(dir.join(format!("{key}-v2")));
     }
     let m = &host.child_spec.get()?.manifest;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     m.len().hash(&mut h);
     m[..m.len().min(65536)].hash(&mut h);
     m[m.len().saturating_sub(65536)..].hash(&mut h);
-    Some(dir.join(format!("{:016x}", h.finish())))
+    Some(dir.join(format!("{:016x}-v2", h.finish())))
 }
 
 #[cfg(test)]
@@ -138,7 +139,14 @@ mod tests {
     fn hints_are_the_same_in_any_order_but_not_with_one_more_or_less() {
         let e = |xs: &[(u32, u32)]| -> Vec<u8> {
             xs.iter()
-                .flat_map(|&(file, chunk)| conf_abi::ocall::FillHint { file, chunk }.to_bytes())
+                .flat_map(|&(file, chunk)| {
+                    conf_abi::ocall::FillHint {
+                        file,
+                        chunk,
+                        pages: 0,
+                    }
+                    .to_bytes()
+                })
                 .collect()
         };
         let a = e(&[(1, 0), (1, 1), (7, 3)]);
