@@ -358,7 +358,10 @@ ocalls! {
     /// protection they have (a3 is not used), and one already filled is
     /// left as it is (another thread filled it, and the program may have
     /// written it since). a4 = 2: the same, but pages already filled are
-    /// overwritten too (a forked child taking its parent's pages).
+    /// overwritten too (a forked child taking its parent's pages). a5, if
+    /// not 0: only the pages whose bits are set (bit i: page i of the
+    /// range, `page_runs`), the others are left as they are; one call for
+    /// the pages of a chunk the program uses.
     FillPages = 87,
     /// The run's private host directory for the AF_UNIX sockets the program
     /// binds in tmpfs (one per run, shared by all its processes, mode 0700,
@@ -414,6 +417,19 @@ ocalls! {
     LazyPages = 96,
 }
 
+/// The runs of set bits in `mask` (bit i: page i): (first page, pages).
+pub fn page_runs(mut mask: u64) -> impl Iterator<Item = (u64, u64)> {
+    core::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let first = mask.trailing_zeros() as u64;
+        let len = (mask >> first).trailing_ones() as u64;
+        mask &= !(((1u128 << (first + len)) - 1) as u64);
+        Some((first, len))
+    })
+}
+
 /// One entry of `Ocall::FillHints`: a trusted file (its index in the
 /// resolved manifest's list), a 64 KiB chunk of it, and which of the
 /// chunk's 16 pages the program had put into its mappings one by one (bit
@@ -459,6 +475,15 @@ mod tests {
             assert_eq!(l.data_offset % PAGE_SIZE, 0);
             assert_eq!(l.total_size, l.data_area_offset(n));
         }
+    }
+
+    #[test]
+    fn page_runs_are_the_set_bits() {
+        let runs = |m| page_runs(m).collect::<alloc::vec::Vec<_>>();
+        assert_eq!(runs(0), []);
+        assert_eq!(runs(0b1011_0110), [(1, 2), (4, 2), (7, 1)]);
+        assert_eq!(runs(u64::MAX), [(0, 64)]);
+        assert_eq!(runs(1 << 63 | 1), [(0, 1), (63, 1)]);
     }
 
     #[test]

@@ -289,23 +289,40 @@ pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32, unfilled: Unfilled) -> Res
         Unfilled::Inaccessible => 0,
         Unfilled::HostFilled => 1,
     };
-    fill_pages_call(addr, bytes, prot, mode)
+    fill_pages_call(addr, bytes, prot, mode, 0)
+}
+
+/// Put the pages of `bytes` whose bits are set in `mask` (bit i: page i)
+/// into pages at `addr` (see `Ocall::FillPages`, a5), leaving the others
+/// as they are.
+pub fn fill_some_pages(
+    addr: u64,
+    bytes: &[u8],
+    prot: u32,
+    unfilled: Unfilled,
+    mask: u64,
+) -> Result<(), Errno> {
+    let mode = match unfilled {
+        Unfilled::Inaccessible => 0,
+        Unfilled::HostFilled => 1,
+    };
+    fill_pages_call(addr, bytes, prot, mode, mask)
 }
 
 /// Put `bytes` into pages the host fills at `addr`, over those filled
 /// already too (a forked child taking its parent's pages).
 pub fn replace_pages(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    fill_pages_call(addr, bytes, 0, 2)
+    fill_pages_call(addr, bytes, 0, 2, 0)
 }
 
-fn fill_pages_call(addr: u64, bytes: &[u8], prot: u32, mode: u64) -> Result<(), Errno> {
+fn fill_pages_call(addr: u64, bytes: &[u8], prot: u32, mode: u64, mask: u64) -> Result<(), Errno> {
     let args = [
         addr,
         bytes.len() as u64,
         bytes.as_ptr() as u64,
         prot as u64,
         mode,
-        0,
+        mask,
     ];
     zero_result(Ocall::FillPages, call(Ocall::FillPages, args))
 }

@@ -185,22 +185,49 @@ impl LazyMap {
         1 << ((off % CHUNK_SIZE) / PAGE)
     }
 
-    /// The runs of pages in `[lo, hi)` (pages of one chunk) whose bit is
-    /// in `pages` and that are not loaded.
-    pub fn unloaded_runs(&self, lo: u64, hi: u64, pages: u16) -> Vec<(u64, u64)> {
-        let l = self.loaded.lock();
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for i in self.indices(lo, hi) {
-            let a = self.start + i * PAGE;
-            if self.page_bit(a) & pages == 0 || bit(&l, i) {
-                continue;
-            }
-            match runs.last_mut() {
-                Some((_, end)) if *end == a => *end = a + PAGE,
-                _ => runs.push((a, a + PAGE)),
+    /// The pages of `[lo, hi)` (pages of one chunk) whose bit is in
+    /// `pages` and that are not loaded: bit i for the page at lo + i pages.
+    pub fn unloaded_mask(&self, lo: u64, hi: u64, pages: u16) -> u64 {
+        Self::unloaded_in(self, &self.loaded.lock(), lo, hi, pages)
+    }
+
+    fn unloaded_in(&self, l: &[u64], lo: u64, hi: u64, pages: u16) -> u64 {
+        self.indices(lo, hi)
+            .map(|i| self.start + i * PAGE)
+            .filter(|&a| self.page_bit(a) & pages != 0 && !self.is_loaded_in(l, a))
+            .fold(0, |m, a| m | 1 << ((a - lo) / PAGE))
+    }
+
+    fn is_loaded_in(&self, l: &[u64], addr: u64) -> bool {
+        self.index(addr).is_none_or(|i| bit(l, i))
+    }
+
+    /// Fill the pages of `[lo, hi)` whose bit is in `pages` and that are
+    /// not loaded with one `fill` (given them as `unloaded_mask` does):
+    /// which it filled, as chunk page bits. No other thread fills or
+    /// retires these pages meanwhile (see `fill_unloaded`).
+    pub fn fill_unloaded_pages(
+        &self,
+        lo: u64,
+        hi: u64,
+        pages: u16,
+        fill: impl FnOnce(u64) -> Result<(), Errno>,
+    ) -> Result<u16, Errno> {
+        let mut l = self.loaded.lock();
+        let mask = self.unloaded_in(&l, lo, hi, pages);
+        if mask == 0 {
+            return Ok(0);
+        }
+        fill(mask)?;
+        let mut filled = 0;
+        for (first, n) in conf_abi::ocall::page_runs(mask) {
+            let a = lo + first * PAGE;
+            for i in self.indices(a, a + n * PAGE) {
+                put_bit(&mut l, i, true);
+                filled |= self.page_bit(self.start + i * PAGE);
             }
         }
-        runs
+        Ok(filled)
     }
 
     /// The bytes of `[lo, hi)` if they are exactly one whole chunk of the

@@ -340,7 +340,10 @@ impl Mm {
                 Arc::new(buf)
             }
         };
-        lz.fill_unloaded(a, b, || Self::fill_run(lz, prot, a, &buf))?;
+        lz.fill_unloaded(a, b, || {
+            crate::fs::prefetch::pages_filled(((b - a) / PAGE) as u32);
+            Self::fill_run(lz, prot, a, &buf)
+        })?;
         Ok(())
     }
 
@@ -348,7 +351,6 @@ impl Mm {
     /// protection `prot`.
     fn fill_run(lz: &LazyMap, prot: u32, a: u64, bytes: &[u8]) -> Result<(), Errno> {
         let len = bytes.len() as u64;
-        crate::fs::prefetch::pages_filled(len.div_ceil(PAGE) as u32);
         match hc::fill_pages(a, bytes, host_prot(prot), lz.unfilled) {
             // A host that cannot (no /proc in a chroot): writable in place,
             // which another thread may see half filled for the copy.
@@ -376,8 +378,7 @@ impl Mm {
         pages: u16,
         keep: Keep,
     ) -> Result<(), Errno> {
-        let runs = lz.unloaded_runs(lo, hi, pages);
-        if runs.is_empty() {
+        if lz.unloaded_mask(lo, hi, pages) == 0 {
             return Ok(());
         }
         let bytes = match lz.take_verified(lo, hi, keep) {
@@ -392,15 +393,20 @@ impl Mm {
                 b
             }
         };
-        let mut filled = 0u16;
-        for (a, b) in runs {
-            let src = &bytes[(a - lo) as usize..(b - lo) as usize];
-            if lz.fill_unloaded(a, b, || Self::fill_run(lz, prot, a, src))? {
-                filled |= (a..b)
-                    .step_by(PAGE as usize)
-                    .fold(0, |m, p| m | lz.page_bit(p));
+        let filled = lz.fill_unloaded_pages(lo, hi, pages, |mask| {
+            crate::fs::prefetch::pages_filled(mask.count_ones());
+            match hc::fill_some_pages(lo, &bytes, host_prot(prot), lz.unfilled, mask) {
+                // As in `fill_run`, run by run.
+                Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
+                    conf_abi::ocall::page_runs(mask).try_for_each(|(first, n)| {
+                        let (off, len) = ((first * PAGE) as usize, (n * PAGE) as usize);
+                        let src = &bytes[off..(off + len).min(bytes.len())];
+                        Self::fill_run(lz, prot, lo + off as u64, src)
+                    })
+                }
+                r => r,
             }
-        }
+        })?;
         crate::fs::prefetch::loaded_pages(file, chunk, filled);
         Ok(())
     }
@@ -548,14 +554,13 @@ impl Mm {
         };
         let mut installed = false;
         for (lz, lo, hi) in targets {
-            for (a, b) in lz.unloaded_runs(lo, hi, pages) {
-                let src = &bytes[(a - lo) as usize..(b - lo) as usize];
-                let fill = || {
-                    crate::fs::prefetch::pages_filled(((b - a) / PAGE) as u32);
-                    hc::fill_pages(a, src, 0, Unfilled::HostFilled)
-                };
-                installed |= lz.fill_unloaded(a, b, fill) == Ok(true);
-            }
+            let fill = |mask: u64| {
+                crate::fs::prefetch::pages_filled(mask.count_ones());
+                hc::fill_some_pages(lo, bytes, 0, Unfilled::HostFilled, mask)
+            };
+            installed |= lz
+                .fill_unloaded_pages(lo, hi, pages, fill)
+                .is_ok_and(|f| f != 0);
         }
         installed
     }

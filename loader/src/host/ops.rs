@@ -350,25 +350,39 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
             // SAFETY: enclave heap memory (checked above), which the sim
             // host may read.
             let bytes = unsafe { std::slice::from_raw_parts(src as *const u8, len as usize) };
-            if a[4] == 1 || a[4] == 2 {
-                let lf = host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?;
-                let present = |at, page: &[u8]| {
-                    if a[4] == 1 {
-                        return Ok(());
-                    }
-                    write_enclave(host, at, page)
-                        .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
-                };
-                return match lf.copy(dst, bytes, present) {
-                    Ok(()) => Ok((0, 0)),
-                    Err(e) => Err(io_err(&e)),
-                };
+            const PAGE: u64 = conf_abi::layout::PAGE_SIZE;
+            let runs: Vec<(u64, u64)> = match a[5] {
+                0 => vec![(0, len)],
+                mask => conf_abi::ocall::page_runs(mask)
+                    .map(|(first, n)| (first * PAGE, n * PAGE))
+                    .filter(|&(off, _)| off < len)
+                    .map(|(off, n)| (off, n.min(len - off)))
+                    .collect(),
+            };
+            for (off, n) in runs {
+                let (at, part) = (dst + off, &bytes[off as usize..(off + n) as usize]);
+                if a[4] == 1 || a[4] == 2 {
+                    let lf = host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?;
+                    let present = |at, page: &[u8]| {
+                        if a[4] == 1 {
+                            return Ok(());
+                        }
+                        write_enclave(host, at, page)
+                            .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
+                    };
+                    lf.copy(at, part, present).map_err(|e| io_err(&e))?;
+                    continue;
+                }
+                // Written whatever the pages' protection: they become
+                // accessible only afterwards.
+                write_enclave(host, at, part)?;
+                let prot = prot_arg(a[3]);
+                // SAFETY: enclave heap pages (checked above).
+                if unsafe { libc::mprotect(at as *mut _, n as usize, prot) } < 0 {
+                    return Err(last_err());
+                }
             }
-            // Written whatever the pages' protection: they become
-            // accessible only afterwards.
-            write_enclave(host, dst, bytes)?;
-            let prot = prot_arg(a[3]);
-            sys(unsafe { libc::mprotect(dst as *mut _, len as usize, prot) } as i64)
+            (0, 0)
         }
         Ocall::LazyPages => {
             heap_range(host, a[0], a[1])?;
