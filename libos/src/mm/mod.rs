@@ -521,9 +521,10 @@ impl Mm {
         }
     }
 
-    /// Chunk `chunk` of trusted file `file`, verified ahead (`bytes`), into
-    /// the lazy mappings that show it whole and have not loaded any of it,
-    /// where the host fills pages (one copy each, no protection change
+    /// The pages `pages` (`FillHint::pages`) of chunk `chunk` of trusted
+    /// file `file`, verified ahead (`bytes`), into the lazy mappings that
+    /// show the chunk whole and have not loaded those pages, where the host
+    /// fills pages (one copy each, no protection change
     /// other threads would have to see): called by the prefetch worker, so
     /// that the program's thread finds the pages there instead of faulting
     /// and filling them itself. The address space stays unlocked while the
