@@ -44,15 +44,16 @@ pub(crate) struct Shim {
 /// Recognize a shim: a `#!` script that execs `<root>/libexec/<manager>
 /// exec "$program"`.
 pub(crate) fn detect(path: &str) -> Option<Shim> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 << 10)
-        .read_to_string(&mut text)
-        .ok()?;
-    if !text.starts_with("#!") {
+    let mut file = std::fs::File::open(path).ok()?;
+    // Most programs are not scripts: two bytes say so, where reading the
+    // 64 KiB a shim may hold cost every start that much fresh memory.
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).ok()?;
+    if &magic != b"#!" {
         return None;
     }
+    let mut text = String::from("#!");
+    file.take(64 << 10).read_to_string(&mut text).ok()?;
     let program = Path::new(path).file_name()?.to_str()?.to_string();
     text.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("exec ")?;
