@@ -29,7 +29,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use conf_abi::ocall::FillHint;
 
@@ -135,6 +135,9 @@ fn verify_one_ahead(file: u32, chunk: u32) -> bool {
 /// Trusted files opened to verify hinted chunks, by index (shared by the
 /// worker and the program's thread; closed when the worker is done).
 static OPEN: SpinLock<BTreeMap<u32, Option<Arc<TrustedFile>>>> = SpinLock::new(BTreeMap::new());
+/// The worker has finished: a file the program's thread opens to verify
+/// ahead (in the moment before it sees that) is not kept open after.
+static WORKER_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Trusted file `file`, opened for verifying chunks ahead.
 fn open_trusted(file: u32) -> Option<Arc<TrustedFile>> {
@@ -147,7 +150,11 @@ fn open_trusted(file: u32) -> Option<Arc<TrustedFile>> {
         .get(file as usize)?;
     let host_path = super::policy::ns().host_path(entry.path);
     let f = TrustedFile::open(entry, &host_path).ok().map(Arc::new);
-    OPEN.lock().entry(file).or_insert(f).clone()
+    let mut open = OPEN.lock();
+    if WORKER_DONE.load(Ordering::Acquire) {
+        return f;
+    }
+    open.entry(file).or_insert(f).clone()
 }
 
 /// Chunks loaded since this process's last exec, and whether it exec'd.
@@ -412,8 +419,15 @@ fn learn_order(hints: &[FillHint]) {
 }
 
 fn verify(hints: Vec<FillHint>, install: Install, keep_going: impl FnMut() -> bool) {
+    WORKER_DONE.store(false, Ordering::Release);
     verify_in_order(hints, install, keep_going);
-    OPEN.lock().clear();
+    let files = {
+        let mut open = OPEN.lock();
+        WORKER_DONE.store(true, Ordering::Release);
+        core::mem::take(&mut *open)
+    };
+    // Closed (host calls) with the lock released.
+    drop(files);
 }
 
 fn verify_in_order(hints: Vec<FillHint>, install: Install, mut keep_going: impl FnMut() -> bool) {
