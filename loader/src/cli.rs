@@ -25,7 +25,13 @@ use crate::run::{self, Backend, RunOptions};
 /// when it dies of signal n); conf-run's own failures exit with 125 (setup),
 /// 126 (the program cannot be run) or 127 (not found).
 #[derive(Parser, Debug)]
-#[command(name = "conf-run", version, about, long_about = None)]
+#[command(
+    name = "conf-run",
+    version,
+    about = "Run a Linux program inside an enclave: with a command and no --manifest, conf-run \
+             synthesizes the manifest (zero-config); with --manifest, it runs yours",
+    long_about = None
+)]
 #[command(
     after_help = "Examples:\n  conf-run python3 app.py\n  conf-run --manifest app.toml\n  conf-run --manifest app.toml --sig app.sig\n  conf-run --allow ./data python3 app.py"
 )]

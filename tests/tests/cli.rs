@@ -238,6 +238,14 @@ fn version_and_help() {
         "{}",
         out.describe()
     );
+    // It says what the command is for, not what the crate holds.
+    assert!(
+        out.stdout_str()
+            .starts_with("Run a Linux program inside an enclave")
+            && out.stdout_str().contains("zero-config"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
