@@ -285,16 +285,12 @@ pub enum Unfilled {
 /// thread (see `Ocall::FillPages`); inaccessible ones get `prot`. Pages
 /// the host fills that are filled already are left as they are.
 pub fn fill_pages(addr: u64, bytes: &[u8], prot: u32, unfilled: Unfilled) -> Result<(), Errno> {
-    let mode = match unfilled {
-        Unfilled::Inaccessible => 0,
-        Unfilled::HostFilled => 1,
-    };
-    fill_pages_call(addr, bytes, prot, mode, 0)
+    fill_some_pages(addr, bytes, prot, unfilled, 0)
 }
 
-/// Put the pages of `bytes` whose bits are set in `mask` (bit i: page i)
-/// into pages at `addr` (see `Ocall::FillPages`, a5), leaving the others
-/// as they are.
+/// Put the pages of `bytes` whose bits are set in `mask` (bit i: page i;
+/// 0: all of them) into pages at `addr` (see `Ocall::FillPages`, a5),
+/// leaving the others as they are.
 pub fn fill_some_pages(
     addr: u64,
     bytes: &[u8],

@@ -193,13 +193,10 @@ impl LazyMap {
 
     fn unloaded_in(&self, l: &[u64], lo: u64, hi: u64, pages: u16) -> u64 {
         self.indices(lo, hi)
+            .filter(|&i| !bit(l, i))
             .map(|i| self.start + i * PAGE)
-            .filter(|&a| self.page_bit(a) & pages != 0 && !self.is_loaded_in(l, a))
+            .filter(|&a| self.page_bit(a) & pages != 0)
             .fold(0, |m, a| m | 1 << ((a - lo) / PAGE))
-    }
-
-    fn is_loaded_in(&self, l: &[u64], addr: u64) -> bool {
-        self.index(addr).is_none_or(|i| bit(l, i))
     }
 
     /// Fill the pages of `[lo, hi)` whose bit is in `pages` and that are

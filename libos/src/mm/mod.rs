@@ -350,20 +350,24 @@ impl Mm {
     /// Put `bytes` into the unloaded pages at `a` of a lazy mapping, with
     /// protection `prot`.
     fn fill_run(lz: &LazyMap, prot: u32, a: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let len = bytes.len() as u64;
         match hc::fill_pages(a, bytes, host_prot(prot), lz.unfilled) {
-            // A host that cannot (no /proc in a chroot): writable in place,
-            // which another thread may see half filled for the copy.
             Err(Errno::ENOSYS) if lz.unfilled == Unfilled::Inaccessible => {
-                hc::mprotect(a, len, PROT_READ | PROT_WRITE)?;
-                // SAFETY: [a, a + len) is program memory made writable just now.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), a as *mut u8, bytes.len())
-                };
-                hc::mprotect(a, len, host_prot(prot))
+                Self::write_in_place(a, bytes, prot)
             }
             r => r,
         }
+    }
+
+    /// Put `bytes` into inaccessible pages at `a` through the program's own
+    /// view, for a host that cannot fill them (no /proc in a chroot):
+    /// writable in place, which another thread may see half filled for
+    /// the copy.
+    fn write_in_place(a: u64, bytes: &[u8], prot: u32) -> Result<(), Errno> {
+        let len = bytes.len() as u64;
+        hc::mprotect(a, len, PROT_READ | PROT_WRITE)?;
+        // SAFETY: [a, a + len) is program memory made writable just now.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), a as *mut u8, bytes.len()) };
+        hc::mprotect(a, len, host_prot(prot))
     }
 
     /// Load the pages of `[lo, hi)` (the pages of chunk `chunk` of trusted
@@ -401,7 +405,7 @@ impl Mm {
                     conf_abi::ocall::page_runs(mask).try_for_each(|(first, n)| {
                         let (off, len) = ((first * PAGE) as usize, (n * PAGE) as usize);
                         let src = &bytes[off..(off + len).min(bytes.len())];
-                        Self::fill_run(lz, prot, lo + off as u64, src)
+                        Self::write_in_place(lo + off as u64, src, prot)
                     })
                 }
                 r => r,

@@ -359,24 +359,29 @@ fn run(host: &Host, slot: u64, op: Ocall, a: [u64; 6]) -> Result<Reply, Reply> {
                     .map(|(off, n)| (off, n.min(len - off)))
                     .collect(),
             };
+            // a4 = 1 or 2: pages registered with the userfaultfd.
+            let lf = if a[4] == 1 || a[4] == 2 {
+                Some(host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?)
+            } else {
+                None
+            };
+            let present = |at, page: &[u8]| {
+                if a[4] == 1 {
+                    return Ok(());
+                }
+                write_enclave(host, at, page)
+                    .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
+            };
+            let prot = prot_arg(a[3]);
             for (off, n) in runs {
                 let (at, part) = (dst + off, &bytes[off as usize..(off + n) as usize]);
-                if a[4] == 1 || a[4] == 2 {
-                    let lf = host.lazy_fill().ok_or_else(|| err(libc::EINVAL))?;
-                    let present = |at, page: &[u8]| {
-                        if a[4] == 1 {
-                            return Ok(());
-                        }
-                        write_enclave(host, at, page)
-                            .map_err(|(e, _)| std::io::Error::from_raw_os_error(-e as i32))
-                    };
+                if let Some(lf) = lf {
                     lf.copy(at, part, present).map_err(|e| io_err(&e))?;
                     continue;
                 }
                 // Written whatever the pages' protection: they become
                 // accessible only afterwards.
                 write_enclave(host, at, part)?;
-                let prot = prot_arg(a[3]);
                 // SAFETY: enclave heap pages (checked above).
                 if unsafe { libc::mprotect(at as *mut _, n as usize, prot) } < 0 {
                     return Err(last_err());
