@@ -55,6 +55,26 @@ pub(crate) fn stamps(paths: &[String]) -> Vec<(String, Option<Stamp>)> {
     paths.iter().map(|p| (p.clone(), stamp(p))).collect()
 }
 
+/// What a cached answer answered (`key`), the stamps of what it was
+/// derived from, and the answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Stamped<K, V> {
+    pub key: K,
+    pub stamps: Vec<(String, Option<Stamp>)>,
+    pub value: V,
+}
+
+/// The answer recorded at `path`, if it answered `key` and every stamp
+/// still holds.
+pub(crate) fn load_current<K, V>(path: &Path, key: &K) -> Option<V>
+where
+    K: DeserializeOwned + PartialEq,
+    V: DeserializeOwned,
+{
+    let rec = load::<Stamped<K, V>>(path)?;
+    (rec.key == *key && stamps_hold(&rec.stamps)).then_some(rec.value)
+}
+
 /// Whether every recorded stamp still holds.
 pub(crate) fn stamps_hold(recorded: &[(String, Option<Stamp>)]) -> bool {
     recorded.iter().all(|(p, s)| stamp(p) == *s)

@@ -121,13 +121,6 @@ struct Key {
     env: Vec<(String, String)>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    key: Key,
-    stamps: Vec<(String, Option<Stamp>)>,
-    tree: PythonTree,
-}
-
 /// The outcome of [`learn`].
 pub(crate) struct Learned {
     pub tree: PythonTree,
@@ -170,15 +163,13 @@ pub(crate) fn learn(
         env: env_key(env),
     };
     let record_path = cache::record_path(cache_dir, "python", &format!("{python}\n{:?}", key.env));
-    if let Some(rec) = cache::load::<Record>(&record_path) {
-        if rec.key == key && cache::stamps_hold(&rec.stamps) {
-            return Ok(Learned {
-                tree: rec.tree,
-                cached: true,
-                elapsed: started.elapsed(),
-                cache_warning: None,
-            });
-        }
+    if let Some(tree) = cache::load_current(&record_path, &key) {
+        return Ok(Learned {
+            tree,
+            cached: true,
+            elapsed: started.elapsed(),
+            cache_warning: None,
+        });
     }
     let mut tree = probe(python, env)?;
     tree.site_extensions = extensions_below(&tree.site_dirs());
@@ -187,10 +178,10 @@ pub(crate) fn learn(
     watched.extend(pyvenv_candidates(python));
     watched.sort();
     watched.dedup();
-    let rec = Record {
+    let rec = cache::Stamped {
         key,
         stamps: cache::stamps(&watched),
-        tree,
+        value: tree,
     };
     let stored = cache::store(&record_path, &rec);
     if stored.is_ok() {
@@ -203,7 +194,7 @@ pub(crate) fn learn(
         )
     });
     Ok(Learned {
-        tree: rec.tree,
+        tree: rec.value,
         cached: false,
         elapsed: started.elapsed(),
         cache_warning,

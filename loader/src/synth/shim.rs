@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ask::{self, NoAnswer};
-use super::cache::{self, Stamp};
+use super::cache;
 use super::paths::parent;
 
 /// How long the manager may take to answer.
@@ -102,13 +102,6 @@ struct Question {
     env: Vec<(String, String)>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    question: Question,
-    stamps: Vec<(String, Option<Stamp>)>,
-    answer: String,
-}
-
 /// Which executable the manager would run, from the cache in `cache_dir`
 /// when nothing it depends on has changed, else by asking it ([`resolve`]).
 pub(crate) fn resolve_cached(
@@ -141,10 +134,8 @@ pub(crate) fn resolve_cached(
         env: relevant,
     };
     let record_path = cache::record_path(cache_dir, "shim", &format!("{question:?}"));
-    if let Some(rec) = cache::load::<Record>(&record_path) {
-        if rec.question == question && cache::stamps_hold(&rec.stamps) {
-            return Ok(rec.answer);
-        }
+    if let Some(answer) = cache::load_current(&record_path, &question) {
+        return Ok(answer);
     }
     // Stamped before asking: a change while the manager runs shows next time.
     let root =
@@ -175,16 +166,16 @@ pub(crate) fn resolve_cached(
     let answer = resolve(shim, cwd, env)?;
     let mut stamps = stamps;
     stamps.push((answer.clone(), cache::stamp(&answer)));
-    let rec = Record {
-        question,
+    let rec = cache::Stamped {
+        key: question,
         stamps,
-        answer,
+        value: answer,
     };
     // A cache that cannot be written costs the next start the question.
     if cache::store(&record_path, &rec).is_ok() {
         cache::keep_newest(&record_path, "shim-", MAX_RECORDS);
     }
-    Ok(rec.answer)
+    Ok(rec.value)
 }
 
 /// Ask the manager which executable it would run (`<manager> which
