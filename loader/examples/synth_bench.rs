@@ -5,7 +5,10 @@
 //! For each command (by default `/usr/bin/python3 -c pass`, `node -e 0`,
 //! `java -version` and `/bin/ls`, those that exist): one synthesis with an
 //! empty probe cache ("cold"; the page cache is warm), then the median and
-//! minimum of repeated syntheses with the cache filled ("warm"). The
+//! minimum of repeated syntheses with the cache filled: afresh ("warm",
+//! the probe's answer and the ELF facts cached) and reusing the manifest
+//! the first one recorded ("reused", as conf-run does when nothing
+//! changed). The
 //! working directory is an empty temporary directory, so that the numbers
 //! are those of synthesis and not of walking a project.
 
@@ -39,8 +42,8 @@ fn main() {
     let cwd = work.path().join("app");
     std::fs::create_dir(&cwd).expect("mkdir");
     println!(
-        "{:<28} {:>8} {:>11} {:>11} {:>11}  runtime",
-        "command", "entries", "cold", "warm p50", "warm min"
+        "{:<28} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11}  runtime",
+        "command", "entries", "cold", "warm p50", "warm min", "reused p50", "reused min"
     );
     for cmd in commands {
         let shown = cmd
@@ -62,21 +65,29 @@ fn main() {
             }
         };
         let cold = t.elapsed();
-        let mut times = Vec::with_capacity(WARM_RUNS);
-        for _ in 0..WARM_RUNS {
-            let t = Instant::now();
-            let s = synthesize(&cmd, &opts).expect("synthesized once already");
-            times.push(t.elapsed());
-            assert_eq!(s.manifest, first.manifest, "synthesis is deterministic");
-        }
-        times.sort();
+        let mut timed = |reuse: bool| {
+            opts.reuse = reuse;
+            let mut times = Vec::with_capacity(WARM_RUNS);
+            for _ in 0..WARM_RUNS {
+                let t = Instant::now();
+                let s = synthesize(&cmd, &opts).expect("synthesized once already");
+                times.push(t.elapsed());
+                assert_eq!(s.manifest, first.manifest, "synthesis is deterministic");
+                assert_eq!(s.replayed, reuse);
+            }
+            times.sort();
+            (times[times.len() / 2], times[0])
+        };
+        let (warm, reused) = (timed(false), timed(true));
         println!(
-            "{:<28} {:>8} {:>11} {:>11} {:>11}  {}",
+            "{:<28} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11}  {}",
             shown,
             first.manifest.trusted_files.len(),
             ms(cold),
-            ms(times[times.len() / 2]),
-            ms(times[0]),
+            ms(warm.0),
+            ms(warm.1),
+            ms(reused.0),
+            ms(reused.1),
             first.runtime
         );
     }

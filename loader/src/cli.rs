@@ -182,6 +182,12 @@ fn build(args: &Args, libos: &'static [u8]) -> Result<BuiltImage, Failure> {
             error: e.into(),
         })?;
     timing("synthesize", t0);
+    if args.log_level.is_some_and(|l| l >= LogLevel::Debug) && synth.replayed {
+        eprintln!(
+            "[conf] the manifest synthesized for this command line at an earlier start still \
+             holds (nothing it was made from changed): using it"
+        );
+    }
     if args.log_level.is_some_and(|l| l >= LogLevel::Info) {
         for n in &synth.notes {
             eprintln!("[conf] {n}");

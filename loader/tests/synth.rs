@@ -2,6 +2,9 @@
 //! machine: the manifests it writes must name what the programs load, and
 //! must resolve.
 
+// loader/clippy.toml's disallowed methods are for synthesis's own code.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -589,4 +592,165 @@ fn which(name: &str) -> Result<String, ()> {
         }
     }
     Err(())
+}
+
+/// A manifest synthesized once is reused for the same command line and
+/// options while nothing synthesis looked at changes; each kind of change
+/// (a program appearing earlier on PATH, a program replaced, a link
+/// retargeted, a script's interpreter changed, a file added to the working
+/// directory, another environment) makes it synthesize afresh, and the new
+/// manifest reflects the change.
+#[test]
+fn a_manifest_is_reused_until_what_it_was_made_from_changes() {
+    let (Ok(t), Ok(py)) = (which("true"), which("python3")) else {
+        eprintln!("skipped: needs true and python3 on PATH");
+        return;
+    };
+    let e = env();
+    let bins = tempfile::tempdir().unwrap();
+    let early = bins.path().join("early");
+    let late = bins.path().join("late");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::create_dir_all(&late).unwrap();
+    std::fs::copy(&t, late.join("tool")).unwrap();
+    let mut opts = e.opts();
+    let path = format!("{}:{}", early.display(), late.display());
+    opts.path_env = Some(path.clone().into());
+    opts.env = vec![("PATH".into(), path.into())];
+    let argv = args(&["tool"]);
+    let synth = |opts: &SynthOptions| synthesize(&argv, opts).unwrap();
+
+    let first = synth(&opts);
+    assert!(!first.replayed);
+    let again = synth(&opts);
+    assert!(again.replayed, "nothing changed, yet synthesized afresh");
+    assert_eq!(again.manifest, first.manifest);
+    assert_eq!(again.runtime, first.runtime);
+    assert_eq!(again.notes, first.notes);
+
+    // A program of that name appears earlier on PATH.
+    std::fs::copy(&t, early.join("tool")).unwrap();
+    let s = synth(&opts);
+    assert!(!s.replayed, "a new program on PATH went unnoticed");
+    assert!(s.manifest.entrypoint.starts_with(early.to_str().unwrap()));
+    assert!(synth(&opts).replayed);
+
+    // It becomes a link to a Python script: the script's interpreter and
+    // Python's library must now be trusted.
+    let script = bins.path().join("app.py");
+    std::fs::write(&script, "#!/usr/bin/python3\nprint(1)\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_file(early.join("tool")).unwrap();
+    std::os::unix::fs::symlink(&script, early.join("tool")).unwrap();
+    let s = synth(&opts);
+    assert!(!s.replayed, "a program replaced by a link went unnoticed");
+    assert_eq!(s.runtime, Runtime::Python);
+    assert!(synth(&opts).replayed);
+
+    // The link is retargeted to the native program.
+    std::fs::remove_file(early.join("tool")).unwrap();
+    std::os::unix::fs::symlink(late.join("tool"), early.join("tool")).unwrap();
+    let s = synth(&opts);
+    assert!(!s.replayed, "a retargeted link went unnoticed");
+    assert_eq!(s.runtime, Runtime::Native);
+
+    // The script's interpreter changes in place (same file, edited).
+    std::fs::remove_file(early.join("tool")).unwrap();
+    std::os::unix::fs::symlink(&script, early.join("tool")).unwrap();
+    assert_eq!(synth(&opts).runtime, Runtime::Python);
+    std::fs::write(&script, format!("#!{t}\n")).unwrap();
+    let s = synth(&opts);
+    assert!(!s.replayed, "an edited script went unnoticed");
+    assert_eq!(s.runtime, Runtime::Native);
+    assert!(!covered(&s, &real(&py)));
+
+    // A file added to the working directory.
+    assert!(synth(&opts).replayed);
+    std::fs::write(e.cwd.join("data.txt"), "new").unwrap();
+    assert!(
+        !synth(&opts).replayed,
+        "a new file in the working directory"
+    );
+
+    // Another environment is another command: synthesized afresh, and the
+    // first one's record still serves the first.
+    let mut other = opts.clone();
+    other.env.push(("GREETING".into(), "hi".into()));
+    let s = synth(&other);
+    assert!(!s.replayed);
+    assert_eq!(
+        s.manifest.env.get("GREETING"),
+        Some(&EnvValue::Value("hi".into()))
+    );
+    assert!(synth(&opts).replayed);
+    assert!(synth(&other).replayed);
+
+    // Reuse turned off.
+    opts.reuse = false;
+    assert!(!synth(&opts).replayed);
+}
+
+/// A record that is damaged, or was written for another command, is not
+/// used: synthesis runs afresh and writes it again.
+#[test]
+fn a_damaged_record_is_not_used() {
+    let Ok(t) = which("true") else {
+        eprintln!("skipped: no true on PATH");
+        return;
+    };
+    let e = env();
+    let argv = args(&[t.as_str()]);
+    let first = synthesize(&argv, &e.opts()).unwrap();
+    let records: Vec<PathBuf> = std::fs::read_dir(e.cache.join("synth-v1"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.to_str().unwrap().contains("/manifest-"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    let good = std::fs::read(record).unwrap();
+    for damaged in [
+        &good[..good.len() / 2],
+        b"{}".as_slice(),
+        b"\xff\xfe not json".as_slice(),
+    ] {
+        std::fs::write(record, damaged).unwrap();
+        let s = synthesize(&argv, &e.opts()).unwrap();
+        assert!(!s.replayed);
+        assert_eq!(s.manifest, first.manifest);
+        assert!(synthesize(&argv, &e.opts()).unwrap().replayed);
+    }
+    // A record whose key is another command's: the same file name, but the
+    // key inside does not match.
+    let other = String::from_utf8(good.clone())
+        .unwrap()
+        .replacen(&t, "/bin/other-program", 1);
+    std::fs::write(record, other).unwrap();
+    assert!(!synthesize(&argv, &e.opts()).unwrap().replayed);
+}
+
+/// CPython's zero-config manifest is reused as it was made (its record
+/// keeps every setting synthesis makes), and the notes of the start that
+/// asked the interpreter are not repeated.
+#[test]
+fn cpython_manifest_is_reused() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let e = env();
+    let argv = args(&["/usr/bin/python3", "-c", "pass"]);
+    let first = synthesize(&argv, &e.opts()).unwrap();
+    assert!(first
+        .notes
+        .iter()
+        .any(|n| n.contains("where its modules are")));
+    let again = synthesize(&argv, &e.opts()).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.manifest, first.manifest);
+    assert!(!again
+        .notes
+        .iter()
+        .any(|n| n.contains("where its modules are")));
 }

@@ -481,6 +481,46 @@ fn python_shebang_script_as_the_program() {
     assert_quiet("./run.py", &out);
 }
 
+/// Zero-config reuses the manifest it synthesized for a command line only
+/// while what it was made from holds: `./tool`, a shell script that
+/// becomes a Python script, then runs with Python's library trusted (the
+/// manifest made for the shell script trusted /bin/sh and not Python).
+#[test]
+fn a_changed_program_gets_a_new_manifest() {
+    if python_missing() {
+        return;
+    }
+    let app = App::new("python/stdlib");
+    let reused = "still holds (nothing it was made from changed)";
+    script(&app, "tool", "#!/bin/sh\necho from sh\n");
+    let first = app.run(&["--log-level", "debug"], &["./tool"]);
+    assert_eq!(first.stdout_str(), "from sh\n", "{}", first.describe());
+    assert!(!first.stderr_str().contains(reused));
+    let again = app.run(&["--log-level", "debug"], &["./tool"]);
+    assert_eq!(again.stdout_str(), "from sh\n", "{}", again.describe());
+    assert!(
+        again.stderr_str().contains(reused),
+        "the second start synthesized afresh:\n{}",
+        again.describe()
+    );
+    script(
+        &app,
+        "tool",
+        &format!("#!{PYTHON}\nimport json\nprint(json.dumps({{'from': 'python'}}))\n"),
+    );
+    let changed = app.run(&["--log-level", "debug"], &["./tool"]);
+    assert_eq!(
+        changed.stdout_str(),
+        "{\"from\": \"python\"}\n",
+        "{}",
+        changed.describe()
+    );
+    assert!(!changed.stderr_str().contains(reused));
+    let quiet = app.run(&[], &["./tool"]);
+    assert_eq!(quiet.stdout_str(), changed.stdout_str());
+    assert_quiet("./tool", &quiet);
+}
+
 /// A `#!/usr/bin/env python3` script: `env` has to exec python3. Until
 /// execve is provided in the enclave this may fail, but then with a
 /// message from conf that says why (the CPython issue: "a `#!` script as

@@ -19,8 +19,10 @@ use sha2::{Digest, Sha256};
 
 const SUBDIR: &str = "synth-v1";
 
-/// Enough of a file's metadata to tell that it changed.
+/// Enough of a file's metadata to tell that it changed. Stored as a
+/// plain array: records hold hundreds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StampArray", into = "StampArray")]
 pub(crate) struct Stamp {
     pub size: u64,
     pub mtime: i64,
@@ -31,10 +33,41 @@ pub(crate) struct Stamp {
     pub dev: u64,
 }
 
+/// size, mtime, mtime_nsec, ctime, ctime_nsec, ino, dev
+type StampArray = (u64, i64, i64, i64, i64, u64, u64);
+
+impl From<StampArray> for Stamp {
+    fn from((size, mtime, mtime_nsec, ctime, ctime_nsec, ino, dev): StampArray) -> Stamp {
+        Stamp {
+            size,
+            mtime,
+            mtime_nsec,
+            ctime,
+            ctime_nsec,
+            ino,
+            dev,
+        }
+    }
+}
+
+impl From<Stamp> for StampArray {
+    fn from(s: Stamp) -> StampArray {
+        (
+            s.size,
+            s.mtime,
+            s.mtime_nsec,
+            s.ctime,
+            s.ctime_nsec,
+            s.ino,
+            s.dev,
+        )
+    }
+}
+
 /// The stamp of what is at `path` (following symbolic links); `None` when
 /// nothing is there.
 pub(crate) fn stamp(path: &str) -> Option<Stamp> {
-    Some(stamp_of(&std::fs::metadata(path).ok()?))
+    Some(stamp_of(&super::observe::metadata(path).ok()?))
 }
 
 /// The stamp of what `m` describes.
@@ -80,6 +113,14 @@ pub(crate) fn stamps_hold(recorded: &[(String, Option<Stamp>)]) -> bool {
     recorded.iter().all(|(p, s)| stamp(p) == *s)
 }
 
+/// Make the directory records are written to, if it is missing. Done
+/// before synthesis looks at anything: making it later would change a
+/// directory synthesis may have looked at (the cache's parent, say), and
+/// its own record would be out of date at once.
+pub(crate) fn prepare(dir: &Path) {
+    let _ = std::fs::create_dir_all(dir.join(SUBDIR));
+}
+
 /// A record's file: `<dir>/synth-v1/<kind>-<hash of key>.json`.
 pub(crate) fn record_path(dir: &Path, kind: &str, key: &str) -> PathBuf {
     record_path_as(dir, kind, key, "json")
@@ -92,6 +133,9 @@ pub(crate) fn record_path_as(dir: &Path, kind: &str, key: &str, ext: &str) -> Pa
     dir.join(SUBDIR).join(format!("{kind}-{hex}.{ext}"))
 }
 
+// Records are conf's own memory, not what synthesis depends on: not
+// observed.
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut data = Vec::new();

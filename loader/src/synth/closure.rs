@@ -23,6 +23,7 @@ use std::sync::Arc;
 use super::cache::{self, Stamp};
 use super::elf::{self, ElfError, ElfInfo, FileKind};
 use super::ldcache::LdCache;
+use super::observe;
 use super::paths::{join_lexical, parent};
 use super::SynthError;
 
@@ -118,6 +119,7 @@ impl Linker {
     /// ([`Linker::save_memory`]).
     pub(crate) fn with_memory(mut self, cache_dir: &Path) -> Linker {
         let file = cache::record_path_as(cache_dir, "elf", "dynamic-linking facts", "bin");
+        #[allow(clippy::disallowed_methods)] // conf's own memory, not an input
         let stored = std::fs::read(&file)
             .ok()
             .and_then(|b| super::elf_memory::decode(&b))
@@ -157,7 +159,7 @@ impl Linker {
     fn stat(&mut self, path: &str) -> Option<&std::fs::Metadata> {
         self.stats
             .entry(path.to_string())
-            .or_insert_with(|| std::fs::metadata(path).ok())
+            .or_insert_with(|| observe::metadata(path).ok())
             .as_ref()
     }
 
@@ -313,7 +315,7 @@ impl Linker {
                 continue;
             }
             let origin = if w.main {
-                std::fs::canonicalize(&w.path)
+                observe::canonicalize(&w.path)
                     .ok()
                     .and_then(|p| p.to_str().map(|s| parent(s).to_string()))
                     .unwrap_or_else(|| parent(&w.path).to_string())

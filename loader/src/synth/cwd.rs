@@ -15,6 +15,7 @@
 
 use std::io;
 
+use super::observe;
 use super::paths::normalize;
 use super::SynthError;
 
@@ -97,7 +98,7 @@ impl Walker<'_> {
         let io_err = |e: io::Error| SynthError::io(dir, e);
         let mut clean = true;
         let mut entries = Vec::new();
-        let mut children: Vec<_> = std::fs::read_dir(dir)
+        let mut children: Vec<_> = observe::read_dir(dir)
             .map_err(io_err)?
             .collect::<Result<_, _>>()
             .map_err(io_err)?;
@@ -128,7 +129,7 @@ impl Walker<'_> {
                 clean = false;
                 self.out.left_out.push(path);
             } else if ft.is_file() {
-                let md = de.metadata().map_err(|e| SynthError::io(&path, e))?;
+                let md = observe::entry_metadata(&de).map_err(|e| SynthError::io(&path, e))?;
                 self.out.files += 1;
                 self.out.bytes += md.len();
                 entries.push(path);
@@ -136,7 +137,7 @@ impl Walker<'_> {
                 self.out.files += 1;
                 // Listed on its own, a link must lead to a file (a trusted
                 // directory walk records any link; see docs/manifest.md).
-                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                if observe::metadata(&path).is_ok_and(|m| m.is_file()) {
                     entries.push(path);
                 } else {
                     self.out.left_out.push(path);

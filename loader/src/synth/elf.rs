@@ -16,6 +16,8 @@ use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{self as ph, ProgramHeader};
 use goblin::elf::Elf;
 
+use super::observe;
+
 /// The dynamic-linking facts of an ELF file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ElfInfo {
@@ -99,7 +101,7 @@ fn read_at_most(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 /// What the file at `path` is.
 pub(crate) fn read_kind(path: &Path) -> Result<FileKind, ElfError> {
-    let f = File::open(path)?;
+    let f = observe::open(path)?;
     let mut buf = vec![0u8; 4096];
     let n = read_at_most(&f, &mut buf, 0)?;
     buf.truncate(n);
@@ -116,7 +118,7 @@ pub(crate) fn read_kind(path: &Path) -> Result<FileKind, ElfError> {
 /// dynamic loader checks a candidate before taking it (a 32-bit library in
 /// a search directory is skipped, not an error).
 pub(crate) fn is_x86_64_elf(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else {
+    let Ok(f) = observe::open(path) else {
         return false;
     };
     let mut buf = [0u8; 64];

@@ -4,25 +4,20 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::unistd::{access, AccessFlags};
-
+use super::observe;
 use super::paths::join_lexical;
 use super::SynthError;
 
 /// glibc's search path when PATH is unset (`confstr(_CS_PATH)`).
 pub(crate) const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
-fn executable(p: &Path) -> bool {
-    access(p, AccessFlags::X_OK).is_ok()
-}
-
 /// Check that the file at `path` (absolute) can be executed. `via` says how
 /// we got there, for messages.
 pub(crate) fn check_runnable(path: &str, via: &str) -> Result<(), SynthError> {
     let p = Path::new(path);
-    match std::fs::metadata(p) {
+    match observe::metadata(p) {
         Ok(m) if m.is_file() => {
-            if executable(p) {
+            if observe::executable(p) {
                 Ok(())
             } else {
                 Err(SynthError::NotExecutable {
@@ -80,9 +75,9 @@ pub(crate) fn find_program(
         let dir = if dir.is_empty() { "." } else { dir };
         let cand = join_lexical(cwd, &format!("{dir}/{name}"));
         let p = Path::new(&cand);
-        match std::fs::metadata(p) {
+        match observe::metadata(p) {
             Ok(m) if m.is_file() => {
-                if executable(p) {
+                if observe::executable(p) {
                     return Ok(cand);
                 }
                 not_executable.get_or_insert(cand);

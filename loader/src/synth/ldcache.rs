@@ -114,7 +114,9 @@ impl LdCache {
 
     /// Read and parse [`PATH`]; `None` if it is absent or not understood.
     pub(crate) fn load() -> Option<LdCache> {
-        std::fs::read(PATH).ok().and_then(|d| LdCache::parse(&d))
+        super::observe::read(PATH)
+            .ok()
+            .and_then(|d| LdCache::parse(&d))
     }
 
     /// The files for library `name`, best first: the first plain entry

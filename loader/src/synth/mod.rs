@@ -10,10 +10,14 @@
 //! The result is an ordinary manifest: [`conf_manifest::resolve`] hashes it
 //! like any other, and `conf manifest` writes it out as TOML.
 //!
-//! It runs on every zero-config start, so it reads little: the headers and
-//! dynamic sections of the ELF files (each once), `/etc/ld.so.cache`, a few
-//! stats. The one slow step, asking CPython where its modules are, is
-//! cached on disk (see `python.rs`).
+//! It reads little: the headers and dynamic sections of the ELF files (each
+//! once), `/etc/ld.so.cache`, a few stats. The one slow step, asking CPython
+//! where its modules are, is cached on disk (see `python.rs`). A start that
+//! repeats an earlier one's command reuses that one's manifest while every
+//! path synthesis looked at (`observe.rs`) is as it was (`replay.rs`).
+
+// Host files are looked at through `observe` only (loader/clippy.toml).
+#![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -30,8 +34,10 @@ mod elf_memory;
 mod error;
 mod exec;
 mod ldcache;
+mod observe;
 mod paths;
 mod python;
+mod replay;
 mod runtime;
 mod shell;
 mod shim;
@@ -65,6 +71,10 @@ pub struct SynthOptions {
     pub trust: Vec<PathBuf>,
     /// Where the probe cache lives; `None`: [`conf_manifest::default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Whether the manifest an earlier start synthesized for the same
+    /// command line and options may be reused when nothing it was made
+    /// from changed (`replay.rs`); false: synthesize afresh.
+    pub reuse: bool,
 }
 
 impl SynthOptions {
@@ -77,6 +87,7 @@ impl SynthOptions {
             allow: Vec::new(),
             trust: Vec::new(),
             cache_dir: None,
+            reuse: true,
         }
     }
 
@@ -90,6 +101,7 @@ impl SynthOptions {
             allow: Vec::new(),
             trust: Vec::new(),
             cache_dir: None,
+            reuse: true,
         })
     }
 }
@@ -105,6 +117,10 @@ pub struct Synthesized {
     /// left out, optional libraries not found, a cache that could not be
     /// written...), one line each.
     pub notes: Vec<String>,
+    /// Whether this is the manifest an earlier start synthesized for the
+    /// same command, environment and directory, reused because nothing it
+    /// was made from changed (`replay.rs`).
+    pub replayed: bool,
 }
 
 /// Where Python's mimetypes looks for type maps.
@@ -142,7 +158,7 @@ fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
         Some(entrypoint.to_string())
     };
     script
-        .and_then(|s| std::fs::read(s).ok())
+        .and_then(|s| observe::read(s).ok())
         .filter(|b| b.len() < 1 << 20)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
@@ -150,14 +166,58 @@ fn shell_source(args: &[String], prog: &Program, entrypoint: &str) -> String {
 
 fn is_executable(p: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
+    observe::metadata(p)
         .map(|m| m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
 
 /// Synthesize the manifest that runs `argv` (`argv[0]` as typed: a name
-/// searched on PATH, or a path) in `opts.cwd`.
+/// searched on PATH, or a path) in `opts.cwd`: the one an earlier start
+/// made for the same command line and options, if nothing it looked at has
+/// changed since, or afresh.
 pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized, SynthError> {
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(conf_manifest::default_cache_dir);
+    let key = replay::Key::of(argv, opts);
+    if opts.reuse {
+        if let Some(done) = key.as_ref().and_then(|k| replay::load(&cache_dir, k)) {
+            return Ok(done);
+        }
+    }
+    cache::prepare(&cache_dir);
+    let recording = observe::Recording::start();
+    let fresh = synthesize_afresh(argv, opts, &cache_dir);
+    let facts = recording.finish();
+    let Fresh {
+        mut synthesized,
+        this_start_only,
+        recordable,
+    } = fresh?;
+    if let (Some(key), Some(facts), true) = (key, facts, recordable) {
+        replay::store(&cache_dir, &key, facts, &synthesized);
+    }
+    synthesized.notes.extend(this_start_only);
+    Ok(synthesized)
+}
+
+/// What [`synthesize_afresh`] made.
+struct Fresh {
+    synthesized: Synthesized,
+    /// Notes about this start alone (a probe that ran, a cache that could
+    /// not be written), not to be repeated when the manifest is reused.
+    this_start_only: Vec<String>,
+    /// Whether the result follows from what synthesis looked at alone (not
+    /// from a helper program that failed this time, say).
+    recordable: bool,
+}
+
+fn synthesize_afresh(
+    argv: &[OsString],
+    opts: &SynthOptions,
+    cache_dir: &Path,
+) -> Result<Fresh, SynthError> {
     if argv.is_empty() {
         return Err(SynthError::NoCommand);
     }
@@ -178,22 +238,19 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         args.push(utf8(what, a)?.to_string());
     }
     let (mut env, mut notes) = system::carry_env(&opts.env);
-    let cache_dir = opts
-        .cache_dir
-        .clone()
-        .unwrap_or_else(conf_manifest::default_cache_dir);
-
     let mut s = State {
         cwd: cwd.clone(),
         trusted: Vec::new(),
-        linker: Linker::new(ldcache::LdCache::load(), Path::new(&cwd)).with_memory(&cache_dir),
+        linker: Linker::new(ldcache::LdCache::load(), Path::new(&cwd)).with_memory(cache_dir),
         notes: Vec::new(),
+        this_start_only: Vec::new(),
+        recordable: true,
     };
 
     // The program, and the #! interpreters in front of it.
     let mut entrypoint = exec::find_program(&args[0], &cwd, opts.path_env.as_deref())?;
     if let Some(sh) = shim::detect(&entrypoint) {
-        match shim::resolve_cached(&sh, &opts.cwd, &opts.env, &cache_dir) {
+        match shim::resolve_cached(&sh, &opts.cwd, &opts.env, cache_dir) {
             Ok(real) => {
                 notes.push(format!(
                     "{entrypoint} is a {} shim: running {real}, the program it selects",
@@ -211,23 +268,28 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
                 args[0] = real.clone();
                 entrypoint = real;
             }
-            Err(why) => notes.push(format!(
-                "{entrypoint} looks like a version-manager shim, but {why}; it runs as a script"
-            )),
+            Err(why) => {
+                // Why the manager gave no answer (a timeout, say) is not
+                // among the looks synthesis records.
+                s.recordable = false;
+                s.this_start_only.push(format!(
+                    "{entrypoint} looks like a version-manager shim, but {why}; it runs as a script"
+                ))
+            }
         }
     }
     let enclave_path = env.get("PATH").map(OsString::from);
     let prog = s.follow_scripts(&entrypoint, enclave_path.as_deref())?;
 
     // The runtime's own files.
-    let real = std::fs::canonicalize(&prog.path)
+    let real = observe::canonicalize(&prog.path)
         .ok()
         .and_then(|p| p.into_os_string().into_string().ok())
         .unwrap_or_else(|| prog.path.clone());
     let runtime = runtime::detect(&prog.path, &real, &prog.info);
     let rest: &[String] = if prog.direct { &args[1..] } else { &[] };
     match runtime {
-        Runtime::Python => s.python(&prog.path, rest, &env, &cache_dir)?,
+        Runtime::Python => s.python(&prog.path, rest, &env, cache_dir)?,
         Runtime::Node => {
             if let Some(script) = runtime::node_script(rest) {
                 s.trust_named("script", script);
@@ -257,7 +319,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     // Runtimes start shell commands (subprocess with shell=True,
     // child_process.exec, Runtime.exec through sh -c): trust /bin/sh.
     if matches!(runtime, Runtime::Python | Runtime::Node | Runtime::Java) && exists("/bin/sh") {
-        let _ = s.trust_program("/bin/sh", enclave_path.as_deref(), &env, &cache_dir);
+        let _ = s.trust_program("/bin/sh", enclave_path.as_deref(), &env, cache_dir);
     }
 
     // Programs a shell entrypoint will run, found on the enclave's PATH.
@@ -266,7 +328,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         let path_for_cmds = enclave_path.clone().or_else(|| opts.path_env.clone());
         for cmd in shell::commands(&text) {
             if let Ok(found) = exec::find_program(&cmd, &cwd, path_for_cmds.as_deref()) {
-                if s.trust_program(&found, enclave_path.as_deref(), &env, &cache_dir)
+                if s.trust_program(&found, enclave_path.as_deref(), &env, cache_dir)
                     .is_err()
                 {
                     s.notes.push(format!("the shell command {cmd} ({found}) cannot be run in the enclave; it is not trusted"));
@@ -284,15 +346,15 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
                 path: p.into(),
             });
         }
-        if std::path::Path::new(&p).is_file() && is_executable(&p) {
-            let _ = s.trust_program(&p, enclave_path.as_deref(), &env, &cache_dir);
+        if paths::is_file(Path::new(&p)) && is_executable(&p) {
+            let _ = s.trust_program(&p, enclave_path.as_deref(), &env, cache_dir);
         }
         s.trusted.push(p);
     }
     let mut allowed = Vec::new();
     for a in &opts.allow {
         let p = s.absolute("--allow", a)?;
-        if std::fs::symlink_metadata(&p).is_err() {
+        if observe::symlink_metadata(&p).is_err() {
             return Err(SynthError::AllowMissing {
                 given: a.clone(),
                 path: p.into(),
@@ -314,7 +376,9 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     // POSIX shared memory and named semaphores (Python's multiprocessing
     // locks, shm_open) live in /dev/shm and must be shared with the other
     // processes of the program: passed through, like Docker's /dev/shm.
-    if std::path::Path::new(DEV_SHM).is_dir() && !allowed.iter().any(|a| is_under(DEV_SHM, a)) {
+    if observe::metadata(DEV_SHM).is_ok_and(|m| m.is_dir())
+        && !allowed.iter().any(|a| is_under(DEV_SHM, a))
+    {
         allowed.push(DEV_SHM.to_string());
     }
 
@@ -387,10 +451,15 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         ..Manifest::default()
     };
     s.linker.save_memory();
-    Ok(Synthesized {
-        manifest,
-        runtime,
-        notes,
+    Ok(Fresh {
+        synthesized: Synthesized {
+            manifest,
+            runtime,
+            notes,
+            replayed: false,
+        },
+        this_start_only: s.this_start_only,
+        recordable: s.recordable,
     })
 }
 
@@ -411,7 +480,7 @@ fn compact(mut trusted: Vec<String>) -> Vec<String> {
                 // `up` covers `e` if nothing from below `up` down to `e` is a link.
                 let mut p = e;
                 while p != up {
-                    if std::fs::symlink_metadata(p).map_or(true, |m| m.file_type().is_symlink()) {
+                    if observe::symlink_metadata(p).map_or(true, |m| m.file_type().is_symlink()) {
                         return false;
                     }
                     p = paths::parent(p);
@@ -456,7 +525,7 @@ fn tmp_mounts(visible: &[&String], notes: &mut Vec<String>) -> Vec<Mount> {
     tops.dedup();
     if let Some(file) = tops
         .iter()
-        .find(|t| !std::fs::metadata(t).is_ok_and(|m| m.is_dir()))
+        .find(|t| !observe::metadata(t).is_ok_and(|m| m.is_dir()))
     {
         // A file directly in /tmp cannot be mounted over the tmpfs.
         notes.push(format!(
@@ -495,6 +564,8 @@ struct State {
     trusted: Vec<String>,
     linker: Linker,
     notes: Vec<String>,
+    this_start_only: Vec<String>,
+    recordable: bool,
 }
 
 /// The program `#!/usr/bin/env ARGS` runs: the first word that is not an
@@ -578,7 +649,7 @@ impl State {
         cache_dir: &Path,
     ) -> Result<(), SynthError> {
         let prog = self.follow_scripts(path, enclave_path)?;
-        let real = std::fs::canonicalize(&prog.path)
+        let real = observe::canonicalize(&prog.path)
             .ok()
             .and_then(|p| p.into_os_string().into_string().ok())
             .unwrap_or_else(|| prog.path.clone());
@@ -692,10 +763,10 @@ impl State {
     ) -> Result<(), SynthError> {
         let learned = python::learn(prog, env, cache_dir)?;
         if let Some(w) = learned.cache_warning {
-            self.notes.push(w);
+            self.this_start_only.push(w);
         }
         if !learned.cached {
-            self.notes.push(format!(
+            self.this_start_only.push(format!(
                 "asked {prog} where its modules are ({} ms); the answer is cached in {}",
                 learned.elapsed.as_millis(),
                 cache_dir.display()
@@ -735,7 +806,7 @@ impl State {
             self.trust_terminal(env);
         }
         if let Some(dynload) = dynload {
-            if let Ok(rd) = std::fs::read_dir(&dynload) {
+            if let Ok(rd) = observe::read_dir(&dynload) {
                 let mut mods: Vec<String> = rd
                     .flatten()
                     .filter_map(|de| de.file_name().into_string().ok())

@@ -61,12 +61,12 @@ pub(crate) fn is_under(p: &str, dir: &str) -> bool {
 
 /// Whether a regular file is at `p` (following symbolic links).
 pub(crate) fn is_file(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    super::observe::metadata(p).is_ok_and(|m| m.is_file())
 }
 
 /// Whether anything is at `p` (following symbolic links).
 pub(crate) fn exists(p: &str) -> bool {
-    std::fs::metadata(p).is_ok()
+    super::observe::metadata(p).is_ok()
 }
 
 /// `s` as UTF-8, or an error naming `what` it is.

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ask::{self, NoAnswer};
 use super::cache::{self, Stamp};
+use super::observe;
 use super::paths::{file_name, parent};
 use super::SynthError;
 
@@ -172,7 +173,10 @@ pub(crate) fn learn(
         });
     }
     let mut tree = probe(python, env)?;
-    tree.site_extensions = extensions_below(&tree.site_dirs());
+    // The walk is not recorded: the answer holds while the stamps below
+    // hold, whether it was just made or read from the cache, and a
+    // manifest made from it holds as long (`replay.rs`).
+    tree.site_extensions = observe::unrecorded(|| extensions_below(&tree.site_dirs()));
     let mut watched = tree.site_candidates.clone();
     watched.extend(tree.site_dirs());
     watched.extend(pyvenv_candidates(python));
@@ -246,7 +250,7 @@ fn extensions_below(dirs: &[String]) -> Vec<String> {
     let mut seen = 0usize;
     let mut stack: Vec<String> = dirs.to_vec();
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Ok(rd) = observe::read_dir(&dir) else {
             continue;
         };
         for de in rd.flatten() {

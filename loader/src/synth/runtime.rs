@@ -2,6 +2,7 @@
 //! name, and Java's home.
 
 use super::elf::ElfInfo;
+use super::observe;
 use super::paths::{file_name, is_under, join_lexical, parent};
 
 /// What kind of program the entrypoint ends up running. Decides the
@@ -260,7 +261,7 @@ pub(crate) fn scan_java_home(home: &str) -> JavaHome {
     let mut out = JavaHome::default();
     let mut stack = vec![home.to_string()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Ok(rd) = observe::read_dir(&dir) else {
             continue;
         };
         for de in rd.flatten() {
@@ -279,14 +280,14 @@ pub(crate) fn scan_java_home(home: &str) -> JavaHome {
                     out.shared_objects.push(path);
                 }
             } else if ft.is_symlink() {
-                let Ok(target) = std::fs::read_link(&path) else {
+                let Ok(target) = observe::read_link(&path) else {
                     continue;
                 };
                 let Some(target) = target.to_str() else {
                     continue;
                 };
                 let target = join_lexical(&dir, target);
-                let Ok(md) = std::fs::metadata(&path) else {
+                let Ok(md) = observe::metadata(&path) else {
                     continue; // dangling: resolution records the link
                 };
                 if md.is_dir() && !is_under(&target, home) && !is_documentation(&target) {
@@ -300,7 +301,7 @@ pub(crate) fn scan_java_home(home: &str) -> JavaHome {
                     if top.starts_with("java") {
                         let d = format!("/etc/{top}");
                         if !out.extra.contains(&d)
-                            && std::fs::metadata(&d).is_ok_and(|m| m.is_dir())
+                            && observe::metadata(&d).is_ok_and(|m| m.is_dir())
                         {
                             out.extra.push(d);
                         }

@@ -44,7 +44,7 @@ pub(crate) struct Shim {
 /// Recognize a shim: a `#!` script that execs `<root>/libexec/<manager>
 /// exec "$program"`.
 pub(crate) fn detect(path: &str) -> Option<Shim> {
-    let mut file = std::fs::File::open(path).ok()?;
+    let mut file = super::observe::open(path).ok()?;
     // Most programs are not scripts: two bytes say so, where reading the
     // 64 KiB a shim may hold cost every start that much fresh memory.
     let mut magic = [0u8; 2];
@@ -206,7 +206,7 @@ pub(crate) fn resolve(
         String::from_utf8_lossy(&answer.stderr),
     );
     let answer = out.trim();
-    if !status.success() || !answer.starts_with('/') || !Path::new(answer).is_file() {
+    if !status.success() || !answer.starts_with('/') || !super::paths::is_file(Path::new(answer)) {
         let why = err.lines().next().unwrap_or("").trim();
         return Err(format!(
             "{which} failed ({status}){}",

@@ -97,7 +97,7 @@ pub(crate) fn carry_env(env: &[(OsString, OsString)]) -> (BTreeMap<String, Strin
 /// with `files` and `dns` always included (glibc's defaults).
 pub(crate) fn nss_services() -> Vec<String> {
     let mut services = vec!["files".to_string(), "dns".to_string()];
-    if let Ok(text) = std::fs::read_to_string("/etc/nsswitch.conf") {
+    if let Ok(text) = super::observe::read_to_string("/etc/nsswitch.conf") {
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             let Some((_, rest)) = line.split_once(':') else {
