@@ -754,3 +754,37 @@ fn cpython_manifest_is_reused() {
         .iter()
         .any(|n| n.contains("where its modules are")));
 }
+
+/// `python3 -S` does not put the site directories on sys.path: its
+/// manifest trusts the standard library and lib-dynload, but neither the
+/// site directories nor the libraries only their extension modules need.
+#[test]
+fn python_without_site_trusts_no_site_directory() {
+    let python = "/usr/bin/python3";
+    if !Path::new(python).exists() {
+        eprintln!("skipped: no {python}");
+        return;
+    }
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, os, sysconfig; print(sysconfig.get_paths()['stdlib']); [print(p) for p in sys.path if p.endswith('-packages') and os.path.isdir(p)]",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let stdlib = lines.next().unwrap().to_string();
+    let site_dirs: Vec<&str> = lines.collect();
+    let e = env();
+    let with = synthesize(&args(&[python, "-c", "pass"]), &e.opts()).unwrap();
+    let without = synthesize(&args(&[python, "-X", "dev", "-S", "-c", "pass"]), &e.opts()).unwrap();
+    for s in [&with, &without] {
+        assert!(covered(s, &format!("{stdlib}/os.py")));
+    }
+    for d in &site_dirs {
+        assert!(covered(&with, d), "{d} trusted without -S");
+        assert!(!covered(&without, d), "{d} trusted with -S");
+    }
+    assert!(without.manifest.trusted_files.len() <= with.manifest.trusted_files.len());
+}

@@ -780,7 +780,12 @@ impl State {
             .collect();
         let dynload = tree.lib_dynload();
         dirs.extend(dynload.clone());
-        dirs.extend(tree.site_dirs());
+        // With -S the site directories are not on sys.path: neither they
+        // nor the libraries their extension modules need are trusted.
+        let site = !python::without_site(args);
+        if site {
+            dirs.extend(tree.site_dirs());
+        }
         for d in dirs {
             // Entries that do not exist (python311.zip) are skipped, as
             // Python skips them.
@@ -819,7 +824,7 @@ impl State {
                 }
             }
         }
-        for m in &tree.site_extensions {
+        for m in tree.site_extensions.iter().filter(|_| site) {
             if exists(m) {
                 self.linker.add_optional(m, None);
             }

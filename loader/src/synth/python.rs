@@ -280,6 +280,40 @@ fn extensions_below(dirs: &[String]) -> Vec<String> {
     out
 }
 
+/// Does `python ARGS` run without the `site` module (`-S` among the
+/// interpreter's own options, before the script, `-c` or `-m`)? Then the
+/// site directories are not on `sys.path`.
+pub(crate) fn without_site(args: &[String]) -> bool {
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if a == "-" || a == "--" || !a.starts_with('-') {
+            return false;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            if long == "check-hash-based-pycs" {
+                rest.next();
+            }
+            continue;
+        }
+        for (i, c) in a[1..].char_indices() {
+            match c {
+                'S' => return true,
+                // The rest of the word is the command or the module.
+                'c' | 'm' => return false,
+                // The rest of the word, or the next one, is the value.
+                'W' | 'X' => {
+                    if i + 2 == a.len() {
+                        rest.next();
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
 /// Does `python ARGS` start the interactive interpreter (no script, no
 /// -c, no -m), or ask for it (-i)?
 pub(crate) fn is_interactive(args: &[String]) -> bool {
@@ -299,4 +333,28 @@ pub(crate) fn is_interactive(args: &[String]) -> bool {
         i += 1;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_is_off_only_by_the_interpreters_own_s() {
+        let off = |a: &[&str]| without_site(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(off(&["-S", "-c", "pass"]));
+        assert!(off(&["-IS", "app.py"]));
+        assert!(off(&["-u", "-S"]));
+        assert!(!off(&["-c", "pass", "-S"]));
+        assert!(!off(&["-cS"]), "-c takes the rest as the command");
+        assert!(!off(&["app.py", "-S"]));
+        assert!(!off(&["-m", "mod", "-S"]));
+        assert!(!off(&["-X", "dev", "app.py"]));
+        assert!(off(&["-X", "dev", "-S", "app.py"]));
+        assert!(!off(&["-X", "S", "app.py"]), "S is -X's value here");
+        assert!(!off(&["-WS", "app.py"]), "S is -W's value here");
+        assert!(off(&["--check-hash-based-pycs", "never", "-S"]));
+        assert!(!off(&["--", "-S"]));
+        assert!(!off(&[]));
+    }
 }
