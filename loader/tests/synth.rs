@@ -788,3 +788,32 @@ fn python_without_site_trusts_no_site_directory() {
     }
     assert!(without.manifest.trusted_files.len() <= with.manifest.trusted_files.len());
 }
+
+/// A program that loads OpenSSL gets the system's CA bundle and the file
+/// SSL_CERT_FILE names, not the hashed CA directory.
+#[test]
+fn openssl_gets_the_ca_bundle_not_the_hashed_directory() {
+    let python = "/usr/bin/python3";
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if !Path::new(python).exists() || !Path::new(bundle).is_file() {
+        eprintln!("skipped: needs {python} and {bundle}");
+        return;
+    }
+    let e = env();
+    let own = e.cwd.parent().unwrap().join("own-ca.pem");
+    std::fs::write(&own, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let mut opts = e.opts();
+    opts.env
+        .push(("SSL_CERT_FILE".into(), own.clone().into_os_string()));
+    let s = synthesize(&args(&[python, "-c", "pass"]), &opts).unwrap();
+    assert!(covered(&s, bundle));
+    assert!(covered(&s, own.to_str().unwrap()));
+    let hashed = std::fs::read_dir("/etc/ssl/certs")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| p.extension().is_some_and(|x| x == "0"));
+    if let Some(h) = hashed {
+        assert!(!covered(&s, h.to_str().unwrap()), "{h:?} trusted");
+    }
+}

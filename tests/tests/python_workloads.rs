@@ -521,6 +521,28 @@ fn a_changed_program_gets_a_new_manifest() {
     assert_quiet("./tool", &quiet);
 }
 
+/// `ssl.create_default_context()` finds the system's CA certificates in
+/// the enclave as natively (from the trusted CA bundle), and nothing extra
+/// is printed.
+#[test]
+fn python_ssl_default_context_has_the_systems_cas() {
+    if python_missing() {
+        return;
+    }
+    let app = App::new("python/stdlib");
+    let code = "import ssl; c = ssl.create_default_context(); print(len(c.get_ca_certs()))";
+    let argv = [PYTHON, "-c", code];
+    let native = app.native(&argv);
+    assert_eq!(native.code(), Some(0), "natively:\n{}", native.describe());
+    if native.stdout_str().trim() == "0" {
+        eprintln!("skipped: no CA certificates on this machine");
+        return;
+    }
+    let enclave = app.run(&[], &argv);
+    assert_same(&app, "ssl default context", &native, &enclave, &[], &argv);
+    assert_quiet("ssl default context", &enclave);
+}
+
 /// A `#!/usr/bin/env python3` script: `env` has to exec python3. Until
 /// execve is provided in the enclave this may fail, but then with a
 /// message from conf that says why (the CPython issue: "a `#!` script as

@@ -312,7 +312,7 @@ fn synthesize_afresh(
     // (Programs added below still get these: they run under the same glibc.)
     system::add_glibc(&mut s.linker, &mut s.trusted);
     let objects: Vec<&str> = s.linker.objects.iter().map(String::as_str).collect();
-    system::add_ssl(&objects, runtime == Runtime::Node, &mut s.trusted);
+    system::add_ssl(&objects, runtime == Runtime::Node, &env, &mut s.trusted);
     let locale_notes = system::add_locale_and_tz(&env, &mut s.trusted);
     s.notes.extend(locale_notes);
 

@@ -35,10 +35,17 @@ const GLIBC_DLOPENED: &[&str] = &["libresolv.so.2", "libgcc_s.so.1"];
 /// libcrypto is loaded. `/etc/ssl/private` is deliberately not here.
 const SSL_FILES: &[&str] = &[
     "/etc/ssl/openssl.cnf",
-    "/etc/ssl/certs",
     "/usr/lib/ssl/openssl.cnf",
+    "/etc/pki/tls/openssl.cnf",
+    // The CA bundles (OpenSSL's default CAfile and what it links to, on
+    // Debian, Alpine and Fedora). Not the hashed CA directories (CApath,
+    // /etc/ssl/certs): the bundle holds every certificate they do, and a
+    // directory of hundreds of links cost every start ~0.4 ms.
     "/usr/lib/ssl/cert.pem",
-    "/usr/lib/ssl/certs",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/cert.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
 ];
 
 /// Where glibc's locale data lives (without LOCPATH).
@@ -145,8 +152,14 @@ pub(crate) fn add_glibc(linker: &mut Linker, trusted: &mut Vec<String>) {
 }
 
 /// OpenSSL's files, if the closure loads OpenSSL (or the runtime carries
-/// its own copy, as Node.js does).
-pub(crate) fn add_ssl(objects: &[&str], bundles_openssl: bool, trusted: &mut Vec<String>) -> bool {
+/// its own copy, as Node.js does): its configuration, the system's CA
+/// bundle, and the bundle `SSL_CERT_FILE` names.
+pub(crate) fn add_ssl(
+    objects: &[&str],
+    bundles_openssl: bool,
+    env: &BTreeMap<String, String>,
+    trusted: &mut Vec<String>,
+) -> bool {
     let uses_ssl = bundles_openssl
         || objects.iter().any(|o| {
             let name = super::paths::file_name(o);
@@ -159,6 +172,11 @@ pub(crate) fn add_ssl(objects: &[&str], bundles_openssl: bool, trusted: &mut Vec
                 .filter(|f| exists(f))
                 .map(|f| f.to_string()),
         );
+        if let Some(f) = env.get("SSL_CERT_FILE").filter(|f| f.starts_with('/')) {
+            if super::paths::is_file(std::path::Path::new(f)) {
+                trusted.push(f.clone());
+            }
+        }
     }
     uses_ssl
 }
