@@ -35,22 +35,6 @@ impl Stat {
             samples,
         })
     }
-
-    /// A value with its own mean and stddev (from hyperfine).
-    pub fn given(mean: f64, stddev: f64, samples: Vec<f64>) -> Stat {
-        let (min, median) = if samples.is_empty() {
-            (mean, mean)
-        } else {
-            order_stats(&samples)
-        };
-        Stat {
-            mean,
-            stddev,
-            min,
-            median,
-            samples,
-        }
-    }
 }
 
 /// Smallest and median of a non-empty sample.

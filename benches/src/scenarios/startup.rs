@@ -48,14 +48,21 @@ impl Scenario for Startup {
                 Ok(p) => {
                     let mut runners = standard_columns(&p.manifest);
                     runners.insert(2, (CONF_ZERO_CONFIG, Runner::ConfZeroConfig));
-                    for (col, runner) in runners {
+                    let mut timed = Vec::new();
+                    for (col, runner) in &runners {
                         progress(self.name(), label, col);
-                        m.set(col, time(env, &runner, &p));
+                        match checked(env, runner, &p) {
+                            Ok(cmd) => timed.push((*col, cmd)),
+                            Err(cell) => m.set(col, cell),
+                        }
                         if matches!(runner, Runner::Conf { .. } | Runner::ConfZeroConfig) {
-                            if let Some(phases) = conf_phases(env, &runner, &p.argv) {
+                            if let Some(phases) = conf_phases(env, runner, &p.argv) {
                                 r.note(format!("{col}'s own phases for {label} (CONF_TIMING=1, one run): {phases}; the rest is conf-run's own process start, the LibOS boot and the program in the enclave"));
                             }
                         }
+                    }
+                    for (col, cell) in time_interleaved(env, &mut timed) {
+                        m.set(col, cell);
                     }
                 }
             }
@@ -64,7 +71,7 @@ impl Scenario for Startup {
         if let Err(why) = &env.hyperfine {
             r.note(why.clone());
         } else {
-            r.note(format!("hyperfine -N, 1 warm-up run (plus one checked run before it), {} timed runs: mean ± stddev", env.opts.startup_runs()));
+            r.note(format!("hyperfine -N, one checked run of each column first, then {} timed runs of each: the columns interleaved in {} rounds (in each, one warm-up and an equal share of the runs per column, the columns' order turning round by round), so that the machine's load drifting during the scenario weighs on every column alike; mean ± stddev of all runs", env.opts.startup_runs(), rounds(env.opts.startup_runs())));
         }
         r.note("conf: explicit manifests (the program, its ldd closure, /etc/ld.so.cache; for python also its standard library, C.utf8 locale, gconv, /etc/localtime), enclave 1G (2G for python), digest cache warm");
         r.note("conf zero-config: `conf-run -- PROGRAM ARGS` without a manifest, as a user types it, from an empty directory (zero-config trusts the working directory), with this shell's environment; conf-run synthesizes the manifest (cached) and sizes the enclave itself; digest cache warm");
@@ -137,17 +144,23 @@ fn java(env: &Env) -> anyhow::Result<Prepared> {
     })
 }
 
-/// Time `args` under `runner`: one checked run (fills conf's digest cache,
-/// and a failure is reported with its stderr), then hyperfine or our timer.
-fn time(env: &mut Env, runner: &Runner, prog: &Prepared) -> Cell {
+/// Rounds the timed runs of a program's columns are split into.
+const ROUNDS: usize = 4;
+
+/// Rounds for `runs` timed runs of each column (each round runs each
+/// column at least once).
+fn rounds(runs: usize) -> usize {
+    ROUNDS.min(runs).max(1)
+}
+
+/// The command that times `prog` under `runner`, after one checked run
+/// (it fills conf's caches, and a failure is reported with its stderr).
+fn checked(env: &mut Env, runner: &Runner, prog: &Prepared) -> Result<Command, Cell> {
     let args = &prog.argv;
-    let check = match env.command(runner, args) {
-        Ok(c) => c,
-        Err(why) => return Cell::skipped(why),
-    };
+    let check = env.command(runner, args).map_err(Cell::skipped)?;
     let what = env::describe(&check);
     match env::run_ok(check) {
-        Err(e) => return Cell::failed(format!("{e:#}")),
+        Err(e) => return Err(Cell::failed(format!("{e:#}"))),
         Ok(out) => {
             let unexpected: String = out
                 .stderr
@@ -160,14 +173,44 @@ fn time(env: &mut Env, runner: &Runner, prog: &Prepared) -> Cell {
             }
         }
     }
-    let cmd = env.command(runner, args).expect("worked above");
+    Ok(env.command(runner, args).expect("worked above"))
+}
+
+/// Time each command, interleaved: [`ROUNDS`] rounds, each running every
+/// command (one warm-up, then its share of the runs) in an order that
+/// turns by one every round. Timing one column after the other let the
+/// machine's drifting load fall on the later columns (conf zero-config,
+/// third, was ~1 ms slower against native than when interleaved).
+fn time_interleaved(env: &Env, cmds: &mut [(&'static str, Command)]) -> Vec<(&'static str, Cell)> {
     let runs = env.opts.startup_runs();
-    let res = match env.hyperfine.clone() {
-        Ok(hf) => hyperfine(&hf, &cmd, runs, env.scratch()),
-        Err(_) => own_timer(cmd, runs),
-    };
-    res.map(Cell::Ok)
-        .unwrap_or_else(|e| Cell::failed(format!("{e:#}")))
+    let rounds = rounds(runs);
+    let mut samples: Vec<Result<Vec<f64>, String>> = vec![Ok(Vec::new()); cmds.len()];
+    for round in 0..rounds {
+        let share = runs / rounds + usize::from(round < runs % rounds);
+        for k in 0..cmds.len() {
+            let i = (k + round) % cmds.len();
+            let Ok(got) = &mut samples[i] else { continue };
+            let res = match env.hyperfine.clone() {
+                Ok(hf) => hyperfine(&hf, &cmds[i].1, share, env.scratch()),
+                Err(_) => own_timer(&mut cmds[i].1, share),
+            };
+            match res {
+                Ok(times) => got.extend(times),
+                Err(e) => samples[i] = Err(format!("{e:#}")),
+            }
+        }
+    }
+    cmds.iter()
+        .zip(samples)
+        .map(|((col, _), s)| {
+            let cell = match s.map(Stat::from_samples) {
+                Ok(Some(stat)) => Cell::Ok(stat),
+                Ok(None) => Cell::failed("no runs"),
+                Err(e) => Cell::failed(e),
+            };
+            (*col, cell)
+        })
+        .collect()
 }
 
 /// conf-run's start-up phases as it reports them with CONF_TIMING=1
@@ -197,7 +240,8 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn hyperfine(hf: &Path, cmd: &Command, runs: usize, scratch: &Path) -> anyhow::Result<Stat> {
+/// The times (ms) of `runs` runs of `cmd`, after one warm-up.
+fn hyperfine(hf: &Path, cmd: &Command, runs: usize, scratch: &Path) -> anyhow::Result<Vec<f64>> {
     let mut line = shell_quote(&cmd.get_program().to_string_lossy());
     for a in cmd.get_args() {
         line.push(' ');
@@ -234,33 +278,27 @@ fn hyperfine(hf: &Path, cmd: &Command, runs: usize, scratch: &Path) -> anyhow::R
     env::run_ok(c)?;
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(json.path())?).context("hyperfine's JSON")?;
-    let res = &v["results"][0];
-    let get = |k: &str| {
-        res[k]
-            .as_f64()
-            .with_context(|| format!("hyperfine's JSON has no results[0].{k}"))
-    };
-    let times: Vec<f64> = res["times"]
+    let times: Vec<f64> = v["results"][0]["times"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_f64())
-                .map(|t| t * 1e3)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Stat::given(
-        get("mean")? * 1e3,
-        get("stddev").unwrap_or(0.0) * 1e3,
-        times,
-    ))
+        .context("hyperfine's JSON has no results[0].times")?
+        .iter()
+        .filter_map(|t| t.as_f64())
+        .map(|t| t * 1e3)
+        .collect();
+    anyhow::ensure!(
+        times.len() == runs,
+        "hyperfine reported {} of {runs} runs",
+        times.len()
+    );
+    Ok(times)
 }
 
-fn own_timer(mut cmd: Command, runs: usize) -> anyhow::Result<Stat> {
+/// The same without hyperfine.
+fn own_timer(cmd: &mut Command, runs: usize) -> anyhow::Result<Vec<f64>> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let what = env::describe(&cmd);
+    let what = env::describe(cmd);
     let mut ms = Vec::new();
     // One warm-up, then the timed runs.
     for i in 0..=runs {
@@ -274,7 +312,7 @@ fn own_timer(mut cmd: Command, runs: usize) -> anyhow::Result<Stat> {
             ms.push(dt);
         }
     }
-    Stat::from_samples(ms).context("no runs")
+    Ok(ms)
 }
 
 #[cfg(test)]
