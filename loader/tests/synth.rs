@@ -672,18 +672,27 @@ fn a_manifest_is_reused_until_what_it_was_made_from_changes() {
         "a new file in the working directory"
     );
 
-    // Another environment is another command: synthesized afresh, and the
-    // first one's record still serves the first.
+    // A variable synthesis does not read is only copied into the
+    // manifest: the record serves, with this start's value.
     let mut other = opts.clone();
     other.env.push(("GREETING".into(), "hi".into()));
     let s = synth(&other);
-    assert!(!s.replayed);
+    assert!(s.replayed, "an unread variable made it synthesize afresh");
     assert_eq!(
         s.manifest.env.get("GREETING"),
         Some(&EnvValue::Value("hi".into()))
     );
-    assert!(synth(&opts).replayed);
+    let plain = synth(&opts);
+    assert!(plain.replayed);
+    assert_eq!(plain.manifest.env.get("GREETING"), None);
+    // One it reads (the locale: which locale files to trust) is another
+    // question: synthesized afresh; the first one's record still serves.
+    let mut other = opts.clone();
+    other.env.push(("LANG".into(), "C.UTF-8".into()));
+    let s = synth(&other);
+    assert!(!s.replayed, "a variable synthesis reads changed unnoticed");
     assert!(synth(&other).replayed);
+    assert!(synth(&opts).replayed);
 
     // Reuse turned off.
     opts.reuse = false;

@@ -42,6 +42,7 @@ mod runtime;
 mod shell;
 mod shim;
 mod system;
+mod vars;
 
 pub use cwd::{MAX_BYTES as CWD_MAX_BYTES, MAX_FILES as CWD_MAX_FILES, SKIP_DIRS as CWD_SKIP_DIRS};
 pub use error::SynthError;
@@ -50,6 +51,7 @@ pub use runtime::Runtime;
 use closure::Linker;
 use elf::{ElfError, ElfInfo, FileKind};
 use paths::{exists, file_name, is_under, join_lexical, normalize, utf8};
+use vars::Vars;
 
 /// Most `#!` scripts in a row before the ELF program (as Linux allows).
 pub const MAX_SCRIPT_DEPTH: usize = 4;
@@ -180,9 +182,14 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
         .cache_dir
         .clone()
         .unwrap_or_else(conf_manifest::default_cache_dir);
+    let (carried, env_notes) = system::carry_env(&opts.env);
     let key = replay::Key::of(argv, opts);
     if opts.reuse {
-        if let Some(done) = key.as_ref().and_then(|k| replay::load(&cache_dir, k)) {
+        if let Some(mut done) = key
+            .as_ref()
+            .and_then(|k| replay::load(&cache_dir, k, &carried))
+        {
+            done.notes.splice(0..0, env_notes);
             return Ok(done);
         }
     }
@@ -198,6 +205,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     if let (Some(key), Some(facts), true) = (key, facts, recordable) {
         replay::store(&cache_dir, &key, facts, &synthesized);
     }
+    synthesized.notes.splice(0..0, env_notes);
     synthesized.notes.extend(this_start_only);
     Ok(synthesized)
 }
@@ -237,7 +245,11 @@ fn synthesize_afresh(
         };
         args.push(utf8(what, a)?.to_string());
     }
-    let (mut env, mut notes) = system::carry_env(&opts.env);
+    // Notes on the environment itself are made again at each start
+    // (`synthesize`), from the environment of that start.
+    let (carried, _) = system::carry_env(&opts.env);
+    let mut env = Vars::new(carried);
+    let mut notes = Vec::new();
     let mut s = State {
         cwd: cwd.clone(),
         trusted: Vec::new(),
@@ -263,7 +275,7 @@ fn synthesize_afresh(
                         .get("PATH")
                         .map(|p| format!("{dir}:{p}"))
                         .unwrap_or_else(|| dir.to_string());
-                    env.insert("PATH".to_string(), path);
+                    env.set("PATH", path);
                 }
                 args[0] = real.clone();
                 entrypoint = real;
@@ -439,6 +451,7 @@ fn synthesize_afresh(
         argv: args,
         use_cmdline_argv: false,
         env: env
+            .into_map()
             .into_iter()
             .map(|(k, v)| (k, EnvValue::Value(v)))
             .collect::<BTreeMap<_, _>>(),
@@ -618,7 +631,7 @@ impl State {
     /// included).
     /// What an interactive terminal program reads: terminfo for $TERM,
     /// readline's /etc/inputrc.
-    fn trust_terminal(&mut self, env: &BTreeMap<String, String>) {
+    fn trust_terminal(&mut self, env: &Vars) {
         if let Some(term) = env
             .get("TERM")
             .filter(|t| !t.is_empty() && !t.contains('/'))
@@ -645,7 +658,7 @@ impl State {
         &mut self,
         path: &str,
         enclave_path: Option<&std::ffi::OsStr>,
-        env: &BTreeMap<String, String>,
+        env: &Vars,
         cache_dir: &Path,
     ) -> Result<(), SynthError> {
         let prog = self.follow_scripts(path, enclave_path)?;
@@ -758,7 +771,7 @@ impl State {
         &mut self,
         prog: &str,
         args: &[String],
-        env: &BTreeMap<String, String>,
+        env: &Vars,
         cache_dir: &Path,
     ) -> Result<(), SynthError> {
         let learned = python::learn(prog, env, cache_dir)?;
@@ -835,7 +848,7 @@ impl State {
         Ok(())
     }
 
-    fn java(&mut self, real: &str, args: &[String], env: &BTreeMap<String, String>) {
+    fn java(&mut self, real: &str, args: &[String], env: &Vars) {
         if let Some(home) = runtime::java_home(real) {
             let scan = runtime::scan_java_home(&home);
             self.trusted.push(home);

@@ -14,7 +14,6 @@
 //! creating the user site directory changes one of them and the next start
 //! asks again.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use super::ask::{self, NoAnswer};
 use super::cache::{self, Stamp};
 use super::observe;
 use super::paths::{file_name, parent};
+use super::vars::Vars;
 use super::SynthError;
 
 /// Longest the probe may run.
@@ -143,20 +143,19 @@ pub(crate) fn pyvenv_candidates(python: &str) -> Vec<String> {
     ]
 }
 
-fn env_key(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    env.iter()
-        .filter(|(k, _)| k.starts_with("PYTHON") || *k == "HOME")
+fn env_key(env: &Vars) -> Vec<(String, String)> {
+    let mut key: Vec<(String, String)> = env
+        .with_prefix("PYTHON")
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .collect();
+    key.extend(env.get("HOME").map(|h| ("HOME".to_string(), h.clone())));
+    key.sort();
+    key
 }
 
 /// What `python` (absolute path, as it will be run) uses, from the cache
 /// in `cache_dir` or by running it.
-pub(crate) fn learn(
-    python: &str,
-    env: &BTreeMap<String, String>,
-    cache_dir: &Path,
-) -> Result<Learned, SynthError> {
+pub(crate) fn learn(python: &str, env: &Vars, cache_dir: &Path) -> Result<Learned, SynthError> {
     let started = Instant::now();
     let key = Key {
         python: python.to_string(),
@@ -205,7 +204,7 @@ pub(crate) fn learn(
     })
 }
 
-fn probe(python: &str, env: &BTreeMap<String, String>) -> Result<PythonTree, SynthError> {
+fn probe(python: &str, env: &Vars) -> Result<PythonTree, SynthError> {
     let fail = |reason: String| SynthError::PythonProbe {
         python: python.into(),
         reason,
@@ -214,7 +213,7 @@ fn probe(python: &str, env: &BTreeMap<String, String>) -> Result<PythonTree, Syn
         Command::new(python)
             .args(["-S", "-c", PROBE])
             .env_clear()
-            .envs(env)
+            .envs(env.for_helper())
             .current_dir("/"),
         PROBE_TIMEOUT,
     )

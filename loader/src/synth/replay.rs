@@ -1,7 +1,9 @@
 //! Reusing a synthesized manifest: the same command line, directory,
-//! environment and options, synthesized by the same conf, give the same
-//! manifest as long as every look synthesis took at the host's files
-//! (`observe.rs`) would still see the same thing.
+//! options and the environment variables synthesis reads (`vars.rs`),
+//! synthesized by the same conf, give the same manifest as long as every
+//! look synthesis took at the host's files (`observe.rs`) would still see
+//! the same thing. The other variables are only copied into the manifest:
+//! a reused manifest gets this start's values of them.
 //!
 //! A record holds the key, those looks (~240 for CPython: its extension
 //! modules and the libraries they need, the directories it listed, the
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::{self, stamp_of, Stamp};
 use super::observe::Fact;
+use super::vars::read_by_synthesis;
 use super::{Runtime, SynthOptions, Synthesized};
 
 const KIND: &str = "manifest";
@@ -38,6 +41,7 @@ pub(crate) struct Key {
     argv: Vec<String>,
     cwd: String,
     path_env: Option<String>,
+    /// The variables synthesis reads ([`read_by_synthesis`]).
     env: Vec<(String, String)>,
     allow: Vec<String>,
     trust: Vec<String>,
@@ -64,11 +68,16 @@ impl Key {
                 Some(p) => Some(s(p)?),
                 None => None,
             },
-            env: opts
-                .env
-                .iter()
-                .map(|(k, v)| Some((s(k)?, s(v)?)))
-                .collect::<Option<_>>()?,
+            env: {
+                let mut read: Vec<(String, String)> = opts
+                    .env
+                    .iter()
+                    .map(|(k, v)| Some((s(k)?, s(v)?)))
+                    .filter(|kv| kv.as_ref().is_none_or(|(k, _)| read_by_synthesis(k)))
+                    .collect::<Option<_>>()?;
+                read.sort();
+                read
+            },
             allow: all(&opts.allow)?,
             trust: all(&opts.trust)?,
         })
@@ -172,12 +181,24 @@ impl Made {
 }
 
 /// The manifest recorded for `key`, if every look it was made from still
-/// sees the same.
-pub(crate) fn load(cache_dir: &Path, key: &Key) -> Option<Synthesized> {
-    let made: Made = cache::load_current(&key.file(cache_dir), key)?;
+/// sees the same, with the variables synthesis does not read taken from
+/// `carried` (this start's environment, as the manifest carries it).
+pub(crate) fn load(
+    cache_dir: &Path,
+    key: &Key,
+    carried: &BTreeMap<String, String>,
+) -> Option<Synthesized> {
+    let mut made: Made = cache::load_current(&key.file(cache_dir), key)?;
     if !made.facts.iter().all(Fact::holds) {
         return None;
     }
+    made.env.retain(|(k, _)| read_by_synthesis(k));
+    made.env.extend(
+        carried
+            .iter()
+            .filter(|(k, _)| !read_by_synthesis(k))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let runtime = [
         Runtime::Native,
         Runtime::Python,

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 
 use super::closure::Linker;
 use super::paths::{exists, normalize};
+use super::vars::Vars;
 
 /// Files in `/etc` that a typical program (through glibc) reads, trusted
 /// when they exist. ld.so.conf(.d) is read by ldconfig, not by programs,
@@ -157,7 +158,7 @@ pub(crate) fn add_glibc(linker: &mut Linker, trusted: &mut Vec<String>) {
 pub(crate) fn add_ssl(
     objects: &[&str],
     bundles_openssl: bool,
-    env: &BTreeMap<String, String>,
+    env: &Vars,
     trusted: &mut Vec<String>,
 ) -> bool {
     let uses_ssl = bundles_openssl
@@ -183,10 +184,14 @@ pub(crate) fn add_ssl(
 
 /// The locales the environment selects (LC_ALL, LC_*, LANG), other than
 /// the built-in C and POSIX.
-pub(crate) fn locales(env: &BTreeMap<String, String>) -> Vec<String> {
+pub(crate) fn locales(env: &Vars) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (k, v) in env {
-        if (k == "LANG" || k.starts_with("LC_")) && !v.is_empty() && v != "C" && v != "POSIX" {
+    let values = env
+        .get("LANG")
+        .into_iter()
+        .chain(env.with_prefix("LC_").map(|(_, v)| v));
+    for v in values {
+        if !v.is_empty() && v != "C" && v != "POSIX" {
             // LC_ALL=C overrides the rest, but being generous costs little.
             if !out.contains(v) && !v.contains('/') && !v.contains("..") {
                 out.push(v.clone());
@@ -278,10 +283,7 @@ fn needs_gconv(name: &str) -> bool {
 
 /// Locale data for the environment's locales, the iconv modules when a
 /// locale needs them, and the time zone TZ names. Returns notes.
-pub(crate) fn add_locale_and_tz(
-    env: &BTreeMap<String, String>,
-    trusted: &mut Vec<String>,
-) -> Vec<String> {
+pub(crate) fn add_locale_and_tz(env: &Vars, trusted: &mut Vec<String>) -> Vec<String> {
     let mut notes = Vec::new();
     let locales = locales(env);
     if !locales.is_empty() {
