@@ -676,12 +676,28 @@ fn a_manifest_is_reused_until_what_it_was_made_from_changes() {
     // manifest: the record serves, with this start's value.
     let mut other = opts.clone();
     other.env.push(("GREETING".into(), "hi".into()));
+    other.env.push(("API_TOKEN".into(), "s3cret-value".into()));
     let s = synth(&other);
     assert!(s.replayed, "an unread variable made it synthesize afresh");
     assert_eq!(
         s.manifest.env.get("GREETING"),
         Some(&EnvValue::Value("hi".into()))
     );
+    // Nor are such values written to the cache.
+    let mut fresh = other.clone();
+    fresh.reuse = false;
+    assert!(!synth(&fresh).replayed);
+    for f in std::fs::read_dir(e.cache.join("synth-v1"))
+        .unwrap()
+        .flatten()
+    {
+        let text = String::from_utf8_lossy(&std::fs::read(f.path()).unwrap()).into_owned();
+        assert!(
+            !text.contains("s3cret-value"),
+            "{:?} holds a secret",
+            f.path()
+        );
+    }
     let plain = synth(&opts);
     assert!(plain.replayed);
     assert_eq!(plain.manifest.env.get("GREETING"), None);

@@ -120,8 +120,9 @@ pub struct Synthesized {
     /// written...), one line each.
     pub notes: Vec<String>,
     /// Whether this is the manifest an earlier start synthesized for the
-    /// same command, environment and directory, reused because nothing it
-    /// was made from changed (`replay.rs`).
+    /// same command line, directory, options and values of the variables
+    /// synthesis reads, reused because nothing it was made from changed
+    /// (`replay.rs`).
     pub replayed: bool,
 }
 
@@ -195,7 +196,7 @@ pub fn synthesize(argv: &[OsString], opts: &SynthOptions) -> Result<Synthesized,
     }
     cache::prepare(&cache_dir);
     let recording = observe::Recording::start();
-    let fresh = synthesize_afresh(argv, opts, &cache_dir);
+    let fresh = synthesize_afresh(argv, opts, &cache_dir, Vars::new(carried));
     let facts = recording.finish();
     let Fresh {
         mut synthesized,
@@ -221,10 +222,13 @@ struct Fresh {
     recordable: bool,
 }
 
+/// Synthesize with `env`, the environment carried into the manifest (its
+/// notes are `synthesize`'s, made again at each start).
 fn synthesize_afresh(
     argv: &[OsString],
     opts: &SynthOptions,
     cache_dir: &Path,
+    mut env: Vars,
 ) -> Result<Fresh, SynthError> {
     if argv.is_empty() {
         return Err(SynthError::NoCommand);
@@ -245,10 +249,6 @@ fn synthesize_afresh(
         };
         args.push(utf8(what, a)?.to_string());
     }
-    // Notes on the environment itself are made again at each start
-    // (`synthesize`), from the environment of that start.
-    let (carried, _) = system::carry_env(&opts.env);
-    let mut env = Vars::new(carried);
     let mut notes = Vec::new();
     let mut s = State {
         cwd: cwd.clone(),

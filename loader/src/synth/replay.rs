@@ -69,11 +69,12 @@ impl Key {
                 None => None,
             },
             env: {
+                // Unread variables, UTF-8 or not, do not count.
                 let mut read: Vec<(String, String)> = opts
                     .env
                     .iter()
+                    .filter(|(k, _)| k.to_str().is_some_and(read_by_synthesis))
                     .map(|(k, v)| Some((s(k)?, s(v)?)))
-                    .filter(|kv| kv.as_ref().is_none_or(|(k, _)| read_by_synthesis(k)))
                     .collect::<Option<_>>()?;
                 read.sort();
                 read
@@ -192,7 +193,6 @@ pub(crate) fn load(
     if !made.facts.iter().all(Fact::holds) {
         return None;
     }
-    made.env.retain(|(k, _)| read_by_synthesis(k));
     made.env.extend(
         carried
             .iter()
@@ -221,6 +221,10 @@ pub(crate) fn store(cache_dir: &Path, key: &Key, facts: Vec<Fact>, synthesized: 
     let Some(mut made) = Made::from_manifest(synthesized) else {
         return;
     };
+    // Only what synthesis read (and may have changed, as PATH for a shim's
+    // program) is kept: the others come from the start that reuses it, and
+    // the environment's secrets do not belong in a cache file.
+    made.env.retain(|(k, _)| read_by_synthesis(k));
     made.facts = facts;
     let record = cache::Stamped {
         key,
