@@ -178,9 +178,10 @@ fn checked(env: &mut Env, runner: &Runner, prog: &Prepared) -> Result<Command, C
 
 /// Time each command, interleaved: [`ROUNDS`] rounds, each running every
 /// command (one warm-up, then its share of the runs) in an order that
-/// turns by one every round. Timing one column after the other let the
-/// machine's drifting load fall on the later columns (conf zero-config,
-/// third, was ~1 ms slower against native than when interleaved).
+/// turns by one every round, so that the machine's load drifting while a
+/// row is measured (native `python3 -c pass` moved between 9.4 and 12.3
+/// ms from one run of the scenario to the next here) weighs on every
+/// column alike rather than on the columns timed last.
 fn time_interleaved(env: &Env, cmds: &mut [(&'static str, Command)]) -> Vec<(&'static str, Cell)> {
     let runs = env.opts.startup_runs();
     let rounds = rounds(runs);
