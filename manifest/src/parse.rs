@@ -768,23 +768,23 @@ impl Parser<'_> {
                 let v = &f.value;
                 match f.key.as_str() {
                     "type" => {
-                        kind = Some(match self.string(&fk, v)? {
-                            "chroot" => MountKind::Chroot,
-                            "tmpfs" => MountKind::Tmpfs,
-                            "encrypted" => MountKind::Encrypted,
-                            other => {
-                                return Err(self.invalid(
-                                    &fk,
-                                    v,
-                                    format!("must be one of \"chroot\", \"tmpfs\", \"encrypted\"; found \"{other}\""),
-                                ))
-                            }
-                        })
+                        let given = self.string(&fk, v)?;
+                        kind = Some(MountKind::parse(given).ok_or_else(|| {
+                            self.invalid(
+                                &fk,
+                                v,
+                                format!("must be one of \"chroot\", \"tmpfs\", \"encrypted\"; found \"{given}\""),
+                            )
+                        })?)
                     }
                     "path" => {
                         let p = self.enclave_path(&fk, v)?;
                         if p == "/" {
-                            return Err(self.invalid(&fk, v, "cannot mount over `/`; set `fs.root` instead"));
+                            return Err(self.invalid(
+                                &fk,
+                                v,
+                                "cannot mount over `/`; set `fs.root` instead",
+                            ));
                         }
                         path = Some((p, self.loc(&v.span)));
                     }
@@ -797,9 +797,12 @@ impl Parser<'_> {
                         key_name = Some((s.to_string(), v));
                     }
                     _ => {
-                        return Err(self.unknown(&fk, &f.key_span, &["type", "path", "uri", "key_name"], |s| {
-                            format!("{mk}.{s}")
-                        }))
+                        return Err(self.unknown(
+                            &fk,
+                            &f.key_span,
+                            &["type", "path", "uri", "key_name"],
+                            |s| format!("{mk}.{s}"),
+                        ))
                     }
                 }
             }

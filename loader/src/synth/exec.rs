@@ -17,7 +17,7 @@ pub(crate) fn check_runnable(path: &str, via: &str) -> Result<(), SynthError> {
     let p = Path::new(path);
     match observe::metadata(p) {
         Ok(m) if m.is_file() => {
-            if observe::executable(p) {
+            if observe::executable(p, &m) {
                 Ok(())
             } else {
                 Err(SynthError::NotExecutable {
@@ -77,7 +77,7 @@ pub(crate) fn find_program(
         let p = Path::new(&cand);
         match observe::metadata(p) {
             Ok(m) if m.is_file() => {
-                if observe::executable(p) {
+                if observe::executable(p, &m) {
                     return Ok(cand);
                 }
                 not_executable.get_or_insert(cand);

@@ -239,10 +239,10 @@ pub(crate) fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     r
 }
 
-/// Whether this user may execute `path` (access(2) X_OK). Recorded as the
-/// path's stamp: a mode or owner change changes its ctime.
-pub(crate) fn executable(path: &Path) -> bool {
-    let _ = metadata(path);
+/// Whether this user may execute `path` (access(2) X_OK), whose metadata
+/// the caller looked at with [`metadata`]: that look's stamp covers the
+/// answer (a mode or owner change changes the ctime).
+pub(crate) fn executable(path: &Path, _seen: &Metadata) -> bool {
     nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 

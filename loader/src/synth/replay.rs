@@ -145,11 +145,6 @@ impl Made {
     }
 
     fn manifest(&self) -> Option<Manifest> {
-        let kind = |k: &str| {
-            [MountKind::Chroot, MountKind::Tmpfs, MountKind::Encrypted]
-                .into_iter()
-                .find(|m| m.name() == k)
-        };
         Some(Manifest {
             origin: self.origin.clone(),
             entrypoint: self.entrypoint.clone(),
@@ -165,7 +160,7 @@ impl Made {
                 .map(|(k, path, uri)| {
                     Some(Mount {
                         path: path.clone(),
-                        kind: kind(k)?,
+                        kind: MountKind::parse(k)?,
                         uri: uri.clone(),
                         key_name: String::new(),
                     })
@@ -199,17 +194,9 @@ pub(crate) fn load(
             .filter(|(k, _)| !read_by_synthesis(k))
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    let runtime = [
-        Runtime::Native,
-        Runtime::Python,
-        Runtime::Node,
-        Runtime::Java,
-    ]
-    .into_iter()
-    .find(|r| r.name() == made.runtime)?;
     Some(Synthesized {
         manifest: made.manifest()?,
-        runtime,
+        runtime: Runtime::parse(&made.runtime)?,
         notes: made.notes,
         replayed: true,
     })

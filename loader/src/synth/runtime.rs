@@ -29,6 +29,18 @@ impl Runtime {
         }
     }
 
+    /// The runtime [`Runtime::name`] names.
+    pub fn parse(name: &str) -> Option<Runtime> {
+        [
+            Runtime::Native,
+            Runtime::Python,
+            Runtime::Node,
+            Runtime::Java,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
+
     /// `sgx.enclave_size` for this runtime. EDMM adds heap pages on use, so
     /// a generous address range costs nothing until it is used.
     pub fn enclave_size(self) -> u64 {

@@ -131,6 +131,15 @@ impl MountKind {
             MountKind::Encrypted => "encrypted",
         }
     }
+    /// The kind [`MountKind::name`] names.
+    pub fn parse(s: &str) -> Option<MountKind> {
+        Some(match s {
+            "chroot" => MountKind::Chroot,
+            "tmpfs" => MountKind::Tmpfs,
+            "encrypted" => MountKind::Encrypted,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -650,6 +659,14 @@ mod tests {
             allowed_files: vec!["/data".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn mount_kinds_parse_from_their_names() {
+        for k in [MountKind::Chroot, MountKind::Tmpfs, MountKind::Encrypted] {
+            assert_eq!(MountKind::parse(k.name()), Some(k));
+        }
+        assert_eq!(MountKind::parse("bind"), None);
     }
 
     #[test]
